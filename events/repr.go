@@ -1,0 +1,165 @@
+package events
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// truncateAt is how many characters or bytes of a payload String shows,
+// as in lomond's reprs.
+const truncateAt = 24
+
+// quote renders s the way Python's repr renders a str: single quotes.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('\'')
+	for _, r := range s {
+		switch {
+		case r == '\'' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == utf8.RuneError:
+			b.WriteString(`\ufffd`)
+		case strconv.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// quoteBytes renders b like Python's repr of bytes: b'...'.
+func quoteBytes(p []byte) string {
+	var b strings.Builder
+	b.WriteString("b'")
+	for _, c := range p {
+		switch {
+		case c == '\'' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c >= 0x20 && c < 0x7f:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+func truncText(s string) string {
+	n := utf8.RuneCountInString(s)
+	if n <= truncateAt {
+		return quote(s)
+	}
+	i, k := 0, 0
+	for k < truncateAt {
+		_, w := utf8.DecodeRuneInString(s[i:])
+		i += w
+		k++
+	}
+	return fmt.Sprintf("%s + %d chars", quote(s[:i]+"…"), n-truncateAt)
+}
+
+func truncBytes(p []byte) string {
+	if len(p) <= truncateAt {
+		return quoteBytes(p)
+	}
+	q := quoteBytes(p[:truncateAt])
+	return fmt.Sprintf("%s…' + %d bytes", q[:len(q)-1], len(p)-truncateAt)
+}
+
+func pyBool(b bool) string {
+	if b {
+		return "True"
+	}
+	return "False"
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "None"
+	}
+	return quote(err.Error())
+}
+
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+}
+
+func (e *Connecting) String() string { return fmt.Sprintf("Connecting(url=%s)", quote(e.URL)) }
+
+func (e *ConnectFail) String() string {
+	return fmt.Sprintf("ConnectFail(reason=%s)", quote(e.Reason))
+}
+
+func (e *Connected) String() string {
+	if e.Proxy == "" {
+		return fmt.Sprintf("Connected(url=%s)", quote(e.URL))
+	}
+	return fmt.Sprintf("Connected(url=%s, proxy=%s)", quote(e.URL), quote(e.Proxy))
+}
+
+func (e *Rejected) String() string {
+	return fmt.Sprintf("Rejected(response=<response HTTP/1.1 %s>, reason=%s)", e.Status, quote(e.Reason))
+}
+
+func (e *Ready) String() string {
+	status := "101 Switching Protocols"
+	if e.Response != nil && e.Response.Status != "" {
+		status = e.Response.Status
+	}
+	proto := "None"
+	if e.Protocol != "" {
+		proto = quote(e.Protocol)
+	}
+	exts := "set()"
+	if len(e.Extensions) > 0 {
+		q := make([]string, len(e.Extensions))
+		for i, x := range e.Extensions {
+			q[i] = quote(x)
+		}
+		exts = "{" + strings.Join(q, ", ") + "}"
+	}
+	return fmt.Sprintf("Ready(response=<response HTTP/1.1 %s>, protocol=%s, extensions=%s)", status, proto, exts)
+}
+
+func (e *Poll) String() string { return "Poll()" }
+
+func (e *Ping) String() string { return fmt.Sprintf("Ping(data=%s)", truncBytes(e.Data)) }
+
+func (e *Pong) String() string { return fmt.Sprintf("Pong(data=%s)", truncBytes(e.Data)) }
+
+func (e *Text) String() string { return fmt.Sprintf("Text(text=%s)", truncText(e.Text)) }
+
+func (e *Binary) String() string { return fmt.Sprintf("Binary(data=%s)", truncBytes(e.Data)) }
+
+func closeRepr(name string, code int, reason string) string {
+	c := "None"
+	if code != 0 && code != 1005 {
+		c = strconv.Itoa(code)
+	}
+	return fmt.Sprintf("%s(code=%s, reason=%s)", name, c, quote(reason))
+}
+
+func (e *Closing) String() string { return closeRepr("Closing", e.Code, e.Reason) }
+
+func (e *Closed) String() string { return closeRepr("Closed", e.Code, e.Reason) }
+
+func (e *Unresponsive) String() string { return "Unresponsive()" }
+
+func (e *ProtocolError) String() string {
+	return fmt.Sprintf("ProtocolError(error=%s, critical=%s)", errText(e.Err), pyBool(e.Critical))
+}
+
+func (e *Disconnected) String() string {
+	return fmt.Sprintf("Disconnected(reason=%s, graceful=%s)", quote(e.Reason), pyBool(e.Graceful))
+}
+
+func (e *BackOff) String() string { return fmt.Sprintf("BackOff(delay=%s)", seconds(e.Delay)) }

@@ -1,0 +1,410 @@
+package lomond
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults, chosen to be lomond's where lomond's are safe.
+const (
+	// DefaultPollInterval is how often Poll is emitted (lomond: 5 s).
+	DefaultPollInterval = 5 * time.Second
+	// DefaultPingRate is how often the client pings the server (lomond: 30 s).
+	DefaultPingRate = 30 * time.Second
+	// DefaultPingTimeout is how long the client waits for a pong before the
+	// session is Unresponsive. lomond has none by default, so a dead peer is
+	// never noticed (lomond issue #28).
+	DefaultPingTimeout = 20 * time.Second
+	// DefaultCloseTimeout bounds the close handshake (lomond: 30 s). The
+	// engine's own 5 s limits do not apply: the dispatcher runs the close
+	// handshake itself.
+	DefaultCloseTimeout = 30 * time.Second
+	// DefaultHandshakeTimeout bounds the opening handshake, from Connected
+	// to the server's response (lomond has none and can hang forever).
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultDialTimeout bounds DNS, TCP, the proxy tunnel and TLS.
+	DefaultDialTimeout = 30 * time.Second
+	// DefaultReadLimit is the largest message accepted (16 MiB). The engine's
+	// own default, 32 KiB, surprises users; lomond has no limit.
+	DefaultReadLimit = 16 << 20
+	// NoReadLimit passed to WithReadLimit removes the limit.
+	NoReadLimit = -1
+)
+
+// Compression selects permessage-deflate (RFC 7692).
+type Compression int
+
+const (
+	// CompressionOff does not offer permessage-deflate (the default).
+	CompressionOff Compression = iota
+	// CompressionNoContextTakeover offers permessage-deflate with a fresh
+	// compressor per message: little memory per connection.
+	CompressionNoContextTakeover
+	// CompressionContextTakeover offers permessage-deflate keeping the
+	// sliding window across messages: better ratios, about 32 KiB more
+	// memory per connection in each direction.
+	CompressionContextTakeover
+)
+
+// DialFunc dials the transport connection to addr ("host:port"). It is the
+// escape hatch for custom networking (a unix socket, a SOCKS dialer, an
+// in-memory pipe): the dispatcher still runs the proxy tunnel (if any), TLS
+// and the websocket handshake over the connection it returns.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Option configures a WebSocket. Options are validated by New.
+type Option func(*config) error
+
+type proxyMode int
+
+const (
+	proxyFromEnv proxyMode = iota
+	proxyFixed
+	proxyNone
+)
+
+type config struct {
+	protocols        []string
+	header           http.Header
+	host             string
+	userAgent        string
+	compression      Compression
+	tls              *tls.Config
+	proxyMode        proxyMode
+	proxyURL         *url.URL
+	dialTimeout      time.Duration
+	handshakeTimeout time.Duration
+	pollInterval     time.Duration
+	pingRate         time.Duration
+	pingTimeout      time.Duration
+	closeTimeout     time.Duration
+	autoPong         bool
+	readLimit        int64
+	dial             DialFunc
+	logger           *slog.Logger
+}
+
+func defaultConfig() config {
+	return config{
+		header:           http.Header{},
+		userAgent:        "lomond-go/" + Version,
+		dialTimeout:      DefaultDialTimeout,
+		handshakeTimeout: DefaultHandshakeTimeout,
+		pollInterval:     DefaultPollInterval,
+		pingRate:         DefaultPingRate,
+		pingTimeout:      DefaultPingTimeout,
+		closeTimeout:     DefaultCloseTimeout,
+		autoPong:         true,
+		readLimit:        DefaultReadLimit,
+		logger:           slog.New(discardHandler{}),
+	}
+}
+
+func optErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+}
+
+// isToken reports whether s is an RFC 7230 token (header names,
+// subprotocol names).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validHeaderValue(s string) bool {
+	return !strings.ContainsAny(s, "\r\n\x00")
+}
+
+// WithProtocols offers these subprotocols (Sec-WebSocket-Protocol), in order
+// of preference. A server choosing one not offered is Rejected.
+func WithProtocols(protocols ...string) Option {
+	return func(c *config) error {
+		seen := map[string]bool{}
+		for _, p := range protocols {
+			if !isToken(p) {
+				return optErr("subprotocol %q is not a valid token", p)
+			}
+			if seen[strings.ToLower(p)] {
+				return optErr("subprotocol %q offered twice", p)
+			}
+			seen[strings.ToLower(p)] = true
+		}
+		c.protocols = append([]string(nil), protocols...)
+		return nil
+	}
+}
+
+// reservedHeaders are set by the handshake itself; use the dedicated options.
+var reservedHeaders = map[string]string{
+	"Upgrade":                  "",
+	"Connection":               "",
+	"Sec-Websocket-Key":        "",
+	"Sec-Websocket-Version":    "",
+	"Sec-Websocket-Accept":     "",
+	"Sec-Websocket-Protocol":   " (use WithProtocols)",
+	"Sec-Websocket-Extensions": " (use WithCompression)",
+	"Content-Length":           "",
+	"Transfer-Encoding":        "",
+	"User-Agent":               " (use WithUserAgent)",
+}
+
+// WithHeader adds a header to the upgrade request. It may be given several
+// times; values accumulate. "Host" overrides the Host header. Headers the
+// handshake sets itself are refused.
+func WithHeader(name, value string) Option {
+	return func(c *config) error {
+		if !isToken(name) {
+			return optErr("header name %q is not a valid token", name)
+		}
+		if !validHeaderValue(value) {
+			return optErr("header %s: value contains CR, LF or NUL", name)
+		}
+		canon := http.CanonicalHeaderKey(name)
+		if hint, ok := reservedHeaders[canon]; ok {
+			return optErr("header %s is set by the handshake%s", canon, hint)
+		}
+		if canon == "Host" {
+			c.host = value
+			return nil
+		}
+		c.header.Add(canon, value)
+		return nil
+	}
+}
+
+// WithUserAgent sets the User-Agent header (default "lomond-go/VERSION").
+func WithUserAgent(agent string) Option {
+	return func(c *config) error {
+		if !validHeaderValue(agent) {
+			return optErr("user agent contains CR, LF or NUL")
+		}
+		c.userAgent = agent
+		return nil
+	}
+}
+
+// WithOrigin sets the Origin header, such as "https://example.com".
+func WithOrigin(origin string) Option {
+	return func(c *config) error {
+		u, err := url.Parse(origin)
+		if err != nil || u.Scheme == "" || u.Host == "" || !validHeaderValue(origin) {
+			return optErr("origin %q is not scheme://host[:port]", origin)
+		}
+		c.header.Set("Origin", origin)
+		return nil
+	}
+}
+
+// WithCompression offers permessage-deflate (off by default).
+func WithCompression(mode Compression) Option {
+	return func(c *config) error {
+		if mode < CompressionOff || mode > CompressionContextTakeover {
+			return optErr("unknown compression mode %d", mode)
+		}
+		c.compression = mode
+		return nil
+	}
+}
+
+func (c *config) tlsConfig() *tls.Config {
+	if c.tls == nil {
+		c.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return c.tls
+}
+
+// WithTLSConfig uses a copy of cfg for wss:// connections. ServerName is
+// filled from the URL when empty. Later TLS options modify the copy.
+func WithTLSConfig(cfg *tls.Config) Option {
+	return func(c *config) error {
+		if cfg == nil {
+			return optErr("nil TLS config")
+		}
+		c.tls = cfg.Clone()
+		return nil
+	}
+}
+
+// WithRootCAs trusts exactly the certificates in pool for wss:// servers,
+// instead of the system's.
+func WithRootCAs(pool *x509.CertPool) Option {
+	return func(c *config) error {
+		if pool == nil {
+			return optErr("nil certificate pool")
+		}
+		c.tlsConfig().RootCAs = pool
+		return nil
+	}
+}
+
+// WithCAFile trusts exactly the PEM certificates in the file at path (a CA
+// bundle) for wss:// servers, instead of the system's. The file is read by
+// New.
+func WithCAFile(path string) Option {
+	return func(c *config) error {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return optErr("CA file: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return optErr("CA file %s holds no PEM certificate", path)
+		}
+		c.tlsConfig().RootCAs = pool
+		return nil
+	}
+}
+
+// WithInsecureSkipVerify turns off certificate verification for wss://.
+// Anyone on the path can then read and change the traffic: use it only for
+// tests, and prefer WithCAFile.
+func WithInsecureSkipVerify() Option {
+	return func(c *config) error {
+		c.tlsConfig().InsecureSkipVerify = true
+		return nil
+	}
+}
+
+// WithProxy sends every connection through the HTTP CONNECT proxy at
+// proxyURL ("http://[user:pass@]host:port", or "https://" for TLS to the
+// proxy), for ws:// as well as wss://. Credentials in the URL are sent as
+// Basic Proxy-Authorization and never appear in events or logs.
+func WithProxy(proxyURL string) Option {
+	return func(c *config) error {
+		u, err := parseProxyURL(proxyURL)
+		if err != nil {
+			return optErr("%v", err)
+		}
+		c.proxyMode, c.proxyURL = proxyFixed, u
+		return nil
+	}
+}
+
+// WithoutProxy connects directly, ignoring the environment.
+func WithoutProxy() Option {
+	return func(c *config) error {
+		c.proxyMode, c.proxyURL = proxyNone, nil
+		return nil
+	}
+}
+
+func positive(name string, d time.Duration, dst *time.Duration) error {
+	if d <= 0 {
+		return optErr("%s must be positive, got %v", name, d)
+	}
+	*dst = d
+	return nil
+}
+
+// WithDialTimeout bounds DNS, TCP, the proxy tunnel and TLS (default 30 s).
+func WithDialTimeout(d time.Duration) Option {
+	return func(c *config) error { return positive("dial timeout", d, &c.dialTimeout) }
+}
+
+// WithHandshakeTimeout bounds the opening handshake, from Connected until the
+// server's response (default 10 s).
+func WithHandshakeTimeout(d time.Duration) Option {
+	return func(c *config) error { return positive("handshake timeout", d, &c.handshakeTimeout) }
+}
+
+// WithCloseTimeout bounds the close handshake: how long the client waits for
+// the server's close reply before dropping the connection (default 30 s).
+func WithCloseTimeout(d time.Duration) Option {
+	return func(c *config) error { return positive("close timeout", d, &c.closeTimeout) }
+}
+
+func nonNegative(name string, d time.Duration, dst *time.Duration) error {
+	if d < 0 {
+		return optErr("%s must not be negative, got %v", name, d)
+	}
+	*dst = d
+	return nil
+}
+
+// WithPollInterval sets how often Poll is emitted after Ready (default 5 s);
+// 0 turns Poll off.
+func WithPollInterval(d time.Duration) Option {
+	return func(c *config) error { return nonNegative("poll interval", d, &c.pollInterval) }
+}
+
+// WithPingRate sets how often the client pings the server (default 30 s);
+// 0 turns automatic pings off.
+func WithPingRate(d time.Duration) Option {
+	return func(c *config) error { return nonNegative("ping rate", d, &c.pingRate) }
+}
+
+// WithPingTimeout sets how long the client waits for a pong after a ping
+// before the session is Unresponsive (default 20 s); 0 turns the check off.
+func WithPingTimeout(d time.Duration) Option {
+	return func(c *config) error { return nonNegative("ping timeout", d, &c.pingTimeout) }
+}
+
+// WithAutoPong sets whether the client answers server pings (default true).
+func WithAutoPong(on bool) Option {
+	return func(c *config) error {
+		c.autoPong = on
+		return nil
+	}
+}
+
+// WithReadLimit sets the largest message accepted, in bytes (default 16 MiB).
+// A larger message fails the connection with close code 1009. NoReadLimit
+// removes the limit.
+func WithReadLimit(n int64) Option {
+	return func(c *config) error {
+		if n <= 0 && n != NoReadLimit {
+			return optErr("read limit must be positive or NoReadLimit, got %d", n)
+		}
+		c.readLimit = n
+		return nil
+	}
+}
+
+// WithDialer replaces the TCP dialer (see DialFunc).
+func WithDialer(dial DialFunc) Option {
+	return func(c *config) error {
+		if dial == nil {
+			return optErr("nil dialer")
+		}
+		c.dial = dial
+		return nil
+	}
+}
+
+// WithLogger sets the structured logger (default: discard). The dispatcher
+// logs session milestones at Debug and failures at Info; it never logs
+// payloads or credentials.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return optErr("nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// discardHandler drops every record (slog.DiscardHandler needs Go 1.24).
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discardHandler) WithGroup(string) slog.Handler           { return d }
