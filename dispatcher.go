@@ -10,6 +10,7 @@ import (
 	"iter"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -38,6 +39,9 @@ func (ws *WebSocket) Run(ctx context.Context, h EventHandler) error {
 	if err != nil {
 		return err
 	}
+	if ws.persist.Load() != nil {
+		return ErrAlreadyRunning
+	}
 	return ws.runSession(ctx, t, true)
 }
 
@@ -56,16 +60,19 @@ func (ws *WebSocket) Events(ctx context.Context) iter.Seq[events.Event] {
 // yieldSession runs a session whose handler is a range loop's yield.
 func (ws *WebSocket) yieldSession(ctx context.Context, yield func(events.Event) bool, prepare func(*session)) error {
 	t := &table{}
-	err := ws.runSessionWith(ctx, t, false, func(s *session) {
-		t.observer = func(_ *WebSocket, ev events.Event) {
-			if !yield(ev) {
-				s.stopRequested(ErrStopped)
+	err := ErrAlreadyRunning
+	if ws.persist.Load() == nil {
+		err = ws.runSessionWith(ctx, t, false, func(s *session) {
+			t.observer = func(_ *WebSocket, ev events.Event) {
+				if !yield(ev) {
+					s.stopRequested(ErrStopped)
+				}
 			}
-		}
-		if prepare != nil {
-			prepare(s)
-		}
-	})
+			if prepare != nil {
+				prepare(s)
+			}
+		})
+	}
 	if errors.Is(err, ErrAlreadyRunning) {
 		yield(&events.ConnectFail{Meta: events.Stamp(), URL: ws.raw, Reason: "already running", Err: err})
 	}
@@ -84,7 +91,7 @@ func (ws *WebSocket) runSessionWith(ctx context.Context, t *table, recoverPanics
 		return ErrAlreadyRunning
 	}
 	defer ws.busy.Store(false)
-	s := &session{ws: ws, cfg: &ws.cfg, t: t, recoverPanics: recoverPanics}
+	s := &session{ws: ws, cfg: &ws.cfg, t: t, recoverPanics: recoverPanics, target: ws.defaultTarget()}
 	if prepare != nil {
 		prepare(s)
 	}
@@ -94,6 +101,20 @@ func (ws *WebSocket) runSessionWith(ctx context.Context, t *table, recoverPanics
 	return s.run(ctx)
 }
 
+// target is where a session connects: the WebSocket's own URL, headers and
+// subprotocols, or what Persist's per-attempt hook made of them.
+type target struct {
+	url       *url.URL
+	raw       string
+	header    http.Header
+	host      string
+	protocols []string
+}
+
+func (ws *WebSocket) defaultTarget() target {
+	return target{url: ws.url, raw: ws.raw, header: ws.cfg.header, host: ws.cfg.host, protocols: ws.cfg.protocols}
+}
+
 // session is one run of a WebSocket: from Connecting to Disconnected. Its
 // dispatcher goroutine is the caller of Run; all handler calls happen there.
 type session struct {
@@ -101,6 +122,9 @@ type session struct {
 	cfg           *config
 	t             *table
 	recoverPanics bool
+	target        target
+	onReady       func() // after Ready was delivered (Persist flushes its queue)
+	readyAt       time.Time
 
 	state atomic.Int32
 	wire  *wire
@@ -135,17 +159,17 @@ const lateWake = 100 * time.Millisecond
 
 func (s *session) run(ctx context.Context) error {
 	cfg := s.cfg
-	s.emit(&events.Connecting{Meta: events.Stamp(), URL: s.ws.raw})
+	s.emit(&events.Connecting{Meta: events.Stamp(), URL: s.target.raw})
 	if s.stopErr != nil {
 		return s.stopErr
 	}
-	dr, err := cfg.dialTransport(ctx, s.ws.url)
+	dr, err := cfg.dialTransport(ctx, s.target.url)
 	if err != nil {
 		s.state.Store(int32(StateIdle))
 		reason := connectFailReason(err)
-		cfg.logger.Info("lomond: connect failed", "url", s.ws.raw, "err", err)
-		s.emit(&events.ConnectFail{Meta: events.Stamp(), URL: s.ws.raw, Reason: reason, Err: err})
-		return &ConnectError{URL: s.ws.raw, Reason: reason, Err: err}
+		cfg.logger.Info("lomond: connect failed", "url", s.target.raw, "err", err)
+		s.emit(&events.ConnectFail{Meta: events.Stamp(), URL: s.target.raw, Reason: reason, Err: err})
+		return &ConnectError{URL: s.target.raw, Reason: reason, Err: err}
 	}
 	s.wire = newWire(dr.conn)
 	defer s.wire.Close()
@@ -164,7 +188,7 @@ func (s *session) run(ctx context.Context) error {
 		}
 	}()
 
-	s.emit(&events.Connected{Meta: events.Stamp(), URL: s.ws.raw, Proxy: redact(dr.proxy)})
+	s.emit(&events.Connected{Meta: events.Stamp(), URL: s.target.raw, Proxy: redact(dr.proxy)})
 	if s.stopErr != nil {
 		return s.stopErr
 	}
@@ -209,8 +233,14 @@ func (s *session) run(ctx context.Context) error {
 	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" && strings.Contains(ext, "permessage-deflate") {
 		ready.Extensions = []string{"permessage-deflate"}
 	}
-	cfg.logger.Debug("lomond: ready", "url", s.ws.raw, "protocol", ready.Protocol)
+	cfg.logger.Debug("lomond: ready", "url", s.target.raw, "protocol", ready.Protocol)
+	s.readyAt = now
+	s.ws.signalReady(true)
+	defer s.ws.signalReady(false)
 	s.emit(ready)
+	if s.onReady != nil && !s.silent {
+		s.onReady()
+	}
 	if cfg.pollInterval > 0 {
 		s.emit(&events.Poll{Meta: events.Stamp()})
 	}
@@ -244,13 +274,13 @@ func (s *session) handshake(ctx context.Context) (*websocket.Conn, *http.Respons
 		// A redirect is reported as Rejected with its Location header.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	header := cfg.header.Clone()
+	header := s.target.header.Clone()
 	header.Set("User-Agent", cfg.userAgent)
 	opts := &websocket.DialOptions{
 		HTTPClient:     client,
 		HTTPHeader:     header,
-		Host:           cfg.host,
-		Subprotocols:   cfg.protocols,
+		Host:           s.target.host,
+		Subprotocols:   s.target.protocols,
 		OnPingReceived: s.onPing,
 		OnPongReceived: s.onPong,
 	}
@@ -260,7 +290,7 @@ func (s *session) handshake(ctx context.Context) (*websocket.Conn, *http.Respons
 	case CompressionNoContextTakeover:
 		opts.CompressionMode = websocket.CompressionNoContextTakeover
 	}
-	conn, resp, err := websocket.Dial(hctx, s.ws.raw, opts)
+	conn, resp, err := websocket.Dial(hctx, s.target.raw, opts)
 	if err == nil {
 		_ = s.wire.SetDeadline(noDeadline)
 		return conn, resp, nil
@@ -532,13 +562,14 @@ func (s *session) closeReceived(code int, reason string) error {
 }
 
 func (s *session) disconnected(reason string, graceful bool, err error) {
+	s.ws.signalReady(false)
 	if State(s.state.Load()) != StateClosed {
 		s.state.Store(int32(StateIdle))
 	}
 	if graceful {
-		s.cfg.logger.Debug("lomond: disconnected", "url", s.ws.raw, "reason", reason)
+		s.cfg.logger.Debug("lomond: disconnected", "url", s.target.raw, "reason", reason)
 	} else {
-		s.cfg.logger.Info("lomond: disconnected", "url", s.ws.raw, "reason", reason, "err", err)
+		s.cfg.logger.Info("lomond: disconnected", "url", s.target.raw, "reason", reason, "err", err)
 	}
 	s.emit(&events.Disconnected{Meta: events.Stamp(), Reason: reason, Graceful: graceful, Err: err})
 }

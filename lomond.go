@@ -39,9 +39,11 @@
 package lomond
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
@@ -99,6 +101,14 @@ type WebSocket struct {
 	cfg  config
 	busy atomic.Bool
 	sess atomic.Pointer[session]
+
+	readyMu sync.Mutex
+	readyCh chan struct{} // closed while a session is ready
+	queue   atomic.Pointer[sendQueue]
+	persist atomic.Pointer[persistLoop]
+
+	unsentMu sync.Mutex
+	unsent   []Message
 }
 
 // New validates url (ws:// or wss://) and options and returns a WebSocket. It
@@ -118,7 +128,38 @@ func New(rawURL string, options ...Option) (*WebSocket, error) {
 			return nil, err
 		}
 	}
-	return &WebSocket{url: u, raw: u.String(), cfg: cfg}, nil
+	return &WebSocket{url: u, raw: u.String(), cfg: cfg, readyCh: make(chan struct{})}, nil
+}
+
+// signalReady opens or shuts the gate WaitReady waits at.
+func (ws *WebSocket) signalReady(ready bool) {
+	ws.readyMu.Lock()
+	defer ws.readyMu.Unlock()
+	select {
+	case <-ws.readyCh:
+		if !ready {
+			ws.readyCh = make(chan struct{})
+		}
+	default:
+		if ready {
+			close(ws.readyCh)
+		}
+	}
+}
+
+// WaitReady blocks until a session of ws is ready (messages can be sent), or
+// ctx ends (returning ctx.Err()). It returns at once if a session is ready
+// now. It suits Persist: wait for the (re)connection before sending.
+func (ws *WebSocket) WaitReady(ctx context.Context) error {
+	ws.readyMu.Lock()
+	ch := ws.readyCh
+	ws.readyMu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func parseWSURL(raw string) (*url.URL, error) {
@@ -218,6 +259,13 @@ func (ws *WebSocket) sendControl(op byte, data []byte) error {
 }
 
 func (ws *WebSocket) send(typ websocket.MessageType, p []byte) error {
+	if q := ws.queue.Load(); q != nil {
+		return q.send(ws, typ, p)
+	}
+	return ws.sendNow(typ, p)
+}
+
+func (ws *WebSocket) sendNow(typ websocket.MessageType, p []byte) error {
 	s := ws.sess.Load()
 	if s == nil {
 		return ErrNotConnected

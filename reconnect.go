@@ -1,0 +1,499 @@
+package lomond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math/rand/v2"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/lomond-go/lomond/events"
+)
+
+// Persist defaults.
+const (
+	// DefaultStableAfter is how long a connection must stay ready before the
+	// backoff resets. A server that accepts and drops at once therefore sees
+	// growing delays, not a reconnect storm.
+	DefaultStableAfter = 10 * time.Second
+	// DefaultMaxRetryAfter bounds a server's Retry-After.
+	DefaultMaxRetryAfter = 5 * time.Minute
+)
+
+// Errors that end Persist.
+var (
+	// ErrRetryPolicy is wrapped by Persist's error when the retry policy
+	// declined to reconnect; the error also wraps the cause.
+	ErrRetryPolicy = errors.New("lomond: retry policy stopped reconnecting")
+	// ErrMaxAttempts is wrapped by Persist's error when the attempt limit was
+	// reached; the error also wraps the last cause.
+	ErrMaxAttempts = errors.New("lomond: reconnect attempt limit reached")
+	// ErrBackOffStop is wrapped by Persist's error when the backoff returned
+	// backoff.Stop; the error also wraps the last cause.
+	ErrBackOffStop = errors.New("lomond: backoff gave up")
+)
+
+// RetryPolicy decides whether Persist reconnects after a session ended with
+// cause (the error Run would have returned: a *ConnectError, *RejectedError,
+// *CloseError, *ProtocolError, ErrUnresponsive, a transport error, or nil
+// when the client closed the session).
+type RetryPolicy func(cause error) bool
+
+// RetryAlways reconnects after anything: lomond's promise, and the default.
+func RetryAlways(error) bool { return true }
+
+// RetryStrict reconnects after anything except a rejection with a 4xx
+// status other than 408 (timeout) and 429 (too many requests), and a close
+// with code 1008 (policy violation): the server said that trying again
+// will not help.
+func RetryStrict(cause error) bool {
+	var rej *RejectedError
+	if errors.As(cause, &rej) {
+		s := rej.StatusCode
+		if s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests {
+			return false
+		}
+	}
+	return CloseStatus(cause) != StatusPolicyViolation
+}
+
+// Attempt is what a per-attempt hook (WithBeforeDial) may change before a
+// dial: the URL, the extra headers and the subprotocols offered.
+type Attempt struct {
+	// Number counts attempts since the last stable connection, from 1.
+	Number int
+	// URL is the websocket URL to dial.
+	URL string
+	// Header holds the extra request headers (a copy: change it freely).
+	Header http.Header
+	// Protocols are the subprotocols to offer.
+	Protocols []string
+}
+
+// PersistOption configures Persist and PersistEvents.
+type PersistOption func(*persistConfig) error
+
+type persistConfig struct {
+	newBackOff    func() backoff.BackOff
+	stableAfter   time.Duration
+	maxRetryAfter time.Duration
+	policy        RetryPolicy
+	maxAttempts   int
+	beforeDial    func(ctx context.Context, a *Attempt) error
+	queueSize     int
+	overflow      Overflow
+}
+
+// DefaultBackOff returns the default reconnect backoff: exponential from 1 s,
+// doubling, capped at 30 s (lomond's max_wait), each delay randomized by
+// ±50% so that clients dropped together do not return together, and never
+// giving up (backoff/v4's 15-minute MaxElapsedTime is turned off).
+func DefaultBackOff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = time.Second
+	b.Multiplier = 2
+	b.RandomizationFactor = 0.5
+	b.MaxInterval = 30 * time.Second
+	b.MaxElapsedTime = 0
+	b.Reset()
+	return b
+}
+
+// LomondBackOff is lomond's persist() wait: MinWait + random ×
+// min(MaxWait − MinWait, 2^retries) seconds, where retries counts attempts
+// since the last Reset.
+type LomondBackOff struct {
+	MinWait, MaxWait time.Duration
+	// Rand returns a number in [0, 1); nil means math/rand/v2.
+	Rand    func() float64
+	retries int
+}
+
+// NextBackOff returns the next wait.
+func (b *LomondBackOff) NextBackOff() time.Duration {
+	b.retries++
+	r := rand.Float64
+	if b.Rand != nil {
+		r = b.Rand
+	}
+	span := b.MaxWait - b.MinWait
+	if b.retries < 62 {
+		if exp := time.Duration(1<<b.retries) * time.Second; exp < span {
+			span = exp
+		}
+	}
+	return b.MinWait + time.Duration(r()*float64(span))
+}
+
+// Reset starts the count again.
+func (b *LomondBackOff) Reset() { b.retries = 0 }
+
+// WithBackOff uses the backoff returned by newBackOff (called once per
+// Persist) instead of DefaultBackOff. Any backoff.BackOff works; if it
+// returns backoff.Stop, Persist ends with ErrBackOffStop.
+func WithBackOff(newBackOff func() backoff.BackOff) PersistOption {
+	return func(c *persistConfig) error {
+		if newBackOff == nil {
+			return optErr("nil backoff constructor")
+		}
+		c.newBackOff = newBackOff
+		return nil
+	}
+}
+
+// WithLomondBackOff uses lomond's persist() wait (see LomondBackOff); lomond's
+// defaults are 5 s and 30 s.
+func WithLomondBackOff(minWait, maxWait time.Duration) PersistOption {
+	return func(c *persistConfig) error {
+		if minWait < 0 || maxWait < minWait {
+			return optErr("lomond backoff needs 0 <= minWait <= maxWait, got %v, %v", minWait, maxWait)
+		}
+		c.newBackOff = func() backoff.BackOff { return &LomondBackOff{MinWait: minWait, MaxWait: maxWait} }
+		return nil
+	}
+}
+
+// WithStableAfter sets how long a connection must stay ready before the
+// backoff resets (default 10 s).
+func WithStableAfter(d time.Duration) PersistOption {
+	return func(c *persistConfig) error {
+		if d < 0 {
+			return optErr("stable period must not be negative, got %v", d)
+		}
+		c.stableAfter = d
+		return nil
+	}
+}
+
+// WithMaxRetryAfter bounds the wait a server may ask for with Retry-After on
+// a rejected upgrade (default 5 min); 0 ignores Retry-After.
+func WithMaxRetryAfter(d time.Duration) PersistOption {
+	return func(c *persistConfig) error {
+		if d < 0 {
+			return optErr("max Retry-After must not be negative, got %v", d)
+		}
+		c.maxRetryAfter = d
+		return nil
+	}
+}
+
+// WithRetryPolicy sets the retry policy (default RetryAlways).
+func WithRetryPolicy(p RetryPolicy) PersistOption {
+	return func(c *persistConfig) error {
+		if p == nil {
+			return optErr("nil retry policy")
+		}
+		c.policy = p
+		return nil
+	}
+}
+
+// WithMaxAttempts ends Persist with ErrMaxAttempts after n consecutive
+// attempts without a stable connection (default 0: no limit).
+func WithMaxAttempts(n int) PersistOption {
+	return func(c *persistConfig) error {
+		if n < 0 {
+			return optErr("attempt limit must not be negative, got %d", n)
+		}
+		c.maxAttempts = n
+		return nil
+	}
+}
+
+// WithBeforeDial runs hook before every attempt, on the Persist goroutine.
+// It may change the attempt's URL, headers and subprotocols (a fresh token,
+// another server); its changes are validated like New's. A non-nil error
+// ends Persist with that error.
+func WithBeforeDial(hook func(ctx context.Context, a *Attempt) error) PersistOption {
+	return func(c *persistConfig) error {
+		if hook == nil {
+			return optErr("nil before-dial hook")
+		}
+		c.beforeDial = hook
+		return nil
+	}
+}
+
+// Persist runs sessions one after another until ctx ends: after every
+// session (ConnectFail, Rejected, any Disconnected) it emits BackOff, waits,
+// and connects again. Each session's events follow the same contract as
+// Run's; OnReady runs once per connection, the place to subscribe again.
+//
+// Persist returns nil when ctx was cancelled (the live connection, if any,
+// is closed gracefully first). Otherwise it returns why it stopped: an error
+// wrapping ErrRetryPolicy, ErrMaxAttempts or ErrBackOffStop together with
+// the last session's cause, a *PanicError, the before-dial hook's error,
+// ErrAlreadyRunning, or an option error.
+func (ws *WebSocket) Persist(ctx context.Context, h EventHandler, options ...PersistOption) error {
+	t, err := discover(h)
+	if err != nil {
+		return err
+	}
+	return ws.persistLoop(ctx, t, true, nil, options)
+}
+
+// PersistEvents is Persist for a range loop, like iterating over lomond's
+// persist(websocket). Breaking out of the loop closes the live connection
+// gracefully and stops reconnecting. If the loop cannot start (an invalid
+// option, or the WebSocket is already running), the only event is a
+// ConnectFail whose Err says why.
+func (ws *WebSocket) PersistEvents(ctx context.Context, options ...PersistOption) iter.Seq[events.Event] {
+	return func(yield func(events.Event) bool) {
+		t := &table{}
+		var stopped bool
+		stop := func(s *session) {
+			stopped = true
+			if s != nil {
+				s.stopRequested(ErrStopped)
+			}
+		}
+		err := ws.persistLoop(ctx, t, false, func(pl *persistLoop) {
+			t.observer = func(_ *WebSocket, ev events.Event) {
+				if stopped {
+					return
+				}
+				if !yield(ev) {
+					stop(pl.current)
+				}
+			}
+			pl.stopped = func() bool { return stopped }
+		}, options)
+		if err != nil && !stopped && (errors.Is(err, ErrAlreadyRunning) || errors.Is(err, ErrInvalidOption)) {
+			yield(&events.ConnectFail{Meta: events.Stamp(), URL: ws.raw, Reason: err.Error(), Err: err})
+		}
+	}
+}
+
+// persistLoop is the state of one Persist call.
+type persistLoop struct {
+	ws       *WebSocket
+	cfg      persistConfig
+	t        *table
+	recover  bool
+	b        backoff.BackOff
+	attempt  int
+	current  *session
+	stopped  func() bool
+	panicErr error
+
+	mu        sync.Mutex
+	reconnect chan struct{} // Reconnect() signals the loop
+	cancel    context.CancelFunc
+	asked     bool // Reconnect was asked for the current cycle
+}
+
+func (ws *WebSocket) persistLoop(ctx context.Context, t *table, recoverPanics bool, prepare func(*persistLoop), options []PersistOption) error {
+	pc := persistConfig{
+		newBackOff:    DefaultBackOff,
+		stableAfter:   DefaultStableAfter,
+		maxRetryAfter: DefaultMaxRetryAfter,
+		policy:        RetryAlways,
+	}
+	for _, o := range options {
+		if o == nil {
+			return optErr("nil persist option")
+		}
+		if err := o(&pc); err != nil {
+			return err
+		}
+	}
+	pl := &persistLoop{ws: ws, cfg: pc, t: t, recover: recoverPanics, reconnect: make(chan struct{}, 1),
+		stopped: func() bool { return false }}
+	if prepare != nil {
+		prepare(pl)
+	}
+	if !ws.persist.CompareAndSwap(nil, pl) {
+		return ErrAlreadyRunning
+	}
+	defer ws.persist.Store(nil)
+	if pc.queueSize > 0 {
+		q := newSendQueue(pc.queueSize, pc.overflow)
+		ws.queue.Store(q)
+		defer func() {
+			ws.queue.Store(nil)
+			q.shutdown(ws)
+		}()
+	}
+	pl.b = pc.newBackOff()
+	pl.b.Reset()
+	return pl.run(ctx)
+}
+
+func (pl *persistLoop) run(ctx context.Context) error {
+	ws := pl.ws
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		pl.attempt++
+		tgt, err := pl.nextTarget(ctx)
+		if err != nil {
+			return err
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		pl.mu.Lock()
+		pl.cancel, pl.asked = cancel, false
+		pl.mu.Unlock()
+		var sess *session
+		cause := ws.runSessionWith(sctx, pl.t, pl.recover, func(s *session) {
+			s.target = tgt
+			sess = s
+			pl.current = s
+			if q := ws.queue.Load(); q != nil {
+				s.onReady = func() { q.flush(ws, s) }
+				q.sessionStarted()
+			}
+		})
+		cancel()
+		pl.current = nil
+		pl.mu.Lock()
+		asked := pl.asked
+		pl.cancel = nil
+		pl.mu.Unlock()
+		if q := ws.queue.Load(); q != nil {
+			q.sessionEnded()
+		}
+		if errors.Is(cause, ErrAlreadyRunning) {
+			return cause
+		}
+		var pe *PanicError
+		if errors.As(cause, &pe) {
+			return pe
+		}
+		if pl.stopped() || (sess != nil && errors.Is(sess.stopErr, ErrStopped)) {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if sess != nil && !sess.readyAt.IsZero() && time.Since(sess.readyAt) >= pl.cfg.stableAfter {
+			pl.b.Reset()
+			pl.attempt = 0
+		}
+		if asked {
+			pl.b.Reset()
+			pl.attempt = 0
+			continue
+		}
+		if !pl.cfg.policy(cause) {
+			return fmt.Errorf("%w: %w", ErrRetryPolicy, cause)
+		}
+		if pl.cfg.maxAttempts > 0 && pl.attempt >= pl.cfg.maxAttempts {
+			return fmt.Errorf("%w (%d): %w", ErrMaxAttempts, pl.attempt, cause)
+		}
+		delay := pl.delay(cause)
+		if delay == backoff.Stop {
+			return fmt.Errorf("%w: %w", ErrBackOffStop, cause)
+		}
+		pl.emit(&events.BackOff{Meta: events.Stamp(), Delay: delay, Attempt: max(pl.attempt, 1), Cause: cause})
+		if pl.panicErr != nil {
+			return pl.panicErr
+		}
+		if pl.stopped() {
+			return nil
+		}
+		if !pl.wait(ctx, delay) {
+			return nil
+		}
+	}
+}
+
+// delay picks the wait after cause: the server's Retry-After when it sent
+// one (bounded), the backoff's next delay otherwise.
+func (pl *persistLoop) delay(cause error) time.Duration {
+	var rej *RejectedError
+	if errors.As(cause, &rej) && rej.HasRetryAfter && pl.cfg.maxRetryAfter > 0 {
+		return min(rej.RetryAfter, pl.cfg.maxRetryAfter)
+	}
+	return pl.b.NextBackOff()
+}
+
+// wait sleeps for delay; it reports false when ctx ended first. Reconnect
+// cuts the wait short and resets the backoff.
+func (pl *persistLoop) wait(ctx context.Context, delay time.Duration) bool {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-pl.reconnect:
+		pl.b.Reset()
+		pl.attempt = 0
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (pl *persistLoop) emit(ev events.Event) {
+	if pl.recover {
+		defer func() {
+			if v := recover(); v != nil {
+				pl.panicErr = &PanicError{Value: v, Stack: debug.Stack()}
+			}
+		}()
+	}
+	pl.t.deliver(pl.ws, ev)
+}
+
+// nextTarget builds the next attempt's target, through the before-dial hook.
+func (pl *persistLoop) nextTarget(ctx context.Context) (target, error) {
+	ws := pl.ws
+	tgt := ws.defaultTarget()
+	if pl.cfg.beforeDial == nil {
+		return tgt, nil
+	}
+	a := &Attempt{Number: max(pl.attempt, 1), URL: ws.raw, Header: ws.cfg.header.Clone(), Protocols: append([]string(nil), ws.cfg.protocols...)}
+	if a.Header == nil {
+		a.Header = http.Header{}
+	}
+	if err := pl.cfg.beforeDial(ctx, a); err != nil {
+		return target{}, fmt.Errorf("lomond: before-dial hook: %w", err)
+	}
+	u, err := parseWSURL(a.URL)
+	if err != nil {
+		return target{}, fmt.Errorf("lomond: before-dial hook: %w", err)
+	}
+	var c config
+	c.header = http.Header{}
+	c.host = ws.cfg.host
+	for name, values := range a.Header {
+		for _, v := range values {
+			if err := WithHeader(name, v)(&c); err != nil {
+				return target{}, fmt.Errorf("lomond: before-dial hook: %w", err)
+			}
+		}
+	}
+	if err := WithProtocols(a.Protocols...)(&c); err != nil {
+		return target{}, fmt.Errorf("lomond: before-dial hook: %w", err)
+	}
+	return target{url: u, raw: u.String(), header: c.header, host: c.host, protocols: c.protocols}, nil
+}
+
+// Reconnect drops the current connection of a running Persist (with a
+// graceful close, code 1001) and connects again at once, resetting the
+// backoff; during a backoff wait it ends the wait. It returns
+// ErrNotConnected when no Persist is running.
+func (ws *WebSocket) Reconnect() error {
+	pl := ws.persist.Load()
+	if pl == nil {
+		return ErrNotConnected
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.cancel != nil {
+		pl.asked = true
+		pl.cancel()
+		return nil
+	}
+	select {
+	case pl.reconnect <- struct{}{}:
+	default:
+	}
+	return nil
+}
