@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -143,6 +144,7 @@ type session struct {
 	nextPing      time.Time
 	pongDeadline  time.Time
 	closeDeadline time.Time
+	closeGrace    bool // a late close deadline was extended once
 	pingSent      time.Time
 	pingPayload   [8]byte
 	start         time.Time
@@ -357,6 +359,9 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		if secs < 0 {
 			return 0, false
 		}
+		if secs > int64(math.MaxInt64/time.Second) {
+			return time.Duration(math.MaxInt64), true // Persist bounds it
+		}
 		return time.Duration(secs) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
@@ -413,7 +418,7 @@ func (s *session) readMessage(r io.Reader, text bool) (int, error) {
 			if err == nil {
 				end = completeRunes(buf[checked:n]) + checked
 			}
-			if !utf8.Valid(buf[checked:end]) {
+			if !utf8.Valid(buf[checked:end]) || !validUTF8Prefix(buf[end:n]) {
 				s.fail(StatusInvalidPayload, errors.New("invalid UTF-8 in text message"))
 			}
 			checked = end
@@ -450,6 +455,37 @@ func completeRunes(b []byte) int {
 		}
 	}
 	return len(b)
+}
+
+// validUTF8Prefix reports whether b, an incomplete trailing sequence, can
+// still become a valid UTF-8 character (RFC 3629 section 4), so that an
+// invalid message fails as soon as its first bad byte arrives.
+func validUTF8Prefix(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	lo, hi := byte(0x80), byte(0xBF)
+	switch c := b[0]; {
+	case c >= 0xC2 && c <= 0xDF:
+	case c == 0xE0:
+		lo = 0xA0
+	case c == 0xED:
+		hi = 0x9F
+	case c >= 0xE1 && c <= 0xEF:
+	case c == 0xF0:
+		lo = 0x90
+	case c == 0xF4:
+		hi = 0x8F
+	case c >= 0xF1 && c <= 0xF3:
+	default:
+		return false
+	}
+	for i, c := range b[1:] {
+		if i == 0 && (c < lo || c > hi) || i > 0 && (c < 0x80 || c > 0xBF) {
+			return false
+		}
+	}
+	return true
 }
 
 // fail fails the connection for a protocol violation the dispatcher found:
@@ -633,8 +669,15 @@ func (s *session) tick() error {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
 	if !s.closeDeadline.IsZero() && !now.Before(s.closeDeadline) {
-		s.timerErr = ErrCloseTimeout
-		return s.timerErr
+		if now.Sub(s.closeDeadline) > lateWake && !s.closeGrace {
+			// The dispatcher was busy in a handler: the reply may be
+			// waiting unread. Read once more before judging.
+			s.closeGrace = true
+			s.closeDeadline = now.Add(lateWake)
+		} else {
+			s.timerErr = ErrCloseTimeout
+			return s.timerErr
+		}
 	}
 	if !s.pongDeadline.IsZero() && !now.Before(s.pongDeadline) {
 		if now.Sub(s.pongDeadline) > min(lateWake, s.cfg.pingTimeout/4) {
@@ -715,7 +758,9 @@ func (s *session) onPing(_ context.Context, payload []byte) bool {
 		_ = s.wire.writeFrame(opPong, payload)
 		s.sendMu.Unlock()
 	}
-	s.emit(&events.Ping{Meta: events.Stamp(), Data: bytes.Clone(payload)})
+	if s.failure == nil { // a failing session delivers no more messages
+		s.emit(&events.Ping{Meta: events.Stamp(), Data: bytes.Clone(payload)})
+	}
 	return false // answered above, or not at all
 }
 
@@ -729,7 +774,9 @@ func (s *session) onPong(_ context.Context, payload []byte) {
 		ev.RTT = now.Sub(s.pingSent)
 	}
 	s.tmu.Unlock()
-	s.emit(ev)
+	if s.failure == nil {
+		s.emit(ev)
+	}
 }
 
 func stateErr(st State) error {

@@ -59,7 +59,8 @@ type ConnectFail struct {
 }
 
 // Connected means the transport is up (TCP, then the proxy tunnel and TLS
-// where used) and the upgrade request is about to be sent. Every session that
+// where used); the upgrade request is sent right after it is delivered
+// (lomond emits it after writing the request). Every session that
 // reaches Connected ends with Disconnected.
 type Connected struct {
 	Meta
@@ -178,8 +179,9 @@ type ProtocolError struct {
 	Err error
 	// Code is the close code the client sent for it (1002, 1007 or 1009).
 	Code int
-	// Critical is true when the connection was dropped without a close
-	// handshake.
+	// Critical is lomond's flag for a violation answered by dropping TCP
+	// without a close frame. lomond for Go always sends a close frame
+	// first, so it is false; it is kept for code ported from lomond.
 	Critical bool
 }
 
@@ -209,49 +211,49 @@ type BackOff struct {
 }
 
 // Name returns "connecting".
-func (*Connecting) Name() string { return "connecting" }
+func (*Connecting) Name() string { return NameConnecting }
 
 // Name returns "connect_fail".
-func (*ConnectFail) Name() string { return "connect_fail" }
+func (*ConnectFail) Name() string { return NameConnectFail }
 
 // Name returns "connected".
-func (*Connected) Name() string { return "connected" }
+func (*Connected) Name() string { return NameConnected }
 
 // Name returns "rejected".
-func (*Rejected) Name() string { return "rejected" }
+func (*Rejected) Name() string { return NameRejected }
 
 // Name returns "ready".
-func (*Ready) Name() string { return "ready" }
+func (*Ready) Name() string { return NameReady }
 
 // Name returns "poll".
-func (*Poll) Name() string { return "poll" }
+func (*Poll) Name() string { return NamePoll }
 
 // Name returns "ping".
-func (*Ping) Name() string { return "ping" }
+func (*Ping) Name() string { return NamePing }
 
 // Name returns "pong".
-func (*Pong) Name() string { return "pong" }
+func (*Pong) Name() string { return NamePong }
 
 // Name returns "text".
-func (*Text) Name() string { return "text" }
+func (*Text) Name() string { return NameText }
 
 // Name returns "binary".
-func (*Binary) Name() string { return "binary" }
+func (*Binary) Name() string { return NameBinary }
 
 // Name returns "closing".
-func (*Closing) Name() string { return "closing" }
+func (*Closing) Name() string { return NameClosing }
 
 // Name returns "closed".
-func (*Closed) Name() string { return "closed" }
+func (*Closed) Name() string { return NameClosed }
 
 // Name returns "unresponsive".
-func (*Unresponsive) Name() string { return "unresponsive" }
+func (*Unresponsive) Name() string { return NameUnresponsive }
 
 // Name returns "protocol_error".
-func (*ProtocolError) Name() string { return "protocol_error" }
+func (*ProtocolError) Name() string { return NameProtocolError }
 
 // Name returns "disconnected".
-func (*Disconnected) Name() string { return "disconnected" }
+func (*Disconnected) Name() string { return NameDisconnected }
 
 // Name returns "back_off".
-func (*BackOff) Name() string { return "back_off" }
+func (*BackOff) Name() string { return NameBackOff }

@@ -12,44 +12,80 @@ import (
 // as in lomond's reprs.
 const truncateAt = 24
 
-// quote renders s the way Python's repr renders a str: single quotes.
+// pyQuoteChar is the quote Python's repr picks: ' unless s holds ' and no ".
+func pyQuoteChar(s string) byte {
+	if strings.IndexByte(s, '\'') >= 0 && strings.IndexByte(s, '"') < 0 {
+		return '"'
+	}
+	return '\''
+}
+
+// pyEscape writes the escape Python's repr uses for c (\t, \n, \r or
+// \xNN) and reports whether c needed one.
+func pyEscape(b *strings.Builder, c rune) bool {
+	switch {
+	case c == '\t':
+		b.WriteString(`\t`)
+	case c == '\n':
+		b.WriteString(`\n`)
+	case c == '\r':
+		b.WriteString(`\r`)
+	case c < 0x20 || c == 0x7f:
+		fmt.Fprintf(b, `\x%02x`, c)
+	default:
+		return false
+	}
+	return true
+}
+
+// quote renders s the way Python's repr renders a str.
 func quote(s string) string {
+	q := pyQuoteChar(s)
 	var b strings.Builder
-	b.WriteByte('\'')
-	for _, r := range s {
+	b.WriteByte(q)
+	for i, w := 0, 0; i < len(s); i += w {
+		var r rune
+		r, w = utf8.DecodeRuneInString(s[i:])
 		switch {
-		case r == '\'' || r == '\\':
+		case r == rune(q) || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
-		case r == utf8.RuneError:
+		case pyEscape(&b, r):
+		case r == utf8.RuneError && w == 1: // invalid UTF-8
 			b.WriteString(`\ufffd`)
-		case strconv.IsPrint(r):
+		case r < 0x7f || strconv.IsPrint(r):
 			b.WriteRune(r)
+		case r <= 0xff:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
+			fmt.Fprintf(&b, `\U%08x`, r)
 		}
 	}
-	b.WriteByte('\'')
+	b.WriteByte(q)
 	return b.String()
 }
 
-// quoteBytes renders b like Python's repr of bytes: b'...'.
+// quoteBytes renders p like Python's repr of bytes: b'...'.
 func quoteBytes(p []byte) string {
+	q := pyQuoteChar(string(p))
 	var b strings.Builder
-	b.WriteString("b'")
+	b.WriteString("b")
+	b.WriteByte(q)
 	for _, c := range p {
 		switch {
-		case c == '\'' || c == '\\':
+		case c == q || c == '\\':
 			b.WriteByte('\\')
 			b.WriteByte(c)
-		case c >= 0x20 && c < 0x7f:
+		case pyEscape(&b, rune(c)):
+		case c < 0x7f:
 			b.WriteByte(c)
 		default:
 			fmt.Fprintf(&b, `\x%02x`, c)
 		}
 	}
-	b.WriteByte('\'')
+	b.WriteByte(q)
 	return b.String()
 }
 
@@ -72,7 +108,7 @@ func truncBytes(p []byte) string {
 		return quoteBytes(p)
 	}
 	q := quoteBytes(p[:truncateAt])
-	return fmt.Sprintf("%s…' + %d bytes", q[:len(q)-1], len(p)-truncateAt)
+	return fmt.Sprintf("%s…%s + %d bytes", q[:len(q)-1], q[len(q)-1:], len(p)-truncateAt)
 }
 
 func pyBool(b bool) string {
@@ -89,8 +125,9 @@ func errText(err error) string {
 	return quote(err.Error())
 }
 
+// seconds renders d as lomond's BackOff does ("{:0.1f}").
 func seconds(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64)
 }
 
 func (e *Connecting) String() string { return fmt.Sprintf("Connecting(url=%s)", quote(e.URL)) }

@@ -1,0 +1,433 @@
+package lomond
+
+import (
+	"context"
+	"errors"
+	"net"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lomond-go/lomond/events"
+)
+
+// htLog records handler calls, each as "id:method".
+type htLog struct {
+	calls []string
+}
+
+// htRec is embedded by the single-interface test handlers below.
+type htRec struct {
+	log *htLog
+	id  string
+}
+
+func (r htRec) add(m string) { r.log.calls = append(r.log.calls, r.id+":"+m) }
+
+// One type per handler interface, each implementing exactly that interface.
+type (
+	htObserver     struct{ htRec }
+	htEvents       struct{ htRec }
+	htConnecting   struct{ htRec }
+	htConnectFail  struct{ htRec }
+	htConnected    struct{ htRec }
+	htRejected     struct{ htRec }
+	htPoll         struct{ htRec }
+	htPing         struct{ htRec }
+	htPong         struct{ htRec }
+	htClosing      struct{ htRec }
+	htUnresponsive struct{ htRec }
+	htProtoErr     struct{ htRec }
+	htDisconnected struct{ htRec }
+	htBackOff      struct{ htRec }
+)
+
+func (h htObserver) OnEvent(_ *WebSocket, ev events.Event)         { h.add("event " + ev.Name()) }
+func (h htEvents) OnReady(*WebSocket, *events.Ready)               { h.add("OnReady") }
+func (h htEvents) OnText(*WebSocket, *events.Text)                 { h.add("OnText") }
+func (h htEvents) OnBinary(*WebSocket, *events.Binary)             { h.add("OnBinary") }
+func (h htEvents) OnClosed(*WebSocket, *events.Closed)             { h.add("OnClosed") }
+func (h htConnecting) OnConnecting(*WebSocket, *events.Connecting) { h.add("OnConnecting") }
+func (h htConnectFail) OnConnectFail(*WebSocket, *events.ConnectFail) {
+	h.add("OnConnectFail")
+}
+func (h htConnected) OnConnected(*WebSocket, *events.Connected) { h.add("OnConnected") }
+func (h htRejected) OnRejected(*WebSocket, *events.Rejected)    { h.add("OnRejected") }
+func (h htPoll) OnPoll(*WebSocket, *events.Poll)                { h.add("OnPoll") }
+func (h htPing) OnPing(*WebSocket, *events.Ping)                { h.add("OnPing") }
+func (h htPong) OnPong(*WebSocket, *events.Pong)                { h.add("OnPong") }
+func (h htClosing) OnClosing(*WebSocket, *events.Closing)       { h.add("OnClosing") }
+func (h htUnresponsive) OnUnresponsive(*WebSocket, *events.Unresponsive) {
+	h.add("OnUnresponsive")
+}
+func (h htProtoErr) OnProtocolError(*WebSocket, *events.ProtocolError) { h.add("OnProtocolError") }
+func (h htDisconnected) OnDisconnected(*WebSocket, *events.Disconnected) {
+	h.add("OnDisconnected")
+}
+func (h htBackOff) OnBackOff(*WebSocket, *events.BackOff) { h.add("OnBackOff") }
+
+// htFull implements every handler interface, Observer included.
+type htFull struct {
+	htObserver
+	htEvents
+	htConnecting
+	htConnectFail
+	htConnected
+	htRejected
+	htPoll
+	htPing
+	htPong
+	htClosing
+	htUnresponsive
+	htProtoErr
+	htDisconnected
+	htBackOff
+}
+
+func newHTFull(log *htLog, id string) *htFull {
+	r := htRec{log: log, id: id}
+	return &htFull{
+		htObserver{r}, htEvents{r}, htConnecting{r}, htConnectFail{r}, htConnected{r},
+		htRejected{r}, htPoll{r}, htPing{r}, htPong{r}, htClosing{r}, htUnresponsive{r},
+		htProtoErr{r}, htDisconnected{r}, htBackOff{r},
+	}
+}
+
+// htUnknownEvent is an Event type the dispatcher does not know.
+type htUnknownEvent struct{ events.Meta }
+
+func (*htUnknownEvent) Name() string   { return "unknown" }
+func (*htUnknownEvent) String() string { return "Unknown()" }
+
+// htEventMethods maps one value of every event type to the method that
+// receives it.
+var htEventMethods = []struct {
+	ev     events.Event
+	method string
+}{
+	{&events.Connecting{}, "OnConnecting"},
+	{&events.ConnectFail{}, "OnConnectFail"},
+	{&events.Connected{}, "OnConnected"},
+	{&events.Rejected{}, "OnRejected"},
+	{&events.Ready{}, "OnReady"},
+	{&events.Poll{}, "OnPoll"},
+	{&events.Ping{}, "OnPing"},
+	{&events.Pong{}, "OnPong"},
+	{&events.Text{}, "OnText"},
+	{&events.Binary{}, "OnBinary"},
+	{&events.Closing{}, "OnClosing"},
+	{&events.Closed{}, "OnClosed"},
+	{&events.Unresponsive{}, "OnUnresponsive"},
+	{&events.ProtocolError{}, "OnProtocolError"},
+	{&events.Disconnected{}, "OnDisconnected"},
+	{&events.BackOff{}, "OnBackOff"},
+}
+
+func TestDiscoverFullHandler(t *testing.T) {
+	log := &htLog{}
+	tb, err := discover(newHTFull(log, "h"))
+	if err != nil {
+		t.Fatalf("discover: %v", err)
+	}
+	for _, c := range htEventMethods {
+		log.calls = nil
+		tb.deliver(nil, c.ev)
+		want := []string{"h:event " + c.ev.Name(), "h:" + c.method}
+		if !reflect.DeepEqual(log.calls, want) {
+			t.Errorf("deliver %T: calls %q, want %q", c.ev, log.calls, want)
+		}
+	}
+	log.calls = nil
+	tb.deliver(nil, &htUnknownEvent{})
+	if want := []string{"h:event unknown"}; !reflect.DeepEqual(log.calls, want) {
+		t.Errorf("deliver unknown event: calls %q, want %q", log.calls, want)
+	}
+}
+
+// TestDiscoverEachInterface checks that a handler implementing one interface
+// is accepted and receives exactly its event, once.
+func TestDiscoverEachInterface(t *testing.T) {
+	log := &htLog{}
+	r := htRec{log: log, id: "h"}
+	handlers := map[string]any{
+		"OnConnecting":    htConnecting{r},
+		"OnConnectFail":   htConnectFail{r},
+		"OnConnected":     htConnected{r},
+		"OnRejected":      htRejected{r},
+		"OnPoll":          htPoll{r},
+		"OnPing":          htPing{r},
+		"OnPong":          htPong{r},
+		"OnClosing":       htClosing{r},
+		"OnUnresponsive":  htUnresponsive{r},
+		"OnProtocolError": htProtoErr{r},
+		"OnDisconnected":  htDisconnected{r},
+		"OnBackOff":       htBackOff{r},
+	}
+	for method, h := range handlers {
+		tb, err := discover(h)
+		if err != nil {
+			t.Errorf("discover(%T): %v", h, err)
+			continue
+		}
+		log.calls = nil
+		for _, c := range htEventMethods {
+			tb.deliver(nil, c.ev)
+		}
+		tb.deliver(nil, &htUnknownEvent{})
+		if want := []string{"h:" + method}; !reflect.DeepEqual(log.calls, want) {
+			t.Errorf("%T got %q for all events, want %q", h, log.calls, want)
+		}
+	}
+
+	// EventHandler alone: its four methods, each once.
+	tb, err := discover(htEvents{r})
+	if err != nil {
+		t.Fatalf("discover(EventHandler): %v", err)
+	}
+	log.calls = nil
+	for _, c := range htEventMethods {
+		tb.deliver(nil, c.ev)
+	}
+	want := []string{"h:OnReady", "h:OnText", "h:OnBinary", "h:OnClosed"}
+	if !reflect.DeepEqual(log.calls, want) {
+		t.Errorf("EventHandler got %q, want %q", log.calls, want)
+	}
+
+	// Observer alone: every event once, in order.
+	tb, err = discover(htObserver{r})
+	if err != nil {
+		t.Fatalf("discover(Observer): %v", err)
+	}
+	log.calls = nil
+	want = nil
+	for _, c := range htEventMethods {
+		tb.deliver(nil, c.ev)
+		want = append(want, "h:event "+c.ev.Name())
+	}
+	if !reflect.DeepEqual(log.calls, want) {
+		t.Errorf("Observer got %q, want %q", log.calls, want)
+	}
+}
+
+func TestDeliverPassesWebSocketAndEvent(t *testing.T) {
+	ws, err := New("ws://127.0.0.1:1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events.Text{Text: "hi"}
+	var gotWS []*WebSocket
+	var gotEv []events.Event
+	h := HandlerFunc(func(w *WebSocket, e events.Event) {
+		gotWS = append(gotWS, w)
+		gotEv = append(gotEv, e)
+	})
+	tb, err := discover(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.deliver(ws, ev)
+	if len(gotWS) != 1 || gotWS[0] != ws || gotEv[0] != ev {
+		t.Fatalf("HandlerFunc got ws=%v ev=%v, want the same pointers once", gotWS, gotEv)
+	}
+}
+
+func TestDeliverEmptyTableDoesNothing(t *testing.T) {
+	tb := &table{}
+	for _, c := range htEventMethods {
+		tb.deliver(nil, c.ev) // must not panic
+	}
+	tb.deliver(nil, &htUnknownEvent{})
+}
+
+func TestHandlerFuncReceivesEveryEventOnce(t *testing.T) {
+	var got []events.Event
+	tb, err := discover(HandlerFunc(func(_ *WebSocket, ev events.Event) { got = append(got, ev) }))
+	if err != nil {
+		t.Fatalf("discover(HandlerFunc): %v", err)
+	}
+	var want []events.Event
+	for _, c := range htEventMethods {
+		tb.deliver(nil, c.ev)
+		want = append(want, c.ev)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("HandlerFunc got %d events, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("event %d: got %T, want %T", i, got[i], want[i])
+		}
+	}
+	// The adapter's EventHandler methods do nothing and must not panic.
+	var f HandlerFunc
+	f.OnReady(nil, nil)
+	f.OnText(nil, nil)
+	f.OnBinary(nil, nil)
+	f.OnClosed(nil, nil)
+}
+
+// htEmbedded embeds BaseHandler and overrides OnText, adding OnPing.
+type htEmbedded struct {
+	BaseHandler
+	log *htLog
+}
+
+func (h *htEmbedded) OnText(_ *WebSocket, ev *events.Text) {
+	h.log.calls = append(h.log.calls, "OnText "+ev.Text)
+}
+
+func (h *htEmbedded) OnPing(*WebSocket, *events.Ping) {
+	h.log.calls = append(h.log.calls, "OnPing")
+}
+
+func TestBaseHandlerEmbedding(t *testing.T) {
+	log := &htLog{}
+	var h EventHandler = &htEmbedded{log: log}
+	tb, err := discover(h)
+	if err != nil {
+		t.Fatalf("discover: %v", err)
+	}
+	tb.deliver(nil, &events.Text{Text: "x"})
+	for _, c := range htEventMethods {
+		tb.deliver(nil, c.ev)
+	}
+	want := []string{"OnText x", "OnPing", "OnText "}
+	if !reflect.DeepEqual(log.calls, want) {
+		t.Errorf("calls %q, want %q", log.calls, want)
+	}
+
+	// BaseHandler alone is a valid handler that ignores everything.
+	tb, err = discover(BaseHandler{})
+	if err != nil {
+		t.Fatalf("discover(BaseHandler{}): %v", err)
+	}
+	for _, c := range htEventMethods {
+		tb.deliver(nil, c.ev)
+	}
+}
+
+func TestComposeOrder(t *testing.T) {
+	log := &htLog{}
+	a := newHTFull(log, "a")
+	b := htObserver{htRec{log, "b"}}
+	c := htEvents{htRec{log, "c"}}
+	d := htPing{htRec{log, "d"}}
+	tb, err := discover(Compose(a, b, c, d))
+	if err != nil {
+		t.Fatalf("discover(Compose): %v", err)
+	}
+	for _, ec := range htEventMethods {
+		log.calls = nil
+		tb.deliver(nil, ec.ev)
+		want := []string{"a:event " + ec.ev.Name(), "a:" + ec.method, "b:event " + ec.ev.Name()}
+		switch ec.method {
+		case "OnReady", "OnText", "OnBinary", "OnClosed":
+			want = append(want, "c:"+ec.method)
+		case "OnPing":
+			want = append(want, "d:OnPing")
+		}
+		if !reflect.DeepEqual(log.calls, want) {
+			t.Errorf("deliver %T:\n got %q\nwant %q", ec.ev, log.calls, want)
+		}
+	}
+}
+
+func TestComposeNestedAndSingle(t *testing.T) {
+	log := &htLog{}
+	x := htObserver{htRec{log, "x"}}
+	y := htObserver{htRec{log, "y"}}
+	z := htObserver{htRec{log, "z"}}
+	tb, err := discover(Compose(Compose(x, y), z))
+	if err != nil {
+		t.Fatalf("discover: %v", err)
+	}
+	tb.deliver(nil, &events.Poll{})
+	want := []string{"x:event poll", "y:event poll", "z:event poll"}
+	if !reflect.DeepEqual(log.calls, want) {
+		t.Errorf("nested Compose: calls %q, want %q", log.calls, want)
+	}
+
+	log.calls = nil
+	tb, err = discover(Compose(newHTFull(log, "s")))
+	if err != nil {
+		t.Fatalf("discover(Compose(one)): %v", err)
+	}
+	tb.deliver(nil, &events.Text{})
+	want = []string{"s:event text", "s:OnText"}
+	if !reflect.DeepEqual(log.calls, want) {
+		t.Errorf("Compose of one: calls %q, want %q", log.calls, want)
+	}
+
+	// The same handler twice receives every event twice.
+	log.calls = nil
+	tb, err = discover(Compose(x, x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.deliver(nil, &events.Poll{})
+	if len(log.calls) != 2 {
+		t.Errorf("Compose(x, x): calls %q, want 2", log.calls)
+	}
+}
+
+func TestDiscoverInvalid(t *testing.T) {
+	cases := []struct {
+		name string
+		h    any
+		want string
+	}{
+		{"nil", nil, "nil handler"},
+		{"struct", struct{}{}, "implements no handler interface"},
+		{"int", 42, "int implements no handler interface"},
+		{"Compose nil part", Compose(htObserver{htRec{&htLog{}, "a"}}, nil), "Compose argument 1"},
+		{"Compose empty part", Compose(BaseHandler{}, struct{}{}), "Compose argument 1"},
+		{"Compose string part", Compose("oops"), "Compose argument 0"},
+		{"nested Compose bad part", Compose(Compose(BaseHandler{}, 3.5)), "Compose argument 0"},
+	}
+	for _, c := range cases {
+		_, err := discover(c.h)
+		if !errors.Is(err, ErrInvalidHandler) {
+			t.Errorf("%s: discover err = %v, want ErrInvalidHandler", c.name, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q does not mention %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestRunRejectsInvalidHandlerBeforeIO checks that Run validates the
+// handler before dialing: the dialer must never be called, and the
+// WebSocket stays idle and reusable.
+func TestRunRejectsInvalidHandlerBeforeIO(t *testing.T) {
+	dialed := false
+	ws, err := New("ws://127.0.0.1:1/", WithDialer(func(context.Context, string, string) (net.Conn, error) {
+		dialed = true
+		return nil, errors.New("test: must not dial")
+	}), WithDialTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		h    EventHandler
+	}{
+		{"nil", nil},
+		{"Compose of nothing useful", Compose(struct{}{})},
+		{"Compose with nil", Compose(nil)},
+		{"Compose with a bad second part", Compose(BaseHandler{}, 7)},
+	}
+	for _, c := range cases {
+		err := ws.Run(context.Background(), c.h)
+		if !errors.Is(err, ErrInvalidHandler) {
+			t.Errorf("%s: Run = %v, want an error wrapping ErrInvalidHandler", c.name, err)
+		}
+		if st := ws.State(); st != StateIdle {
+			t.Errorf("%s: State after Run = %v, want idle", c.name, st)
+		}
+	}
+	if dialed {
+		t.Error("Run dialed before validating the handler")
+	}
+}
