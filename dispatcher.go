@@ -150,6 +150,7 @@ type session struct {
 	start         time.Time
 
 	// Dispatcher goroutine only.
+	slab     eventSlab
 	buf      []byte
 	silent   bool  // deliver no more events (the handler stopped)
 	stopErr  error // why the handler stopped: ErrStopped or a *PanicError
@@ -272,7 +273,7 @@ func (s *session) handshake(ctx context.Context) (*websocket.Conn, *http.Respons
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{
-		Transport: tr,
+		Transport: upgradeRoundTripper{tr, s.wire},
 		// A redirect is reported as Rejected with its Location header.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -301,6 +302,24 @@ func (s *session) handshake(ctx context.Context) (*websocket.Conn, *http.Respons
 		err = fmt.Errorf("%w after %v: %v", ErrHandshakeTimeout, cfg.handshakeTimeout, err)
 	}
 	return nil, resp, err
+}
+
+// upgradeRoundTripper expires the read deadline once a 101 arrives. When the
+// engine refuses a 101 (a bad Sec-WebSocket-Accept, say) it reads up to 1 KiB
+// of the response body for its error, under a 3 s timer; for a 101 that body
+// is the raw connection. The expired deadline makes that read return at once;
+// an accepted handshake clears the deadline before anything else is read.
+type upgradeRoundTripper struct {
+	rt   http.RoundTripper
+	wire *wire
+}
+
+func (u upgradeRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := u.rt.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		_ = u.wire.SetReadDeadline(time.Now())
+	}
+	return resp, err
 }
 
 // handshakeFailed reports a failed opening handshake: Rejected when the
@@ -386,9 +405,13 @@ func (s *session) readLoop() error {
 			continue // failing or stopped: drain until the close reply
 		}
 		if typ == websocket.MessageText {
-			s.emit(&events.Text{Meta: events.Stamp(), Text: string(s.buf[:n])})
+			ev := s.slab.text()
+			ev.Meta, ev.Text = events.Stamp(), string(s.buf[:n])
+			s.emit(ev)
 		} else {
-			s.emit(&events.Binary{Meta: events.Stamp(), Data: bytes.Clone(s.buf[:n])})
+			ev := s.slab.binary()
+			ev.Meta, ev.Data = events.Stamp(), bytes.Clone(s.buf[:n])
+			s.emit(ev)
 		}
 		if len(s.buf) > 1<<20 {
 			s.buf = nil // do not hold a huge buffer for the rest of the session
@@ -852,4 +875,32 @@ func (s *session) close(code int, reason string) error {
 	default:
 		return stateErr(st)
 	}
+}
+
+// eventSlab hands out message events allocated in blocks, so a message costs
+// one allocation (its payload) plus 1/slabSize of an event. Events are never
+// reused: a handler may keep one; a kept event keeps its block alive.
+type eventSlab struct {
+	texts    []events.Text
+	binaries []events.Binary
+}
+
+const slabSize = 64
+
+func (e *eventSlab) text() *events.Text {
+	if len(e.texts) == 0 {
+		e.texts = make([]events.Text, slabSize)
+	}
+	ev := &e.texts[0]
+	e.texts = e.texts[1:]
+	return ev
+}
+
+func (e *eventSlab) binary() *events.Binary {
+	if len(e.binaries) == 0 {
+		e.binaries = make([]events.Binary, slabSize)
+	}
+	ev := &e.binaries[0]
+	e.binaries = e.binaries[1:]
+	return ev
 }
