@@ -99,7 +99,11 @@ func (ws *WebSocket) runSessionWith(ctx context.Context, t *table, recoverPanics
 	s.state.Store(int32(StateConnecting))
 	ws.sess.Store(s)
 	defer ws.sess.Store(nil)
-	return s.run(ctx)
+	err := s.run(ctx)
+	if ws.persist.Load() == nil {
+		ws.setErr(err)
+	}
+	return err
 }
 
 // target is where a session connects: the WebSocket's own URL, headers and
@@ -238,11 +242,15 @@ func (s *session) run(ctx context.Context) error {
 	}
 	cfg.logger.Debug("lomond: ready", "url", s.target.raw, "protocol", ready.Protocol)
 	s.readyAt = now
-	s.ws.signalReady(true)
 	defer s.ws.signalReady(false)
 	s.emit(ready)
 	if s.onReady != nil && !s.silent {
 		s.onReady()
+	}
+	// WaitReady returns only now: after OnReady's own messages (a
+	// protocol's opening) and Persist's queue went out.
+	if State(s.state.Load()) == StateReady {
+		s.ws.signalReady(true)
 	}
 	if cfg.pollInterval > 0 {
 		s.emit(&events.Poll{Meta: events.Stamp()})
@@ -272,8 +280,9 @@ func (s *session) handshake(ctx context.Context) (*websocket.Conn, *http.Respons
 		MaxResponseHeaderBytes: 1 << 20,
 	}
 	defer tr.CloseIdleConnections()
+	rt := upgradeRoundTripper{rt: tr, wire: s.wire}
 	client := &http.Client{
-		Transport: upgradeRoundTripper{tr, s.wire},
+		Transport: rt,
 		// A redirect is reported as Rejected with its Location header.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -291,8 +300,16 @@ func (s *session) handshake(ctx context.Context) (*websocket.Conn, *http.Respons
 	case CompressionContextTakeover:
 		opts.CompressionMode = websocket.CompressionContextTakeover
 	case CompressionNoContextTakeover:
-		opts.CompressionMode = websocket.CompressionNoContextTakeover
+		// The engine keeps its own no-takeover offer even when the server
+		// answers without server_no_context_takeover (tornado does), and
+		// then resets its decompressor while the server keeps its context:
+		// corrupt input from the second message on. Dialing in takeover mode
+		// makes the engine follow the server's answer; the offer itself is
+		// rewritten to ask for no context takeover.
+		opts.CompressionMode = websocket.CompressionContextTakeover
+		rt.extensions = "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
 	}
+	client.Transport = rt
 	conn, resp, err := websocket.Dial(hctx, s.target.raw, opts)
 	if err == nil {
 		_ = s.wire.SetDeadline(noDeadline)
@@ -309,12 +326,19 @@ func (s *session) handshake(ctx context.Context) (*websocket.Conn, *http.Respons
 // of the response body for its error, under a 3 s timer; for a 101 that body
 // is the raw connection. The expired deadline makes that read return at once;
 // an accepted handshake clears the deadline before anything else is read.
+//
+// It also replaces the extension offer when extensions is set.
 type upgradeRoundTripper struct {
-	rt   http.RoundTripper
-	wire *wire
+	rt         http.RoundTripper
+	wire       *wire
+	extensions string
 }
 
 func (u upgradeRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if u.extensions != "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("Sec-WebSocket-Extensions", u.extensions)
+	}
 	resp, err := u.rt.RoundTrip(req)
 	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
 		_ = u.wire.SetReadDeadline(time.Now())

@@ -109,6 +109,25 @@ type WebSocket struct {
 
 	unsentMu sync.Mutex
 	unsent   []Message
+
+	errMu   sync.Mutex
+	lastErr error
+}
+
+// Err returns what Run, Events, Persist or PersistEvents returned, or would
+// have returned, the last time one of them ended on ws: the way for a range
+// loop over Events or PersistEvents to learn why it ended. It is nil before
+// the first end and after a clean one.
+func (ws *WebSocket) Err() error {
+	ws.errMu.Lock()
+	defer ws.errMu.Unlock()
+	return ws.lastErr
+}
+
+func (ws *WebSocket) setErr(err error) {
+	ws.errMu.Lock()
+	ws.lastErr = err
+	ws.errMu.Unlock()
 }
 
 // New validates url (ws:// or wss://) and options and returns a WebSocket. It

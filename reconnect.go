@@ -122,7 +122,7 @@ func (b *LomondBackOff) NextBackOff() time.Duration {
 		r = b.Rand
 	}
 	span := b.MaxWait - b.MinWait
-	if b.retries < 62 {
+	if b.retries < 33 { // 2^33 s overflows a Duration
 		if exp := time.Duration(1<<b.retries) * time.Second; exp < span {
 			span = exp
 		}
@@ -287,7 +287,11 @@ type persistLoop struct {
 	asked     bool // Reconnect was asked for the current cycle
 }
 
-func (ws *WebSocket) persistLoop(ctx context.Context, t *table, recoverPanics bool, prepare func(*persistLoop), options []PersistOption) error {
+func (ws *WebSocket) persistLoop(ctx context.Context, t *table, recoverPanics bool, prepare func(*persistLoop), options []PersistOption) (err error) {
+	defer func() { ws.setErr(err) }()
+	if ctx == nil {
+		return optErr("nil context")
+	}
 	pc := persistConfig{
 		newBackOff:    DefaultBackOff,
 		stableAfter:   DefaultStableAfter,
@@ -333,11 +337,18 @@ func (pl *persistLoop) run(ctx context.Context) error {
 		pl.attempt++
 		tgt, err := pl.nextTarget(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return err
 		}
 		sctx, cancel := context.WithCancel(ctx)
 		pl.mu.Lock()
 		pl.cancel, pl.asked = cancel, false
+		select {
+		case <-pl.reconnect: // a Reconnect made between cycles is spent by this one
+		default:
+		}
 		pl.mu.Unlock()
 		var sess *session
 		cause := ws.runSessionWith(sctx, pl.t, pl.recover, func(s *session) {

@@ -1,0 +1,1139 @@
+package lomond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/wstest"
+)
+
+// The Persist tests run real sockets on 127.0.0.1. Helpers are in
+// reconnect_helpers_test.go, the send queue's tests in
+// reconnect_queue_test.go and the backoff arithmetic in backoff_test.go.
+
+// rcExp1ms is an exponential backoff without jitter: 1 ms, 2 ms, 4 ms...
+func rcExp1ms() PersistOption {
+	return WithBackOff(func() backoff.BackOff {
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval = time.Millisecond
+		b.Multiplier = 2
+		b.RandomizationFactor = 0
+		b.MaxElapsedTime = 0
+		return b
+	})
+}
+
+// rcStopAt returns an rcFunc that cancels Persist at the n-th event named
+// name.
+func rcStopAt(name string, n int) rcFunc {
+	seen := 0
+	return func(_ *WebSocket, ev events.Event, stop context.CancelFunc) {
+		if ev.Name() == name {
+			if seen++; seen == n {
+				stop()
+			}
+		}
+	}
+}
+
+func rcWantNames(t *testing.T, rec *rcRec, want ...string) {
+	t.Helper()
+	if got := rec.names(); !slices.Equal(got, want) {
+		t.Errorf("events:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestPersistServerDownThenUp(t *testing.T) {
+	rcNoLeak(t)
+	srv := newRCPortServer(t)
+	ws := rcNew(t, srv.url())
+	run := rcGo(t, ws, nil, rcConst(5*time.Millisecond))
+	run.rec.waitCount(t, "back_off", 3)
+	srv.start() // the same port, as a restarted server process would
+	run.rec.waitCount(t, "ready", 1)
+	if err := run.stop(t); err != nil {
+		t.Fatalf("Persist = %v, want nil after cancel", err)
+	}
+
+	evs := run.rec.all()
+	i, fails := 0, 0
+	for ; i+2 < len(evs) && evs[i+1].Name() == "connect_fail"; i += 3 {
+		fails++
+		if evs[i].Name() != "connecting" || evs[i+2].Name() != "back_off" {
+			t.Fatalf("cycle %d: %v %v %v, want connecting connect_fail back_off", fails, evs[i], evs[i+1], evs[i+2])
+		}
+		if cf := evs[i+1].(*events.ConnectFail); !errors.Is(cf.Err, syscall.ECONNREFUSED) {
+			t.Errorf("cycle %d: ConnectFail.Err = %v, want connection refused", fails, cf.Err)
+		}
+		bo := evs[i+2].(*events.BackOff)
+		var ce *ConnectError
+		if bo.Attempt != fails || bo.Delay != 5*time.Millisecond || !errors.As(bo.Cause, &ce) {
+			t.Errorf("cycle %d: BackOff attempt %d delay %v cause %v, want attempt %d, 5ms, a *ConnectError",
+				fails, bo.Attempt, bo.Delay, bo.Cause, fails)
+		}
+	}
+	if fails < 3 {
+		t.Errorf("%d ConnectFail/BackOff cycles before the server came up, want >= 3; events %v", fails, run.rec.names())
+	}
+	var tail []string
+	for _, ev := range evs[i:] {
+		tail = append(tail, ev.Name())
+	}
+	if want := []string{"connecting", "connected", "ready", "closed", "disconnected"}; !slices.Equal(tail, want) {
+		t.Errorf("after the server came up: %v, want %v", tail, want)
+	}
+}
+
+func TestPersistServerRestarted20Times(t *testing.T) {
+	rcNoLeak(t)
+	srv := newRCPortServer(t)
+	srv.start()
+	ws := rcNew(t, srv.url())
+	run := rcGo(t, ws, nil, rcConst(5*time.Millisecond))
+	var first int
+	for i := 1; i <= 20; i++ {
+		run.rec.waitCount(t, "ready", i)
+		if i == 1 {
+			first = runtime.NumGoroutine()
+		}
+		srv.stop() // every connection dropped
+		srv.start()
+	}
+	run.rec.waitCount(t, "ready", 21)
+	if grown := runtime.NumGoroutine() - first; grown > 8 {
+		t.Errorf("%d more goroutines after 20 restarts than after the first Ready", grown)
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatalf("Persist = %v, want nil after cancel", err)
+	}
+
+	if n := run.rec.count("ready"); n != 21 {
+		t.Errorf("%d Ready, want 21", n)
+	}
+	if n := run.rec.count("connected"); n != 21 {
+		t.Errorf("%d Connected, want 21 (one per Ready)", n)
+	}
+	discs := rcAll[*events.Disconnected](run.rec)
+	if len(discs) != 21 {
+		t.Fatalf("%d Disconnected, want 21", len(discs))
+	}
+	for i, d := range discs[:20] {
+		if d.Graceful || d.Err == nil {
+			t.Errorf("Disconnected %d = %v, want graceful=false with the cause", i+1, d)
+		}
+	}
+	if !discs[20].Graceful {
+		t.Errorf("last Disconnected = %v, want graceful (client close)", discs[20])
+	}
+	// Every session but the last is followed by a BackOff, then Connecting.
+	names := run.rec.names()
+	for i, n := range names {
+		if n == "disconnected" && i+1 < len(names) && (names[i+1] != "back_off" || i+2 >= len(names) || names[i+2] != "connecting") {
+			t.Fatalf("after disconnected at %d: %v", i, names[i:])
+		}
+	}
+}
+
+func TestPersistAcceptThenDropGrowsBackOff(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, func(c *wstest.Conn) { _, _ = c.Handshake() }) // then drop TCP
+	ws := rcNew(t, srv.URL())
+	rec, err := rcPersist(t, ws, rcStopAt("back_off", 6), rcExp1ms(), WithStableAfter(time.Second))
+	if err != nil {
+		t.Fatalf("Persist = %v, want nil", err)
+	}
+	bos := rcAll[*events.BackOff](rec)
+	if len(bos) != 6 {
+		t.Fatalf("%d BackOff, want 6; events %v", len(bos), rec.names())
+	}
+	for i, bo := range bos {
+		if want := time.Millisecond << i; bo.Delay != want || bo.Attempt != i+1 {
+			t.Errorf("BackOff %d: delay %v attempt %d, want %v attempt %d", i+1, bo.Delay, bo.Attempt, want, i+1)
+		}
+		if i > 0 && bo.Delay <= bos[i-1].Delay {
+			t.Errorf("BackOff %d: delay %v does not grow (previous %v)", i+1, bo.Delay, bos[i-1].Delay)
+		}
+	}
+	if n := rec.count("ready"); n != 6 {
+		t.Errorf("%d Ready, want 6 (every connection was accepted)", n)
+	}
+	for _, d := range rcAll[*events.Disconnected](rec) {
+		if d.Graceful {
+			t.Errorf("Disconnected %v, want graceful=false for a dropped TCP connection", d)
+		}
+	}
+}
+
+func TestPersistStableAfterZeroResetsEachTime(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, func(c *wstest.Conn) { _, _ = c.Handshake() })
+	ws := rcNew(t, srv.URL())
+	rec, err := rcPersist(t, ws, rcStopAt("back_off", 6), rcExp1ms(), WithStableAfter(0))
+	if err != nil {
+		t.Fatalf("Persist = %v, want nil", err)
+	}
+	bos := rcAll[*events.BackOff](rec)
+	if len(bos) != 6 {
+		t.Fatalf("%d BackOff, want 6", len(bos))
+	}
+	for i, bo := range bos {
+		if bo.Delay != time.Millisecond || bo.Attempt != 1 {
+			t.Errorf("BackOff %d: delay %v attempt %d, want 1ms attempt 1 (reset after every Ready)", i+1, bo.Delay, bo.Attempt)
+		}
+	}
+}
+
+func TestPersistRetryAfter(t *testing.T) {
+	rcNoLeak(t)
+	cases := []struct {
+		name, value string
+		opts        []PersistOption
+		want        time.Duration
+	}{
+		{"seconds", "1", nil, time.Second},
+		{"zero", "0", nil, 0},
+		{"bounded", "100", []PersistOption{WithMaxRetryAfter(50 * time.Millisecond)}, 50 * time.Millisecond},
+		{"date bounded", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat),
+			[]PersistOption{WithMaxRetryAfter(50 * time.Millisecond)}, 50 * time.Millisecond},
+		{"ignored with max 0", "1", []PersistOption{WithMaxRetryAfter(0)}, 5 * time.Millisecond},
+		{"unparsable", "soon", nil, 5 * time.Millisecond},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := wstest.NewServer(t, rcReject(http.StatusServiceUnavailable, http.Header{"Retry-After": {c.value}}))
+			ws := rcNew(t, srv.URL())
+			opts := append([]PersistOption{rcConst(5 * time.Millisecond)}, c.opts...)
+			rec, err := rcPersist(t, ws, rcStopAt("back_off", 1), opts...)
+			if err != nil {
+				t.Fatalf("Persist = %v", err)
+			}
+			bos := rcAll[*events.BackOff](rec)
+			if len(bos) != 1 {
+				t.Fatalf("events %v, want one BackOff", rec.names())
+			}
+			var rej *RejectedError
+			if !errors.As(bos[0].Cause, &rej) || rej.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("BackOff cause = %v, want a *RejectedError 503", bos[0].Cause)
+			}
+			if bos[0].Delay != c.want {
+				t.Errorf("Retry-After %q: delay %v, want %v", c.value, bos[0].Delay, c.want)
+			}
+		})
+	}
+}
+
+// TestPersistRetryAfterIsWaited checks that the bounded Retry-After is
+// really waited, not only announced.
+func TestPersistRetryAfterIsWaited(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, rcReject(http.StatusTooManyRequests, http.Header{"Retry-After": {"100"}}))
+	ws := rcNew(t, srv.URL())
+	rec, err := rcPersist(t, ws, rcStopAt("connecting", 2), rcConst(time.Millisecond), WithMaxRetryAfter(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("Persist = %v", err)
+	}
+	bo := rcAll[*events.BackOff](rec)[0]
+	next := rcAll[*events.Connecting](rec)[1]
+	if gap := next.ReceivedTime().Sub(bo.ReceivedTime()); gap < 50*time.Millisecond {
+		t.Errorf("next attempt %v after BackOff(%v), want >= 50ms", gap, bo.Delay)
+	}
+}
+
+func TestPersistRetryStrict401Stops(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, rcReject(http.StatusUnauthorized, nil))
+	ws := rcNew(t, srv.URL())
+	rec, err := rcPersist(t, ws, nil, WithRetryPolicy(RetryStrict), rcConst(time.Millisecond))
+	if !errors.Is(err, ErrRetryPolicy) {
+		t.Fatalf("Persist = %v, want ErrRetryPolicy", err)
+	}
+	var rej *RejectedError
+	if !errors.As(err, &rej) || rej.StatusCode != http.StatusUnauthorized {
+		t.Errorf("Persist = %v, want it to wrap the *RejectedError 401", err)
+	}
+	rcWantNames(t, rec, "connecting", "connected", "rejected", "disconnected")
+	if n := srv.Conns(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+func TestPersistRetryAlways401Retries(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, rcReject(http.StatusUnauthorized, nil))
+	ws := rcNew(t, srv.URL())
+	rec, err := rcPersist(t, ws, rcStopAt("rejected", 3), rcConst(time.Millisecond))
+	if err != nil {
+		t.Fatalf("Persist = %v, want nil after cancel", err)
+	}
+	if n := srv.Conns(); n != 3 {
+		t.Errorf("%d attempts, want 3", n)
+	}
+	for i, bo := range rcAll[*events.BackOff](rec) {
+		var rej *RejectedError
+		if !errors.As(bo.Cause, &rej) || rej.StatusCode != http.StatusUnauthorized || bo.Attempt != i+1 {
+			t.Errorf("BackOff %d = %v (cause %v), want attempt %d caused by the 401", i+1, bo, bo.Cause, i+1)
+		}
+	}
+	if n := rec.count("back_off"); n != 2 {
+		t.Errorf("%d BackOff, want 2 (none after the cancelled third attempt)", n)
+	}
+}
+
+func TestPersistRetryStrict429Retries(t *testing.T) {
+	rcNoLeak(t)
+	var n atomic.Int32
+	srv := wstest.NewServer(t, func(c *wstest.Conn) {
+		if n.Add(1) == 1 {
+			rcReject(http.StatusTooManyRequests, http.Header{"Retry-After": {"0"}})(c)
+			return
+		}
+		rcAnswerClose(c)
+	})
+	ws := rcNew(t, srv.URL())
+	rec, err := rcPersist(t, ws, rcStopAt("ready", 1), WithRetryPolicy(RetryStrict), rcConst(time.Hour))
+	if err != nil {
+		t.Fatalf("Persist = %v, want nil", err)
+	}
+	if bos := rcAll[*events.BackOff](rec); len(bos) != 1 || bos[0].Delay != 0 {
+		t.Errorf("events %v, want one BackOff of 0 (Retry-After: 0)", rec.names())
+	}
+}
+
+func TestPersistRetryStrictClose1008Stops(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, func(c *wstest.Conn) {
+		if _, err := c.Handshake(); err != nil {
+			return
+		}
+		_ = c.WriteFrame(wstest.Close(StatusPolicyViolation, "banned"))
+		_, _, _ = c.ExpectClose()
+	})
+	ws := rcNew(t, srv.URL())
+	rec, err := rcPersist(t, ws, nil, WithRetryPolicy(RetryStrict), rcConst(time.Millisecond))
+	if !errors.Is(err, ErrRetryPolicy) || CloseStatus(err) != StatusPolicyViolation {
+		t.Fatalf("Persist = %v, want ErrRetryPolicy wrapping close 1008", err)
+	}
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Reason != "banned" {
+		t.Errorf("Persist = %v, want a *CloseError with the reason", err)
+	}
+	rcWantNames(t, rec, "connecting", "connected", "ready", "closing", "closed", "disconnected")
+}
+
+func TestPersistCustomRetryPolicy(t *testing.T) {
+	rcNoLeak(t)
+	var n atomic.Int32
+	srv := wstest.NewServer(t, func(c *wstest.Conn) {
+		if n.Add(1) == 1 {
+			rcReject(http.StatusInternalServerError, nil)(c)
+			return
+		}
+		if _, err := c.Handshake(); err != nil {
+			return
+		}
+		_ = c.WriteFrame(wstest.Close(4001, "account closed"))
+		_, _, _ = c.ExpectClose()
+	})
+	ws := rcNew(t, srv.URL())
+	var causes []error
+	policy := func(cause error) bool {
+		causes = append(causes, cause)
+		return CloseStatus(cause) != 4001
+	}
+	_, err := rcPersist(t, ws, nil, WithRetryPolicy(policy), rcConst(time.Millisecond))
+	if !errors.Is(err, ErrRetryPolicy) || CloseStatus(err) != 4001 {
+		t.Fatalf("Persist = %v, want ErrRetryPolicy wrapping close 4001", err)
+	}
+	var rej *RejectedError
+	if len(causes) != 2 || !errors.As(causes[0], &rej) || rej.StatusCode != 500 || CloseStatus(causes[1]) != 4001 {
+		t.Errorf("policy saw %v, want the 500 rejection then the 4001 close", causes)
+	}
+}
+
+func TestPersistMaxAttempts(t *testing.T) {
+	rcNoLeak(t)
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	rec, err := rcPersist(t, ws, nil, WithMaxAttempts(3), rcConst(time.Millisecond))
+	if !errors.Is(err, ErrMaxAttempts) {
+		t.Fatalf("Persist = %v, want ErrMaxAttempts", err)
+	}
+	var ce *ConnectError
+	if !errors.As(err, &ce) {
+		t.Errorf("Persist = %v, want it to wrap the last *ConnectError", err)
+	}
+	rcWantNames(t, rec, "connecting", "connect_fail", "back_off", "connecting", "connect_fail", "back_off",
+		"connecting", "connect_fail")
+}
+
+func TestPersistBackOffStop(t *testing.T) {
+	rcNoLeak(t)
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	rec, err := rcPersist(t, ws, nil, WithBackOff(func() backoff.BackOff { return &backoff.StopBackOff{} }))
+	var ce *ConnectError
+	if !errors.Is(err, ErrBackOffStop) || !errors.As(err, &ce) {
+		t.Fatalf("Persist = %v, want ErrBackOffStop wrapping the *ConnectError", err)
+	}
+	rcWantNames(t, rec, "connecting", "connect_fail")
+}
+
+func TestPersistLomondBackOff(t *testing.T) {
+	rcNoLeak(t)
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	rec, err := rcPersist(t, ws, rcStopAt("back_off", 4), WithLomondBackOff(time.Millisecond, 4*time.Millisecond))
+	if err != nil {
+		t.Fatalf("Persist = %v", err)
+	}
+	for _, bo := range rcAll[*events.BackOff](rec) {
+		if bo.Delay < time.Millisecond || bo.Delay >= 4*time.Millisecond {
+			t.Errorf("BackOff delay %v, want within [1ms, 4ms)", bo.Delay)
+		}
+	}
+}
+
+// rcTokenServer rejects every Authorization but "Bearer tok-3" with 401 and
+// records what each request carried.
+type rcTokenServer struct {
+	mu      sync.Mutex
+	tokens  []string
+	statics [][]string
+}
+
+func (s *rcTokenServer) script(c *wstest.Conn) {
+	req, err := c.ReadRequest()
+	if err != nil {
+		return
+	}
+	tok := req.Header.Get("Authorization")
+	s.mu.Lock()
+	s.tokens = append(s.tokens, tok)
+	s.statics = append(s.statics, req.Header.Values("X-Static"))
+	s.mu.Unlock()
+	if tok != "Bearer tok-3" {
+		_ = c.Reject(http.StatusUnauthorized, nil, "bad token")
+		return
+	}
+	if err := c.Accept(req, nil); err != nil {
+		return
+	}
+	if code, reason, err := c.ExpectClose(); err == nil {
+		_ = c.WriteFrame(wstest.Close(code, reason))
+	}
+}
+
+func TestPersistBeforeDialTokenRefresh(t *testing.T) {
+	rcNoLeak(t)
+	ts := &rcTokenServer{}
+	srv := wstest.NewServer(t, ts.script)
+	ws := rcNew(t, srv.URL(), WithHeader("X-Static", "1"), WithHeader("Authorization", "Bearer stale"))
+	var numbers []int
+	var seenStale []string
+	hook := func(_ context.Context, a *Attempt) error {
+		numbers = append(numbers, a.Number)
+		seenStale = append(seenStale, a.Header.Get("Authorization"))
+		a.Header.Set("Authorization", fmt.Sprintf("Bearer tok-%d", len(numbers)))
+		return nil
+	}
+	_, err := rcPersist(t, ws, rcStopAt("ready", 1), WithBeforeDial(hook), rcConst(time.Millisecond))
+	if err != nil {
+		t.Fatalf("Persist = %v, want nil", err)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if want := []string{"Bearer tok-1", "Bearer tok-2", "Bearer tok-3"}; !slices.Equal(ts.tokens, want) {
+		t.Errorf("server saw %q, want %q", ts.tokens, want)
+	}
+	if want := []int{1, 2, 3}; !slices.Equal(numbers, want) {
+		t.Errorf("Attempt.Number %v, want %v", numbers, want)
+	}
+	for i, s := range seenStale {
+		if s != "Bearer stale" {
+			t.Errorf("attempt %d: hook got Authorization %q, want the WebSocket's own %q (a fresh copy)", i+1, s, "Bearer stale")
+		}
+	}
+	for i, v := range ts.statics {
+		if !slices.Equal(v, []string{"1"}) {
+			t.Errorf("request %d: X-Static %q, want exactly [1]", i+1, v)
+		}
+	}
+}
+
+func TestPersistBeforeDialChangesURL(t *testing.T) {
+	rcNoLeak(t)
+	var n atomic.Int32
+	uris := make(chan string, 4)
+	srv := wstest.NewServer(t, func(c *wstest.Conn) {
+		req, err := c.ReadRequest()
+		if err != nil {
+			return
+		}
+		uris <- req.URL.RequestURI() + " " + req.Header.Get("Sec-WebSocket-Protocol")
+		if n.Add(1) == 1 {
+			_ = c.Reject(http.StatusServiceUnavailable, nil, "busy")
+			return
+		}
+		if err := c.Accept(req, http.Header{"Sec-WebSocket-Protocol": {"v2"}}); err != nil {
+			return
+		}
+		if code, reason, err := c.ExpectClose(); err == nil {
+			_ = c.WriteFrame(wstest.Close(code, reason))
+		}
+	})
+	base := srv.URL()
+	ws := rcNew(t, base)
+	hook := func(_ context.Context, a *Attempt) error {
+		a.URL = fmt.Sprintf("%sv2/feed?attempt=%d", base, a.Number)
+		a.Protocols = []string{"v2"}
+		return nil
+	}
+	rec, err := rcPersist(t, ws, rcStopAt("ready", 1), WithBeforeDial(hook), rcConst(time.Millisecond))
+	if err != nil {
+		t.Fatalf("Persist = %v", err)
+	}
+	for i := 1; i <= 2; i++ {
+		if got, want := rcRecv(t, uris, "request"), fmt.Sprintf("/v2/feed?attempt=%d v2", i); got != want {
+			t.Errorf("request %d: %q, want %q", i, got, want)
+		}
+	}
+	for i, c := range rcAll[*events.Connecting](rec) {
+		if want := fmt.Sprintf("%sv2/feed?attempt=%d", base, i+1); c.URL != want {
+			t.Errorf("Connecting %d URL %q, want %q", i+1, c.URL, want)
+		}
+	}
+	if r := rcAll[*events.Ready](rec); len(r) != 1 || r[0].Protocol != "v2" {
+		t.Errorf("events %v, want a Ready with protocol v2", rec.names())
+	}
+	if ws.URL() != base {
+		t.Errorf("ws.URL() = %q after the hook, want it unchanged %q", ws.URL(), base)
+	}
+}
+
+func TestPersistBeforeDialError(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, rcReject(http.StatusServiceUnavailable, nil))
+	ws := rcNew(t, srv.URL())
+	errNoToken := errors.New("token service down")
+	hook := func(_ context.Context, a *Attempt) error {
+		if a.Number == 2 {
+			return errNoToken
+		}
+		return nil
+	}
+	rec, err := rcPersist(t, ws, nil, WithBeforeDial(hook), rcConst(time.Millisecond))
+	if !errors.Is(err, errNoToken) {
+		t.Fatalf("Persist = %v, want the hook's error", err)
+	}
+	rcWantNames(t, rec, "connecting", "connected", "rejected", "disconnected", "back_off")
+	if n := srv.Conns(); n != 1 {
+		t.Errorf("%d connections, want 1 (none after the hook failed)", n)
+	}
+}
+
+func TestPersistBeforeDialInvalid(t *testing.T) {
+	rcNoLeak(t)
+	cases := []struct {
+		name   string
+		change func(a *Attempt)
+		want   error
+	}{
+		{"header value with CRLF", func(a *Attempt) { a.Header.Set("X-Token", "a\r\nInjected: 1") }, ErrInvalidOption},
+		{"handshake header", func(a *Attempt) { a.Header.Set("Sec-WebSocket-Key", "x") }, ErrInvalidOption},
+		{"bad header name", func(a *Attempt) { a.Header["Bad Name"] = []string{"v"} }, ErrInvalidOption},
+		{"bad subprotocol", func(a *Attempt) { a.Protocols = []string{"two words"} }, ErrInvalidOption},
+		{"not a websocket URL", func(a *Attempt) { a.URL = "http://example.com/" }, ErrInvalidURL},
+	}
+	srv := wstest.NewServer(t, rcAnswerClose)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ws := rcNew(t, srv.URL())
+			hook := func(_ context.Context, a *Attempt) error { c.change(a); return nil }
+			rec, err := rcPersist(t, ws, nil, WithBeforeDial(hook))
+			if !errors.Is(err, c.want) {
+				t.Errorf("Persist = %v, want %v", err, c.want)
+			}
+			if n := len(rec.all()); n != 0 {
+				t.Errorf("events %v, want none", rec.names())
+			}
+		})
+	}
+	if n := srv.Conns(); n != 0 {
+		t.Errorf("%d connections, want none", n)
+	}
+}
+
+// TestPersistBeforeDialCancelled cancels ctx while the hook waits on it (as
+// a token fetch with ctx would): like every other cancellation, Persist
+// should return nil.
+func TestPersistBeforeDialCancelled(t *testing.T) {
+	rcNoLeak(t)
+	entered := make(chan struct{})
+	hook := func(ctx context.Context, _ *Attempt) error {
+		close(entered)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	run := rcGo(t, ws, nil, WithBeforeDial(hook))
+	rcRecv(t, entered, "the hook")
+	if err := run.stop(t); err != nil {
+		t.Errorf("Persist = %v after ctx was cancelled during the before-dial hook, want nil", err)
+	}
+}
+
+// TestPersistCloseReconnects checks that ws.Close ends the connection, not
+// Persist: the session's cause is nil, and RetryAlways reconnects.
+func TestPersistCloseReconnects(t *testing.T) {
+	rcNoLeak(t)
+	codes := make(chan int, 2)
+	srv := wstest.NewServer(t, rcCloseRecorder(codes))
+	ws := rcNew(t, srv.URL())
+	readies := 0
+	rec, err := rcPersist(t, ws, func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
+		if ev.Name() == "ready" {
+			if readies++; readies == 1 {
+				_ = ws.Close(StatusNormal, "bye")
+			} else {
+				stop()
+			}
+		}
+	}, rcConst(time.Millisecond))
+	if err != nil {
+		t.Fatalf("Persist = %v", err)
+	}
+	if code := rcRecv(t, codes, "the close frame"); code != StatusNormal {
+		t.Errorf("server saw close %d, want 1000", code)
+	}
+	rcWantNames(t, rec, "connecting", "connected", "ready", "closed", "disconnected", "back_off",
+		"connecting", "connected", "ready", "closed", "disconnected")
+	if bos := rcAll[*events.BackOff](rec); len(bos) == 1 && bos[0].Cause != nil {
+		t.Errorf("BackOff cause = %v, want nil (the client closed)", bos[0].Cause)
+	}
+}
+
+func TestReconnectDuringSession(t *testing.T) {
+	rcNoLeak(t)
+	codes := make(chan int, 4)
+	srv := wstest.NewServer(t, rcCloseRecorder(codes))
+	ws := rcNew(t, srv.URL())
+	run := rcGo(t, ws, nil, rcConst(time.Hour)) // a BackOff wait would hang the test
+	run.rec.waitCount(t, "ready", 1)
+	if err := ws.Reconnect(); err != nil {
+		t.Fatalf("Reconnect = %v", err)
+	}
+	if code := rcRecv(t, codes, "the close of the first connection"); code != StatusGoingAway {
+		t.Errorf("server saw close %d, want 1001", code)
+	}
+	run.rec.waitCount(t, "ready", 2)
+	if err := run.stop(t); err != nil {
+		t.Fatalf("Persist = %v, want nil", err)
+	}
+	rcWantNames(t, run.rec, "connecting", "connected", "ready", "closed", "disconnected",
+		"connecting", "connected", "ready", "closed", "disconnected")
+	if d := rcAll[*events.Disconnected](run.rec)[0]; !d.Graceful {
+		t.Errorf("first Disconnected %v, want graceful", d)
+	}
+}
+
+func TestReconnectDuringBackOff(t *testing.T) {
+	rcNoLeak(t)
+	var n atomic.Int32
+	srv := wstest.NewServer(t, func(c *wstest.Conn) {
+		if n.Add(1) <= 2 {
+			rcReject(http.StatusServiceUnavailable, nil)(c)
+			return
+		}
+		rcAnswerClose(c)
+	})
+	ws := rcNew(t, srv.URL())
+	run := rcGo(t, ws, nil, rcConst(time.Hour))
+	for i := 1; i <= 2; i++ {
+		run.rec.waitCount(t, "back_off", i)
+		if err := ws.Reconnect(); err != nil {
+			t.Fatalf("Reconnect = %v", err)
+		}
+	}
+	run.rec.waitCount(t, "ready", 1)
+	if err := run.stop(t); err != nil {
+		t.Fatalf("Persist = %v", err)
+	}
+	for i, bo := range rcAll[*events.BackOff](run.rec) {
+		if bo.Delay != time.Hour || bo.Attempt != 1 {
+			t.Errorf("BackOff %d: %v attempt %d, want 1h attempt 1 (Reconnect resets the count)", i+1, bo.Delay, bo.Attempt)
+		}
+	}
+}
+
+// TestReconnectOutsideWaitIsNotRemembered calls Reconnect while Persist is
+// about to dial anyway (in the before-dial hook): it must not cut short a
+// later, unrelated backoff wait.
+func TestReconnectOutsideWaitIsNotRemembered(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, rcReject(http.StatusServiceUnavailable, nil))
+	ws := rcNew(t, srv.URL())
+	var reconnectErr error
+	calls := 0
+	hook := func(context.Context, *Attempt) error {
+		if calls++; calls == 1 {
+			reconnectErr = ws.Reconnect()
+		}
+		return nil
+	}
+	run := rcGo(t, ws, nil, WithBeforeDial(hook), rcConst(time.Hour))
+	run.rec.waitCount(t, "back_off", 1)
+	// The wait is 1 h: nothing may happen in the next 200 ms.
+	window, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	<-window.Done()
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if reconnectErr != nil {
+		t.Errorf("Reconnect in the hook = %v, want nil", reconnectErr)
+	}
+	if n := srv.Conns(); n != 1 {
+		t.Errorf("%d connections within 200 ms of a 1 h BackOff, want 1", n)
+	}
+}
+
+func TestReconnectWithoutPersist(t *testing.T) {
+	rcNoLeak(t)
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	if err := ws.Reconnect(); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Reconnect before Persist = %v, want ErrNotConnected", err)
+	}
+	if _, err := rcPersist(t, ws, rcStopAt("back_off", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Reconnect(); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Reconnect after Persist = %v, want ErrNotConnected", err)
+	}
+}
+
+func TestWaitReady(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, rcAnswerClose)
+	ws := rcNew(t, srv.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), rcTimeout)
+	defer cancel()
+	waited := make(chan error, 1)
+	go func() { waited <- ws.WaitReady(ctx) }() // before Persist starts
+	run := rcGo(t, ws, nil)
+	if err := rcRecv(t, waited, "WaitReady"); err != nil {
+		t.Fatalf("WaitReady = %v", err)
+	}
+	if st := ws.State(); st != StateReady {
+		t.Errorf("State after WaitReady = %v, want ready", st)
+	}
+	if err := ws.WaitReady(ctx); err != nil {
+		t.Errorf("WaitReady while ready = %v, want nil at once", err)
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel2()
+	if err := ws.WaitReady(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitReady after Persist returned = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestWaitReadyTimeout(t *testing.T) {
+	rcNoLeak(t)
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	run := rcGo(t, ws, nil, rcConst(5*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := ws.WaitReady(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitReady = %v, want DeadlineExceeded while the server is down", err)
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rcPrompt fails the test if the cancelled Persist took longer than 2 s to
+// return, or returned an error.
+func rcPrompt(t *testing.T, run *rcRun) {
+	t.Helper()
+	start := time.Now()
+	if err := run.stop(t); err != nil {
+		t.Errorf("Persist = %v after cancel, want nil", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Persist returned %v after cancel, want promptly", d)
+	}
+}
+
+func TestPersistCancelWhileDialing(t *testing.T) {
+	rcNoLeak(t)
+	entered := make(chan struct{}, 1)
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		entered <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	ws := rcNew(t, "ws://127.0.0.1:9/", WithDialer(dial))
+	run := rcGo(t, ws, nil)
+	rcRecv(t, entered, "the dialer")
+	rcPrompt(t, run)
+	rcWantNames(t, run.rec, "connecting", "connect_fail")
+}
+
+func TestPersistCancelWhileHandshaking(t *testing.T) {
+	rcNoLeak(t)
+	gotRequest := make(chan struct{}, 1)
+	srv := wstest.NewServer(t, func(c *wstest.Conn) {
+		if _, err := c.ReadRequest(); err != nil {
+			return
+		}
+		gotRequest <- struct{}{}
+		_, _ = io.Copy(io.Discard, c.Reader()) // never answer
+	})
+	ws := rcNew(t, srv.URL())
+	run := rcGo(t, ws, nil)
+	rcRecv(t, gotRequest, "the upgrade request")
+	rcPrompt(t, run)
+	rcWantNames(t, run.rec, "connecting", "connected", "disconnected")
+	if d := rcAll[*events.Disconnected](run.rec); len(d) == 1 && !errors.Is(d[0].Err, context.Canceled) {
+		t.Errorf("Disconnected.Err = %v, want context.Canceled", d[0].Err)
+	}
+}
+
+func TestPersistCancelWhileReady(t *testing.T) {
+	rcNoLeak(t)
+	codes := make(chan int, 1)
+	srv := wstest.NewServer(t, rcCloseRecorder(codes))
+	ws := rcNew(t, srv.URL())
+	run := rcGo(t, ws, nil)
+	run.rec.waitCount(t, "ready", 1)
+	rcPrompt(t, run)
+	if code := rcRecv(t, codes, "the close frame"); code != StatusGoingAway {
+		t.Errorf("server saw close %d, want 1001", code)
+	}
+	rcWantNames(t, run.rec, "connecting", "connected", "ready", "closed", "disconnected")
+}
+
+func TestPersistCancelWhileBackingOff(t *testing.T) {
+	rcNoLeak(t)
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	run := rcGo(t, ws, nil, rcConst(time.Hour))
+	run.rec.waitCount(t, "back_off", 1)
+	rcPrompt(t, run)
+	rcWantNames(t, run.rec, "connecting", "connect_fail", "back_off")
+}
+
+// rcScripted serves: a 503, then a session the server closes after one
+// message, then 403 for ever.
+func rcScripted(t *testing.T) *wstest.Server {
+	var n atomic.Int32
+	return wstest.NewServer(t, func(c *wstest.Conn) {
+		switch n.Add(1) {
+		case 1:
+			rcReject(http.StatusServiceUnavailable, nil)(c)
+		case 2:
+			if _, err := c.Handshake(); err != nil {
+				return
+			}
+			_ = c.WriteFrame(wstest.Text("hi"))
+			_ = c.WriteFrame(wstest.Close(StatusNormal, "bye"))
+			_, _, _ = c.ExpectClose()
+		default:
+			rcReject(http.StatusForbidden, nil)(c)
+		}
+	})
+}
+
+func TestPersistEventsSameAsPersist(t *testing.T) {
+	rcNoLeak(t)
+	opts := []PersistOption{WithRetryPolicy(RetryStrict), rcConst(time.Millisecond)}
+	rec, err := rcPersist(t, rcNew(t, rcScripted(t).URL()), nil, opts...)
+	if !errors.Is(err, ErrRetryPolicy) {
+		t.Fatalf("Persist = %v, want ErrRetryPolicy (403)", err)
+	}
+	want := []string{"connecting", "connected", "rejected", "disconnected", "back_off",
+		"connecting", "connected", "ready", "text", "closing", "closed", "disconnected", "back_off",
+		"connecting", "connected", "rejected", "disconnected"}
+	rcWantNames(t, rec, want...)
+
+	ctx, cancel := context.WithTimeout(context.Background(), rcTimeout)
+	defer cancel()
+	var got []string
+	for ev := range rcNew(t, rcScripted(t).URL()).PersistEvents(ctx, opts...) {
+		got = append(got, ev.Name())
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("PersistEvents:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestPersistEventsBreakOnReady(t *testing.T) {
+	rcNoLeak(t)
+	codes := make(chan int, 1)
+	srv := wstest.NewServer(t, rcCloseRecorder(codes))
+	ws := rcNew(t, srv.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), rcTimeout)
+	defer cancel()
+	var got []string
+	for ev := range ws.PersistEvents(ctx, rcConst(time.Millisecond)) {
+		got = append(got, ev.Name())
+		if ev.Name() == "ready" {
+			break
+		}
+	}
+	if want := []string{"connecting", "connected", "ready"}; !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+	if code := rcRecv(t, codes, "the close frame"); code != StatusNormal {
+		t.Errorf("server saw close %d, want 1000", code)
+	}
+	if st := ws.State(); st != StateIdle {
+		t.Errorf("State after the loop = %v, want idle", st)
+	}
+	if err := ws.Reconnect(); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Reconnect after the loop = %v, want ErrNotConnected (no Persist running)", err)
+	}
+	if n := srv.Conns(); n != 1 {
+		t.Errorf("%d connections, want 1 (no reconnection after break)", n)
+	}
+}
+
+func TestPersistEventsBreakOnBackOff(t *testing.T) {
+	rcNoLeak(t)
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	ctx, cancel := context.WithTimeout(context.Background(), rcTimeout)
+	defer cancel()
+	var got []string
+	for ev := range ws.PersistEvents(ctx, rcConst(time.Hour)) {
+		got = append(got, ev.Name())
+		if ev.Name() == "back_off" {
+			break
+		}
+	}
+	if want := []string{"connecting", "connect_fail", "back_off"}; !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+}
+
+func TestPersistEventsInvalidOption(t *testing.T) {
+	rcNoLeak(t)
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	var got []events.Event
+	for ev := range ws.PersistEvents(context.Background(), WithMaxAttempts(-1)) {
+		got = append(got, ev)
+	}
+	if len(got) != 1 {
+		t.Fatalf("events %v, want one ConnectFail", got)
+	}
+	if cf, ok := got[0].(*events.ConnectFail); !ok || !errors.Is(cf.Err, ErrInvalidOption) {
+		t.Errorf("event %v, want a ConnectFail wrapping ErrInvalidOption", got[0])
+	}
+}
+
+func TestPersistAlreadyRunning(t *testing.T) {
+	rcNoLeak(t)
+	ctx, cancel := context.WithTimeout(context.Background(), rcTimeout)
+	defer cancel()
+	var errs []error
+	var evs []events.Event
+	check := func(ws *WebSocket) {
+		errs = append(errs, ws.Run(ctx, BaseHandler{}), ws.Persist(ctx, BaseHandler{}))
+		for ev := range ws.Events(ctx) {
+			evs = append(evs, ev)
+		}
+		for ev := range ws.PersistEvents(ctx) {
+			evs = append(evs, ev)
+		}
+	}
+
+	// While a session runs.
+	srv := wstest.NewServer(t, rcAnswerClose)
+	_, err := rcPersist(t, rcNew(t, srv.URL()), func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
+		if ev.Name() == "ready" {
+			check(ws)
+			stop()
+		}
+	})
+	if err != nil {
+		t.Fatalf("Persist = %v", err)
+	}
+
+	// Between sessions: no session runs, but Persist does.
+	var n atomic.Int32
+	srv2 := wstest.NewServer(t, func(c *wstest.Conn) {
+		if n.Add(1) == 1 {
+			rcReject(http.StatusServiceUnavailable, nil)(c)
+			return
+		}
+		rcAnswerClose(c)
+	})
+	_, err = rcPersist(t, rcNew(t, srv2.URL()), func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
+		switch ev.Name() {
+		case "back_off":
+			check(ws)
+		case "ready":
+			stop()
+		}
+	}, rcConst(time.Millisecond))
+	if err != nil {
+		t.Fatalf("Persist = %v", err)
+	}
+
+	if len(errs) != 4 || len(evs) != 4 {
+		t.Fatalf("%d errors, %d events, want 4 of each", len(errs), len(evs))
+	}
+	for i, err := range errs {
+		if !errors.Is(err, ErrAlreadyRunning) {
+			t.Errorf("call %d = %v, want ErrAlreadyRunning", i, err)
+		}
+	}
+	for _, ev := range evs {
+		if cf, ok := ev.(*events.ConnectFail); !ok || !errors.Is(cf.Err, ErrAlreadyRunning) {
+			t.Errorf("event %v, want a ConnectFail with ErrAlreadyRunning", ev)
+		}
+	}
+}
+
+// TestPersistWhileRunRuns starts Persist from a handler of Run: it must
+// refuse, and leave the running session alone.
+func TestPersistWhileRunRuns(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, wstest.Echo)
+	ws := rcNew(t, srv.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), rcTimeout)
+	defer cancel()
+	var persistErr, reconnectErr, sendErr error
+	err := ws.Run(ctx, HandlerFunc(func(ws *WebSocket, ev events.Event) {
+		switch ev.(type) {
+		case *events.Ready:
+			persistErr = ws.Persist(ctx, BaseHandler{}, WithSendQueue(4, RejectNewest))
+			reconnectErr = ws.Reconnect()
+			sendErr = ws.SendText("still here")
+		case *events.Text:
+			_ = ws.Close(StatusNormal, "done")
+		}
+	}))
+	if err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if !errors.Is(persistErr, ErrAlreadyRunning) {
+		t.Errorf("Persist inside Run = %v, want ErrAlreadyRunning", persistErr)
+	}
+	if !errors.Is(reconnectErr, ErrNotConnected) {
+		t.Errorf("Reconnect after the refused Persist = %v, want ErrNotConnected", reconnectErr)
+	}
+	if sendErr != nil {
+		t.Errorf("SendText after the refused Persist = %v, want nil (the Run session is intact)", sendErr)
+	}
+}
+
+func TestPersistInvalidOptions(t *testing.T) {
+	rcNoLeak(t)
+	cases := map[string]PersistOption{
+		"nil option":            nil,
+		"nil backoff":           WithBackOff(nil),
+		"lomond max < min":      WithLomondBackOff(2*time.Second, time.Second),
+		"lomond negative":       WithLomondBackOff(-time.Second, time.Second),
+		"negative stable":       WithStableAfter(-time.Second),
+		"negative retry-after":  WithMaxRetryAfter(-time.Second),
+		"nil policy":            WithRetryPolicy(nil),
+		"negative attempts":     WithMaxAttempts(-1),
+		"nil hook":              WithBeforeDial(nil),
+		"zero queue":            WithSendQueue(0, RejectNewest),
+		"unknown overflow":      WithSendQueue(1, Overflow(7)),
+		"negative queue length": WithSendQueue(-1, DropOldest),
+	}
+	dials := 0
+	dial := func(context.Context, string, string) (net.Conn, error) {
+		dials++
+		return nil, errors.New("no I/O expected")
+	}
+	ws := rcNew(t, "ws://127.0.0.1:9/", WithDialer(dial))
+	for name, opt := range cases {
+		err := ws.Persist(context.Background(), BaseHandler{}, rcConst(time.Millisecond), opt)
+		if !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("%s: Persist = %v, want ErrInvalidOption", name, err)
+		}
+	}
+	if err := ws.Persist(context.Background(), nil); !errors.Is(err, ErrInvalidHandler) {
+		t.Errorf("nil handler: Persist = %v, want ErrInvalidHandler", err)
+	}
+	if dials != 0 {
+		t.Errorf("%d dials, want none", dials)
+	}
+	if err := ws.Reconnect(); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Reconnect after the refused Persist calls = %v, want ErrNotConnected", err)
+	}
+}
+
+// TestPersistNilContext checks that Persist treats a nil context like Run
+// does (ErrInvalidOption), rather than panicking.
+func TestPersistNilContext(t *testing.T) {
+	rcNoLeak(t)
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	var nilCtx context.Context
+	var err error
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				t.Errorf("Persist(nil ctx) panicked: %v", v)
+			}
+		}()
+		err = ws.Persist(nilCtx, BaseHandler{})
+	}()
+	if !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("Persist(nil ctx) = %v, want ErrInvalidOption like Run", err)
+	}
+	if runErr := ws.Run(nilCtx, BaseHandler{}); !errors.Is(runErr, ErrInvalidOption) {
+		t.Errorf("Run(nil ctx) = %v, want ErrInvalidOption", runErr)
+	}
+}
+
+func TestPersistHandlerPanics(t *testing.T) {
+	rcNoLeak(t)
+	t.Run("OnBackOff", func(t *testing.T) {
+		ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+		rec, err := rcPersist(t, ws, func(_ *WebSocket, ev events.Event, _ context.CancelFunc) {
+			if ev.Name() == "back_off" {
+				panic("boom in OnBackOff")
+			}
+		}, rcConst(time.Millisecond))
+		var pe *PanicError
+		if !errors.As(err, &pe) || pe.Value != "boom in OnBackOff" {
+			t.Fatalf("Persist = %v, want a *PanicError", err)
+		}
+		rcWantNames(t, rec, "connecting", "connect_fail", "back_off")
+	})
+	t.Run("OnReady", func(t *testing.T) {
+		codes := make(chan int, 1)
+		srv := wstest.NewServer(t, rcCloseRecorder(codes))
+		ws := rcNew(t, srv.URL())
+		_, err := rcPersist(t, ws, func(_ *WebSocket, ev events.Event, _ context.CancelFunc) {
+			if ev.Name() == "ready" {
+				panic("boom in OnReady")
+			}
+		}, rcConst(time.Millisecond))
+		var pe *PanicError
+		if !errors.As(err, &pe) || !strings.Contains(string(pe.Stack), "TestPersistHandlerPanics") {
+			t.Fatalf("Persist = %v, want a *PanicError with the handler's stack", err)
+		}
+		if code := rcRecv(t, codes, "the close frame"); code != StatusInternalError {
+			t.Errorf("server saw close %d, want 1011", code)
+		}
+		if n := srv.Conns(); n != 1 {
+			t.Errorf("%d connections, want 1 (no reconnection after a panic)", n)
+		}
+	})
+}
