@@ -73,6 +73,10 @@ func TestProtocolViolations(t *testing.T) {
 		{name: "invalid byte ending a non-final fragment", code: StatusInvalidPayload,
 			// 0xFF can never start a code point: no need to wait for more.
 			bad: wstest.Frame{Fin: false, Opcode: wstest.OpText, Payload: []byte("abc\xff")}.Encode()},
+		{name: "impossible sequence start ending a non-final fragment", code: StatusInvalidPayload,
+			// F4 90 starts no valid code point (F4 allows 80-8F next): fail
+			// now, not when the rest of the sequence arrives (Autobahn 6.4.2).
+			bad: wstest.Frame{Fin: false, Opcode: wstest.OpText, Payload: []byte("abc\xf4\x90")}.Encode()},
 		{name: "invalid UTF-8 in a close reason", code: StatusInvalidPayload,
 			bad: wstest.Close(1000, "bad \xff reason").Encode()},
 	}
