@@ -1,0 +1,90 @@
+package lomond
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/coder/websocket"
+)
+
+// stateErr is the error a send gets in state st.
+func stateErr(st State) error {
+	switch st {
+	case StateClosing:
+		return ErrClosing
+	case StateClosed:
+		return ErrClosed
+	}
+	return ErrNotConnected
+}
+
+// lockReady takes the send lock if the session is ready; otherwise it
+// returns the error a send gets in the session's state.
+func (s *session) lockReady() error {
+	if st := State(s.state.Load()); st != StateReady {
+		return stateErr(st)
+	}
+	s.sendMu.Lock()
+	if st := State(s.state.Load()); st != StateReady {
+		s.sendMu.Unlock()
+		return stateErr(st)
+	}
+	return nil
+}
+
+// sendFailed explains a failed write: ErrClosing if a close frame went out
+// meanwhile, the transport's error otherwise.
+func (s *session) sendFailed(err error) error {
+	if s.wire.sentClose() {
+		return ErrClosing
+	}
+	return fmt.Errorf("lomond: send failed: %w", err)
+}
+
+// write sends a data message through the engine. No context: a write
+// blocked on a dead peer ends when the session closes the connection.
+func (s *session) write(typ websocket.MessageType, p []byte) error {
+	if err := s.lockReady(); err != nil {
+		return err
+	}
+	defer s.sendMu.Unlock()
+	if err := s.conn.Write(context.Background(), typ, p); err != nil {
+		return s.sendFailed(err)
+	}
+	return nil
+}
+
+// writeControl sends a ping or pong of the caller's.
+func (s *session) writeControl(op byte, payload []byte) error {
+	if err := s.lockReady(); err != nil {
+		return err
+	}
+	defer s.sendMu.Unlock()
+	if err := s.wire.writeFrame(op, payload); err != nil {
+		return s.sendFailed(err)
+	}
+	return nil
+}
+
+// close starts the client's close handshake.
+func (s *session) close(code int, reason string) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	switch st := State(s.state.Load()); st {
+	case StateConnecting, StateHandshake:
+		if s.pendingClose != nil {
+			return ErrClosing
+		}
+		s.pendingClose = &closeFrame{code: code, reason: reason}
+		return nil
+	case StateReady:
+		s.state.Store(int32(StateClosing))
+		if err := s.wire.writeFrame(opClose, closePayload(code, reason)); err != nil {
+			return s.sendFailed(err)
+		}
+		s.armCloseTimer()
+		return nil
+	default:
+		return stateErr(st)
+	}
+}
