@@ -151,12 +151,13 @@ type session struct {
 	start         time.Time
 
 	// Dispatcher goroutine only.
-	slab     eventSlab
-	buf      []byte
-	silent   bool  // deliver no more events (the handler stopped)
-	stopErr  error // why the handler stopped: ErrStopped or a *PanicError
-	timerErr error // a timer ended the session
-	failure  *ProtocolError
+	slab      eventSlab
+	lastStamp time.Time // ReceivedTime of the last event delivered
+	buf       []byte
+	silent    bool  // deliver no more events (the handler stopped)
+	stopErr   error // why the handler stopped: ErrStopped or a *PanicError
+	timerErr  error // a timer ended the session
+	failure   *ProtocolError
 }
 
 const lateWake = 100 * time.Millisecond
@@ -272,11 +273,11 @@ func (s *session) readLoop() error {
 		}
 		if typ == websocket.MessageText {
 			ev := s.slab.text()
-			ev.Meta, ev.Text = events.Stamp(), string(s.buf[:n])
+			ev.Meta, ev.Text = s.messageMeta(), string(s.buf[:n])
 			s.emit(ev)
 		} else {
 			ev := s.slab.binary()
-			ev.Meta, ev.Data = events.Stamp(), bytes.Clone(s.buf[:n])
+			ev.Meta, ev.Data = s.messageMeta(), bytes.Clone(s.buf[:n])
 			s.emit(ev)
 		}
 		if len(s.buf) > 1<<20 {
@@ -444,6 +445,16 @@ func (s *session) disconnected(reason string, graceful bool, err error) {
 	s.emit(&events.Disconnected{Meta: events.Stamp(), Reason: reason, Graceful: graceful, Err: err})
 }
 
+// messageMeta stamps a message with when its last bytes arrived, but never
+// before the event delivered ahead of it, so ReceivedTime never goes back.
+func (s *session) messageMeta() events.Meta {
+	t := s.wire.lastRead
+	if t.Before(s.lastStamp) {
+		t = s.lastStamp
+	}
+	return events.Meta{Received: t}
+}
+
 // emit delivers one event to the handler, unless the handler stopped. If
 // the handler stops now (a panic, or a range loop left), the session starts
 // its close handshake.
@@ -451,6 +462,7 @@ func (s *session) emit(ev events.Event) {
 	if s.silent {
 		return
 	}
+	s.lastStamp = ev.ReceivedTime()
 	s.deliver(ev)
 	if s.stopErr != nil {
 		s.stopSession()

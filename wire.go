@@ -36,7 +36,8 @@ type wire struct {
 	onTimeout func() error
 
 	in        frameScanner
-	violation error // set by Read when the server broke the protocol
+	violation error     // set by Read when the server broke the protocol
+	lastRead  time.Time // when bytes last arrived: a message's received time
 
 	wmu          sync.Mutex // serializes every Write on the connection
 	out          frameScanner
@@ -69,6 +70,9 @@ func (w *wire) Read(p []byte) (int, error) {
 	for {
 		n, err := w.Conn.Read(p)
 		if n > 0 {
+			// One clock reading per read, not per message: a read carries
+			// many small messages, and they all arrived now.
+			w.lastRead = time.Now()
 			if bad := w.in.scan(p[:n], nil); bad >= 0 {
 				w.violation = errMaskedFrame
 				if bad > 0 {

@@ -28,7 +28,10 @@ type Event interface {
 
 // Meta holds what every event carries. It is embedded in each event type.
 type Meta struct {
-	// Received is when the event happened.
+	// Received is when the event happened. For Text and Binary it is when
+	// the message's last bytes were read from the socket (one clock reading
+	// per socket read, shared by the messages it carried), never earlier
+	// than the event delivered before it.
 	Received time.Time
 }
 
