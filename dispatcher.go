@@ -3,10 +3,12 @@ package lomond
 import (
 	"bytes"
 	"context"
+	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -137,6 +139,9 @@ type session struct {
 	// start at a frame boundary.
 	sendMu       sync.Mutex
 	pendingClose *closeFrame // Close during the opening handshake
+	rawWrites    bool        // no compression: data frames are written by the wire
+	wbuf         []byte      // frame buffer for raw writes, under sendMu
+	maskRand     *rand.ChaCha8
 
 	// Timers. Guarded by tmu, since Close (any goroutine) arms the close
 	// timer; the rest is touched by the dispatcher goroutine.
@@ -211,6 +216,13 @@ func (s *session) run(ctx context.Context) error {
 	}
 
 	s.sendMu.Lock()
+	// Uncompressed sessions write their data frames themselves, whole.
+	s.rawWrites = !strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+	if s.rawWrites {
+		var seed [32]byte
+		_, _ = cryptorand.Read(seed[:])
+		s.maskRand = rand.NewChaCha8(seed)
+	}
 	s.state.Store(int32(StateReady))
 	if pc := s.pendingClose; pc != nil {
 		s.state.Store(int32(StateClosing))

@@ -48,11 +48,24 @@ func (s *session) write(typ websocket.MessageType, p []byte) error {
 		return err
 	}
 	defer s.sendMu.Unlock()
+	if s.rawWrites {
+		buf, err := s.wire.writeData(byte(typ), p, uint32(s.maskRand.Uint64()), s.wbuf)
+		if cap(buf) <= maxKeptWriteBuffer {
+			s.wbuf = buf
+		}
+		if err != nil {
+			return s.sendFailed(err)
+		}
+		return nil
+	}
 	if err := s.conn.Write(context.Background(), typ, p); err != nil {
 		return s.sendFailed(err)
 	}
 	return nil
 }
+
+// maxKeptWriteBuffer bounds the frame buffer a session keeps between sends.
+const maxKeptWriteBuffer = 1 << 20
 
 // writeControl sends a ping or pong of the caller's.
 func (s *session) writeControl(op byte, payload []byte) error {

@@ -151,6 +151,52 @@ func (w *wire) writeFrame(op byte, payload []byte) error {
 	return err
 }
 
+// writeData writes one whole data frame of ours (uncompressed sessions),
+// masked into buf, in a single write: the engine copies a client payload
+// through a 4 KiB buffer, one write(2) per 4 KiB. The caller holds the
+// session's send lock and owns buf; the grown buffer is returned for reuse.
+func (w *wire) writeData(op byte, payload []byte, key uint32, buf []byte) ([]byte, error) {
+	buf = appendFrameHeader(buf[:0], op, len(payload), key)
+	start := len(buf)
+	buf = append(buf, payload...)
+	maskWords(buf[start:], key)
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if w.closeSent {
+		return buf, net.ErrClosed
+	}
+	_, err := w.Conn.Write(buf)
+	return buf, err
+}
+
+// appendFrameHeader appends a final, masked client frame header.
+func appendFrameHeader(b []byte, op byte, n int, key uint32) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n <= 125:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return binary.LittleEndian.AppendUint32(b, key)
+}
+
+// maskWords XORs b with the 4-byte mask key (little-endian in key, as it
+// appears on the wire), eight bytes at a time.
+func maskWords(b []byte, key uint32) {
+	k8 := uint64(key) | uint64(key)<<32
+	for len(b) >= 8 {
+		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k8)
+		b = b[8:]
+	}
+	for i := range b {
+		b[i] ^= byte(key >> (8 * (i & 3)))
+	}
+}
+
 // sentClose reports whether a close frame went out.
 func (w *wire) sentClose() bool {
 	w.wmu.Lock()
