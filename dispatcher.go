@@ -1,7 +1,6 @@
 package lomond
 
 import (
-	"bytes"
 	"context"
 	cryptorand "crypto/rand"
 	"errors"
@@ -156,12 +155,12 @@ type session struct {
 	start         time.Time
 
 	// Dispatcher goroutine only.
-	slab      eventSlab
 	lastStamp time.Time // ReceivedTime of the last event delivered
-	buf       []byte
-	silent    bool  // deliver no more events (the handler stopped)
-	stopErr   error // why the handler stopped: ErrStopped or a *PanicError
-	timerErr  error // a timer ended the session
+	sizeHint  int       // the last message's size: the next one's buffer
+	scratch   []byte    // for discarded messages
+	silent    bool      // deliver no more events (the handler stopped)
+	stopErr   error     // why the handler stopped: ErrStopped or a *PanicError
+	timerErr  error     // a timer ended the session
 	failure   *ProtocolError
 }
 
@@ -276,61 +275,90 @@ func (s *session) readLoop() error {
 		if err != nil {
 			return s.finish(err)
 		}
-		n, err := s.readMessage(r, typ == websocket.MessageText)
+		ev, err := s.readMessage(r, typ == websocket.MessageText)
 		if err != nil {
 			return s.finish(err)
 		}
-		if s.failure != nil || s.silent {
-			continue // failing or stopped: drain until the close reply
-		}
-		if typ == websocket.MessageText {
-			ev := s.slab.text()
-			ev.Meta, ev.Text = s.messageMeta(), string(s.buf[:n])
+		if ev != nil {
 			s.emit(ev)
-		} else {
-			ev := s.slab.binary()
-			ev.Meta, ev.Data = s.messageMeta(), bytes.Clone(s.buf[:n])
-			s.emit(ev)
-		}
-		if len(s.buf) > 1<<20 {
-			s.buf = nil // do not hold a huge buffer for the rest of the session
 		}
 	}
 }
 
-// readMessage reads a whole message into s.buf, validating text as it
-// arrives so invalid UTF-8 fails at once (1007), not at the end.
-func (s *session) readMessage(r io.Reader, text bool) (int, error) {
-	if cap(s.buf) < 512 {
-		s.buf = make([]byte, 4096)
+// readMessage reads a whole message straight into the payload buffer of its
+// event (see payload.go), so nothing is copied: the buffer is sized from the
+// previous message, grown 2x when short, and moved to a smaller one when
+// much too large. Text is validated as it arrives, so invalid UTF-8 fails at
+// once (1007), not at the end. A failing or stopped session discards
+// messages instead (nil event).
+func (s *session) readMessage(r io.Reader, text bool) (events.Event, error) {
+	if s.failure != nil || s.silent {
+		return nil, s.discard(r)
 	}
-	buf := s.buf[:cap(s.buf)]
+	msg := newMessage(text, max(s.sizeHint, minMessageBuffer))
+	buf := msg.buf
 	n, checked := 0, 0
 	for {
 		if n == len(buf) {
-			grown := make([]byte, 2*len(buf))
-			copy(grown, buf)
-			buf = grown
-			s.buf = buf
+			// Full: an empty read tells whether the message ends here.
+			if _, err := r.Read(buf[n:]); err == io.EOF {
+				break
+			} else if err != nil {
+				return nil, err
+			}
+			grown := newMessage(text, 2*len(buf))
+			copy(grown.buf, buf[:n])
+			msg, buf = grown, grown.buf
 		}
 		m, err := r.Read(buf[n:])
 		n += m
-		if text && s.failure == nil && !s.silent {
-			end := n
-			if err == nil {
-				end = completeRunes(buf[checked:n]) + checked
-			}
+		if text && err == nil && s.failure == nil {
+			end := checked + completeRunes(buf[checked:n])
 			if !utf8.Valid(buf[checked:end]) || !validUTF8Prefix(buf[end:n]) {
 				s.fail(StatusInvalidPayload, errors.New("invalid UTF-8 in text message"))
 			}
 			checked = end
 		}
 		if err == io.EOF {
-			s.buf = buf
-			return n, nil
+			break
 		}
 		if err != nil {
-			return n, err
+			return nil, err
+		}
+	}
+	if text && s.failure == nil && !utf8.Valid(buf[checked:n]) {
+		s.fail(StatusInvalidPayload, errors.New("invalid UTF-8 in text message"))
+	}
+	if s.failure != nil {
+		return nil, nil
+	}
+	s.sizeHint = n
+	if len(buf)-n > maxMessageSlack {
+		// A kept event must not pin a mostly empty buffer.
+		exact := newMessage(text, n)
+		copy(exact.buf, buf[:n])
+		msg = exact
+	}
+	return msg.finish(s.messageMeta(), n), nil
+}
+
+const (
+	minMessageBuffer = 16
+	maxMessageSlack  = 4096
+)
+
+// discard reads and drops a message.
+func (s *session) discard(r io.Reader) error {
+	if s.scratch == nil {
+		s.scratch = make([]byte, 4096)
+	}
+	for {
+		_, err := r.Read(s.scratch)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 	}
 }
