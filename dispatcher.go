@@ -155,12 +155,13 @@ type session struct {
 	start         time.Time
 
 	// Dispatcher goroutine only.
-	lastStamp time.Time // ReceivedTime of the last event delivered
-	sizeHint  int       // the last message's size: the next one's buffer
-	scratch   []byte    // for discarded messages
-	silent    bool      // deliver no more events (the handler stopped)
-	stopErr   error     // why the handler stopped: ErrStopped or a *PanicError
-	timerErr  error     // a timer ended the session
+	lastStamp time.Time      // ReceivedTime of the last event delivered
+	sizeHint  int            // the last message's size: the next one's buffer
+	scratch   []byte         // for discarded and borrowed messages
+	borrowed  *events.Binary // the reused event of WithBorrowedBinary
+	silent    bool           // deliver no more events (the handler stopped)
+	stopErr   error          // why the handler stopped: ErrStopped or a *PanicError
+	timerErr  error          // a timer ended the session
 	failure   *ProtocolError
 }
 
@@ -295,6 +296,9 @@ func (s *session) readMessage(r io.Reader, text bool) (events.Event, error) {
 	if s.failure != nil || s.silent {
 		return nil, s.discard(r)
 	}
+	if !text && s.cfg.borrowBinary {
+		return s.readBorrowed(r)
+	}
 	msg := newMessage(text, max(s.sizeHint, minMessageBuffer))
 	buf := msg.buf
 	n, checked := 0, 0
@@ -346,6 +350,36 @@ const (
 	minMessageBuffer = 16
 	maxMessageSlack  = 4096
 )
+
+// readBorrowed reads a binary message into the session's reused buffer and
+// delivers it in the session's reused event (WithBorrowedBinary): no
+// allocation per message.
+func (s *session) readBorrowed(r io.Reader) (events.Event, error) {
+	if s.borrowed == nil {
+		s.borrowed = &events.Binary{}
+		s.scratch = make([]byte, max(4096, len(s.scratch)))
+	}
+	buf, n := s.scratch, 0
+	for {
+		if n == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+		m, err := r.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(buf) <= maxKeptWriteBuffer { // a huge one is not kept for the session
+		s.scratch = buf
+	}
+	ev := s.borrowed
+	ev.Meta, ev.Data = s.messageMeta(), buf[:n:n]
+	return ev, nil
+}
 
 // discard reads and drops a message.
 func (s *session) discard(r io.Reader) error {

@@ -90,6 +90,7 @@ type config struct {
 	pingTimeout      time.Duration
 	closeTimeout     time.Duration
 	autoPong         bool
+	borrowBinary     bool
 	readLimit        int64
 	dial             DialFunc
 	logger           *slog.Logger
@@ -387,6 +388,19 @@ func WithReadLimit(n int64) Option {
 			return optErr("read limit must be positive or NoReadLimit, got %d", n)
 		}
 		c.readLimit = n
+		return nil
+	}
+}
+
+// WithBorrowedBinary delivers binary messages without allocating: the
+// *events.Binary and its Data are the session's own, reused for the next
+// binary message, so they are valid only until the handler (or the range
+// loop's body) returns: copy what you keep. For high-rate binary streams,
+// where the per-message allocation of an owned payload is the dispatcher's
+// main cost (docs/performance.md). Text messages are always owned.
+func WithBorrowedBinary() Option {
+	return func(c *config) error {
+		c.borrowBinary = true
 		return nil
 	}
 }
