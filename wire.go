@@ -308,6 +308,25 @@ func (s *frameScanner) scan(chunk []byte, fn func(h frameHeader, off int)) int {
 			i += int(n)
 			continue
 		}
+		if s.hn == 0 && fn == nil && len(chunk)-i >= 10 {
+			// Fast path: the header's length bytes are all in this chunk.
+			b1 := chunk[i+1]
+			if b1&0x80 != 0 {
+				return i
+			}
+			switch l := b1 & 0x7f; l {
+			case 126:
+				s.skip = uint64(binary.BigEndian.Uint16(chunk[i+2:]))
+				i += 4
+			case 127:
+				s.skip = binary.BigEndian.Uint64(chunk[i+2:])
+				i += 10
+			default:
+				s.skip = uint64(l)
+				i += 2
+			}
+			continue
+		}
 		if s.hn == 0 {
 			start = i
 		}
