@@ -7,7 +7,9 @@
 //
 // Events are delivered by pointer. The dispatcher allocates a fresh event for
 // every delivery and never reuses it, so a handler may keep an event (and its
-// payload) after it returns.
+// payload) after it returns. The one exception is opt-in: with
+// lomond.WithBorrowedBinary, Binary events and their Data are reused and
+// valid only during the call.
 package events
 
 import (
@@ -142,7 +144,9 @@ type Text struct {
 // Binary is a complete binary message.
 type Binary struct {
 	Meta
-	// Data is the message. The handler owns it.
+	// Data is the message. The handler owns it, unless the WebSocket was
+	// made with lomond.WithBorrowedBinary: then it is valid only during the
+	// call.
 	Data []byte
 }
 
