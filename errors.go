@@ -59,6 +59,7 @@ type ConnectError struct {
 	Err    error
 }
 
+// Error implements error.
 func (e *ConnectError) Error() string {
 	return fmt.Sprintf("lomond: connect to %s failed: %s", e.URL, e.Reason)
 }
@@ -78,6 +79,7 @@ type RejectedError struct {
 	Err           error
 }
 
+// Error implements error.
 func (e *RejectedError) Error() string {
 	return fmt.Sprintf("lomond: upgrade rejected: %s", e.Reason)
 }
@@ -92,6 +94,7 @@ type CloseError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *CloseError) Error() string {
 	return fmt.Sprintf("lomond: server closed the connection: code %d, reason %q", e.Code, e.Reason)
 }
@@ -103,6 +106,7 @@ type ProtocolError struct {
 	Err  error
 }
 
+// Error implements error.
 func (e *ProtocolError) Error() string {
 	return fmt.Sprintf("lomond: protocol error (close %d): %v", e.Code, e.Err)
 }
@@ -117,6 +121,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error implements error.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("lomond: handler panicked: %v\n%s", e.Value, e.Stack)
 }

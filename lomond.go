@@ -85,6 +85,7 @@ const (
 
 var stateNames = [...]string{"idle", "connecting", "handshake", "ready", "closing", "closed"}
 
+// String returns the state's name, such as "ready".
 func (s State) String() string {
 	if s >= 0 && int(s) < len(stateNames) {
 		return stateNames[s]

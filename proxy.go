@@ -187,6 +187,7 @@ type ProxyError struct {
 	Status     string
 }
 
+// Error implements error.
 func (e *ProxyError) Error() string {
 	return fmt.Sprintf("proxy %s refused the tunnel: %s", e.Proxy, e.Status)
 }

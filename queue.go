@@ -38,6 +38,7 @@ type DroppedError struct {
 	Dropped Message
 }
 
+// Error implements error.
 func (e *DroppedError) Error() string {
 	return fmt.Sprintf("lomond: send queue full: dropped the oldest message (%d bytes); the new one is queued", len(e.Dropped.Data))
 }

@@ -130,12 +130,15 @@ func seconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64)
 }
 
+// String reads like lomond's repr of the event.
 func (e *Connecting) String() string { return fmt.Sprintf("Connecting(url=%s)", quote(e.URL)) }
 
+// String reads like lomond's repr of the event.
 func (e *ConnectFail) String() string {
 	return fmt.Sprintf("ConnectFail(reason=%s)", quote(e.Reason))
 }
 
+// String reads like lomond's repr of the event.
 func (e *Connected) String() string {
 	if e.Proxy == "" {
 		return fmt.Sprintf("Connected(url=%s)", quote(e.URL))
@@ -143,10 +146,12 @@ func (e *Connected) String() string {
 	return fmt.Sprintf("Connected(url=%s, proxy=%s)", quote(e.URL), quote(e.Proxy))
 }
 
+// String reads like lomond's repr of the event.
 func (e *Rejected) String() string {
 	return fmt.Sprintf("Rejected(response=<response HTTP/1.1 %s>, reason=%s)", e.Status, quote(e.Reason))
 }
 
+// String reads like lomond's repr of the event.
 func (e *Ready) String() string {
 	status := "101 Switching Protocols"
 	if e.Response != nil && e.Response.Status != "" {
@@ -167,14 +172,19 @@ func (e *Ready) String() string {
 	return fmt.Sprintf("Ready(response=<response HTTP/1.1 %s>, protocol=%s, extensions=%s)", status, proto, exts)
 }
 
+// String reads like lomond's repr of the event.
 func (e *Poll) String() string { return "Poll()" }
 
+// String reads like lomond's repr of the event.
 func (e *Ping) String() string { return fmt.Sprintf("Ping(data=%s)", truncBytes(e.Data)) }
 
+// String reads like lomond's repr of the event.
 func (e *Pong) String() string { return fmt.Sprintf("Pong(data=%s)", truncBytes(e.Data)) }
 
+// String reads like lomond's repr of the event.
 func (e *Text) String() string { return fmt.Sprintf("Text(text=%s)", truncText(e.Text)) }
 
+// String reads like lomond's repr of the event.
 func (e *Binary) String() string { return fmt.Sprintf("Binary(data=%s)", truncBytes(e.Data)) }
 
 func closeRepr(name string, code int, reason string) string {
@@ -185,18 +195,24 @@ func closeRepr(name string, code int, reason string) string {
 	return fmt.Sprintf("%s(code=%s, reason=%s)", name, c, quote(reason))
 }
 
+// String reads like lomond's repr of the event.
 func (e *Closing) String() string { return closeRepr("Closing", e.Code, e.Reason) }
 
+// String reads like lomond's repr of the event.
 func (e *Closed) String() string { return closeRepr("Closed", e.Code, e.Reason) }
 
+// String reads like lomond's repr of the event.
 func (e *Unresponsive) String() string { return "Unresponsive()" }
 
+// String reads like lomond's repr of the event.
 func (e *ProtocolError) String() string {
 	return fmt.Sprintf("ProtocolError(error=%s, critical=%s)", errText(e.Err), pyBool(e.Critical))
 }
 
+// String reads like lomond's repr of the event.
 func (e *Disconnected) String() string {
 	return fmt.Sprintf("Disconnected(reason=%s, graceful=%s)", quote(e.Reason), pyBool(e.Graceful))
 }
 
+// String reads like lomond's repr of the event.
 func (e *BackOff) String() string { return fmt.Sprintf("BackOff(delay=%s)", seconds(e.Delay)) }
