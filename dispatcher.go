@@ -52,30 +52,21 @@ func (ws *WebSocket) Run(ctx context.Context, h EventHandler) error {
 // propagates.
 func (ws *WebSocket) Events(ctx context.Context) iter.Seq[events.Event] {
 	return func(yield func(events.Event) bool) {
-		ws.yieldSession(ctx, yield, nil)
-	}
-}
-
-// yieldSession runs a session whose handler is a range loop's yield.
-func (ws *WebSocket) yieldSession(ctx context.Context, yield func(events.Event) bool, prepare func(*session)) error {
-	t := &table{}
-	err := ErrAlreadyRunning
-	if ws.persist.Load() == nil {
-		err = ws.runSessionWith(ctx, t, false, func(s *session) {
-			t.observer = func(_ *WebSocket, ev events.Event) {
-				if !yield(ev) {
-					s.stopRequested(ErrStopped)
+		t := &table{}
+		err := ErrAlreadyRunning
+		if ws.persist.Load() == nil {
+			err = ws.runSessionWith(ctx, t, false, func(s *session) {
+				t.observer = func(_ *WebSocket, ev events.Event) {
+					if !yield(ev) {
+						s.stopRequested(ErrStopped)
+					}
 				}
-			}
-			if prepare != nil {
-				prepare(s)
-			}
-		})
+			})
+		}
+		if errors.Is(err, ErrAlreadyRunning) {
+			yield(&events.ConnectFail{Meta: events.Stamp(), URL: ws.raw, Reason: "already running", Err: err})
+		}
 	}
-	if errors.Is(err, ErrAlreadyRunning) {
-		yield(&events.ConnectFail{Meta: events.Stamp(), URL: ws.raw, Reason: "already running", Err: err})
-	}
-	return err
 }
 
 func (ws *WebSocket) runSession(ctx context.Context, t *table, recoverPanics bool) error {
