@@ -128,9 +128,10 @@ type session struct {
 	// frames. It is held for a whole engine Write, so our frames always
 	// start at a frame boundary.
 	sendMu       sync.Mutex
-	pendingClose *closeFrame // Close during the opening handshake
-	rawWrites    bool        // no compression: data frames are written by the wire
-	wbuf         []byte      // frame buffer for raw writes, under sendMu
+	pendingClose *closeFrame            // Close during the opening handshake
+	owedPong     atomic.Pointer[[]byte] // a pong to send when the send lock frees
+	rawWrites    bool                   // no compression: data frames are written by the wire
+	wbuf         []byte                 // frame buffer for raw writes, under sendMu
 	maskRand     *rand.ChaCha8
 
 	// Timers. Guarded by tmu, since Close (any goroutine) arms the close
@@ -393,7 +394,7 @@ func (s *session) discard(r io.Reader) error {
 // the server's close reply or the close timeout.
 func (s *session) fail(code int, err error) {
 	s.failure = &ProtocolError{Code: code, Err: err}
-	s.sendMu.Lock()
+	s.lockForClose()
 	if State(s.state.Load()) == StateReady {
 		s.state.Store(int32(StateClosing))
 		_ = s.wire.writeFrame(opClose, closePayload(code, err.Error()))
@@ -433,7 +434,7 @@ func (s *session) finish(err error) error {
 	}
 	if s.wire.violation != nil {
 		pe := &ProtocolError{Code: StatusProtocolError, Err: s.wire.violation}
-		s.sendMu.Lock()
+		s.lockForClose()
 		_ = s.wire.writeFrame(opClose, closePayload(StatusProtocolError, s.wire.violation.Error()))
 		s.sendMu.Unlock()
 		s.emit(&events.ProtocolError{Meta: events.Stamp(), Err: pe.Err, Code: pe.Code})
@@ -564,7 +565,7 @@ func (s *session) stopSession() {
 	if _, ok := s.stopErr.(*PanicError); ok {
 		code, reason = StatusInternalError, "handler panic"
 	}
-	s.sendMu.Lock()
+	s.lockForClose()
 	if State(s.state.Load()) == StateReady {
 		s.state.Store(int32(StateClosing))
 		_ = s.wire.writeFrame(opClose, closePayload(code, reason))

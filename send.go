@@ -3,6 +3,7 @@ package lomond
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -47,7 +48,7 @@ func (s *session) write(typ websocket.MessageType, p []byte) error {
 	if err := s.lockReady(); err != nil {
 		return err
 	}
-	defer s.sendMu.Unlock()
+	defer s.unlockSend()
 	if s.rawWrites {
 		buf, err := s.wire.writeData(byte(typ), p, uint32(s.maskRand.Uint64()), s.wbuf)
 		if cap(buf) <= maxKeptWriteBuffer {
@@ -72,16 +73,47 @@ func (s *session) writeControl(op byte, payload []byte) error {
 	if err := s.lockReady(); err != nil {
 		return err
 	}
-	defer s.sendMu.Unlock()
+	defer s.unlockSend()
 	if err := s.wire.writeFrame(op, payload); err != nil {
 		return s.sendFailed(err)
 	}
 	return nil
 }
 
+// lockForClose takes the send lock to write a close frame of ours. A send in
+// progress may be stuck on a peer that does not read: the write deadline
+// bounds it, and the close frame, by the close timeout, so closing never
+// hangs. After a close frame nothing more of ours is written, so the
+// deadline can stay.
+func (s *session) lockForClose() {
+	if s.sendMu.TryLock() {
+		if State(s.state.Load()) == StateReady {
+			_ = s.wire.SetWriteDeadline(time.Now().Add(s.cfg.closeTimeout))
+		}
+		return
+	}
+	// The state, stored after s.wire was set, says whether there is a wire.
+	if State(s.state.Load()) >= StateHandshake {
+		_ = s.wire.SetWriteDeadline(time.Now().Add(s.cfg.closeTimeout))
+	}
+	s.sendMu.Lock()
+	if State(s.state.Load()) == StateReady {
+		_ = s.wire.SetWriteDeadline(time.Now().Add(s.cfg.closeTimeout))
+	}
+}
+
+// unlockSend releases the send lock after sending a pong the dispatcher owed
+// while the lock was busy (see onPing).
+func (s *session) unlockSend() {
+	if p := s.owedPong.Swap(nil); p != nil {
+		_ = s.wire.writeFrame(opPong, *p)
+	}
+	s.sendMu.Unlock()
+}
+
 // close starts the client's close handshake.
 func (s *session) close(code int, reason string) error {
-	s.sendMu.Lock()
+	s.lockForClose()
 	defer s.sendMu.Unlock()
 	switch st := State(s.state.Load()); st {
 	case StateConnecting, StateHandshake:
@@ -92,10 +124,11 @@ func (s *session) close(code int, reason string) error {
 		return nil
 	case StateReady:
 		s.state.Store(int32(StateClosing))
-		if err := s.wire.writeFrame(opClose, closePayload(code, reason)); err != nil {
+		err := s.wire.writeFrame(opClose, closePayload(code, reason))
+		s.armCloseTimer() // even if the frame did not go out: the session ends in bounded time
+		if err != nil {
 			return s.sendFailed(err)
 		}
-		s.armCloseTimer()
 		return nil
 	default:
 		return stateErr(st)

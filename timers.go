@@ -45,11 +45,15 @@ func (s *session) tick() error {
 			binary.BigEndian.PutUint64(s.pingPayload[:], uint64(now.Sub(s.start)))
 			s.pingSent = now
 			s.tmu.Unlock()
-			s.sendMu.Lock()
-			_ = s.wire.writeFrame(opPing, s.pingPayload[:])
-			s.sendMu.Unlock()
+			// A send holding the lock (perhaps stuck on a peer that does
+			// not read) must not stall the read loop: skip this ping.
+			sent := s.sendMu.TryLock()
+			if sent {
+				_ = s.wire.writeFrame(opPing, s.pingPayload[:])
+				s.unlockSend()
+			}
 			s.tmu.Lock()
-			if s.cfg.pingTimeout > 0 && s.pongDeadline.IsZero() {
+			if sent && s.cfg.pingTimeout > 0 && s.pongDeadline.IsZero() {
 				s.pongDeadline = now.Add(s.cfg.pingTimeout)
 			}
 		}
@@ -101,9 +105,20 @@ func (s *session) armCloseTimer() {
 // pong goes out before the handler sees the Ping, as in lomond.
 func (s *session) onPing(_ context.Context, payload []byte) bool {
 	if s.cfg.autoPong {
-		s.sendMu.Lock()
-		_ = s.wire.writeFrame(opPong, payload)
-		s.sendMu.Unlock()
+		if s.sendMu.TryLock() {
+			_ = s.wire.writeFrame(opPong, payload)
+			s.unlockSend()
+		} else {
+			// A send holds the lock, perhaps stuck on a peer that does not
+			// read: the read loop must not wait for it. The holder sends
+			// the pong when it is done (only the latest is owed, RFC 6455
+			// 5.5.3), unless the lock came free meanwhile.
+			owed := bytes.Clone(payload)
+			s.owedPong.Store(&owed)
+			if s.sendMu.TryLock() {
+				s.unlockSend()
+			}
+		}
 	}
 	if s.failure == nil { // a failing session delivers no more messages
 		s.emit(&events.Ping{Meta: events.Stamp(), Data: bytes.Clone(payload)})
