@@ -29,7 +29,10 @@
 //
 // A slow handler delays the events after it, and delays reading, but it
 // cannot make a live connection look dead: time spent in handlers does not
-// count against the ping timeout.
+// count against the ping timeout. A send blocked on a server that stops
+// reading blocks its caller (sends have no deadline of their own), but not
+// the read loop: pings and pongs never wait for it, and Close or a cancelled
+// context bound it by the close timeout.
 //
 // A panic in a handler ends the session with close code 1011 and Run returns
 // a *PanicError holding the stack. When Run, Persist or an Events loop
