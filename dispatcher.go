@@ -429,17 +429,14 @@ func (s *session) finish(err error) error {
 		return s.closeReceived(int(ce.Code), ce.Reason)
 	}
 	if s.failure != nil {
-		s.disconnected("protocol error; "+s.failure.Err.Error(), false, s.failure)
-		return s.failure
+		return s.endWithProtocolError(s.failure)
 	}
 	if s.wire.violation != nil {
 		pe := &ProtocolError{Code: StatusProtocolError, Err: s.wire.violation}
 		s.lockForClose()
 		_ = s.wire.writeFrame(opClose, closePayload(StatusProtocolError, s.wire.violation.Error()))
 		s.sendMu.Unlock()
-		s.emit(&events.ProtocolError{Meta: events.Stamp(), Err: pe.Err, Code: pe.Code})
-		s.disconnected("protocol error; "+pe.Err.Error(), false, pe)
-		return pe
+		return s.endWithProtocolError(pe)
 	}
 	if ec := s.engineClose(); ec != nil {
 		// The engine found a violation (or an oversized message), sent its
@@ -448,9 +445,7 @@ func (s *session) finish(err error) error {
 		if errors.Is(err, websocket.ErrMessageTooBig) {
 			pe.Err = fmt.Errorf("message larger than the read limit (%d bytes)", s.cfg.readLimit)
 		}
-		s.emit(&events.ProtocolError{Meta: events.Stamp(), Err: pe.Err, Code: pe.Code})
-		s.disconnected("protocol error; "+pe.Err.Error(), false, pe)
-		return pe
+		return s.endWithProtocolError(pe)
 	}
 	if State(s.state.Load()) == StateClosing {
 		s.disconnected("connection lost before the close reply; "+err.Error(), false, err)
@@ -458,6 +453,16 @@ func (s *session) finish(err error) error {
 	}
 	s.disconnected("socket fail; "+err.Error(), false, err)
 	return err
+}
+
+// endWithProtocolError ends the session after a violation: ProtocolError
+// (unless fail delivered it already) and Disconnected.
+func (s *session) endWithProtocolError(pe *ProtocolError) error {
+	if pe != s.failure {
+		s.emit(&events.ProtocolError{Meta: events.Stamp(), Err: pe.Err, Code: pe.Code})
+	}
+	s.disconnected("protocol error; "+pe.Err.Error(), false, pe)
+	return pe
 }
 
 func (s *session) engineClose() *closeFrame {
@@ -473,14 +478,10 @@ func (s *session) engineClose() *closeFrame {
 // server's own close (which the engine has already answered).
 func (s *session) closeReceived(code int, reason string) error {
 	if s.failure != nil {
-		s.disconnected("protocol error; "+s.failure.Err.Error(), false, s.failure)
-		return s.failure
+		return s.endWithProtocolError(s.failure)
 	}
 	if !utf8.ValidString(reason) {
-		pe := &ProtocolError{Code: StatusInvalidPayload, Err: errors.New("invalid UTF-8 in close reason")}
-		s.emit(&events.ProtocolError{Meta: events.Stamp(), Err: pe.Err, Code: pe.Code})
-		s.disconnected("protocol error; "+pe.Err.Error(), false, pe)
-		return pe
+		return s.endWithProtocolError(&ProtocolError{Code: StatusInvalidPayload, Err: errors.New("invalid UTF-8 in close reason")})
 	}
 	s.wire.wmu.Lock()
 	ours := s.wire.ourClose

@@ -109,14 +109,13 @@ func (q *sendQueue) send(ws *WebSocket, typ websocket.MessageType, p []byte) err
 	return &DroppedError{Dropped: dropped}
 }
 
-// sessionStarted and sessionEnded bracket a session.
-func (q *sendQueue) sessionStarted() {
+// resetFlush is called when a session starts and when it ends: a flush cut
+// short by the session's end must not hold back the next session's sends.
+func (q *sendQueue) resetFlush() {
 	q.mu.Lock()
 	q.flushing = false
 	q.mu.Unlock()
 }
-
-func (q *sendQueue) sessionEnded() { q.sessionStarted() }
 
 // flush sends the queue in order, on the dispatcher goroutine, after OnReady.
 // Sends made meanwhile join the back of the queue.

@@ -357,7 +357,7 @@ func (pl *persistLoop) run(ctx context.Context) error {
 			pl.current = s
 			if q := ws.queue.Load(); q != nil {
 				s.onReady = func() { q.flush(ws, s) }
-				q.sessionStarted()
+				q.resetFlush()
 			}
 		})
 		cancel()
@@ -367,7 +367,7 @@ func (pl *persistLoop) run(ctx context.Context) error {
 		pl.cancel = nil
 		pl.mu.Unlock()
 		if q := ws.queue.Load(); q != nil {
-			q.sessionEnded()
+			q.resetFlush()
 		}
 		if errors.Is(cause, ErrAlreadyRunning) {
 			return cause

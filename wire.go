@@ -220,14 +220,13 @@ const (
 // encodeFrame builds a masked, final client frame (payloads of control
 // frames only: at most 125 bytes).
 func encodeFrame(op byte, payload []byte) []byte {
-	b := make([]byte, 0, 6+len(payload))
-	b = append(b, 0x80|op, 0x80|byte(len(payload)))
 	var key [4]byte
 	_, _ = rand.Read(key[:])
-	b = append(b, key[:]...)
+	k := binary.LittleEndian.Uint32(key[:])
+	b := appendFrameHeader(make([]byte, 0, 6+len(payload)), op, len(payload), k)
 	start := len(b)
 	b = append(b, payload...)
-	maskBytes(b[start:], key)
+	maskWords(b[start:], k)
 	return b
 }
 
