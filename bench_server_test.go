@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"github.com/lomond-go/lomond/internal/protocol"
 	"io"
 	"net"
 	"net/http"
@@ -177,7 +178,7 @@ func (s *benchServer) closeReply(c *net.TCPConn, code int) {
 	if code != StatusNoStatus {
 		p = binary.BigEndian.AppendUint16(nil, uint16(code))
 	}
-	_, _ = c.Write(appendServerFrame(nil, opClose, p))
+	_, _ = c.Write(appendServerFrame(nil, protocol.OpClose, p))
 	_ = c.CloseWrite()
 }
 
@@ -211,7 +212,7 @@ func readClientFrames(br *bufio.Reader, onClose func(code int)) error {
 		case 127:
 			n = binary.BigEndian.Uint64(hdr[2:])
 		}
-		if op != opClose {
+		if op != protocol.OpClose {
 			if _, err := br.Discard(int(n)); err != nil {
 				return err
 			}
@@ -222,7 +223,9 @@ func readClientFrames(br *bufio.Reader, onClose func(code int)) error {
 			return err
 		}
 		mask := [4]byte(hdr[size-4 : size])
-		maskBytes(p, mask)
+		for i := range p {
+			p[i] ^= mask[i&3]
+		}
 		code := StatusNoStatus
 		if len(p) >= 2 {
 			code = int(binary.BigEndian.Uint16(p))

@@ -1,24 +1,21 @@
 package lomond
 
 import (
+	"bufio"
 	"context"
-	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
-	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
-	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/protocol"
 )
 
 // Run connects and runs one session, delivering every event to h, and
@@ -110,7 +107,10 @@ func (ws *WebSocket) defaultTarget() target {
 }
 
 // session is one run of a WebSocket: from Connecting to Disconnected. Its
-// dispatcher goroutine is the caller of Run; all handler calls happen there.
+// dispatcher goroutine is the caller of Run: it reads the connection through
+// one buffered reader, from the first byte of the upgrade response to the
+// last frame, fires the timers between reads, and calls every handler
+// between I/O calls, never inside one.
 type session struct {
 	ws            *WebSocket
 	cfg           *config
@@ -120,50 +120,53 @@ type session struct {
 	onReady       func() // after Ready was delivered (Persist flushes its queue)
 	readyAt       time.Time
 
-	state atomic.Int32
-	wire  *wire
-	conn  *websocket.Conn
+	state     atomic.Int32
+	cancelled atomic.Bool // the caller's context ended
+	conn      net.Conn    // set before StateHandshake is stored
+	cr        *connReader
+	br        *bufio.Reader
+	w         frameWriter
+	protocol  string      // the subprotocol; set before StateReady is stored
+	pending   *closeFrame // a Close during the opening handshake, under w.mu
 
-	// sendMu serializes writes: the engine's data frames and our own
-	// frames. It is held for a whole engine Write, so our frames always
-	// start at a frame boundary.
-	sendMu       sync.Mutex
-	pendingClose *closeFrame            // Close during the opening handshake
-	owedPong     atomic.Pointer[[]byte] // a pong to send when the send lock frees
-	rawWrites    bool                   // no compression: data frames are written by the wire
-	wbuf         []byte                 // frame buffer for raw writes, under sendMu
-	maskRand     *rand.ChaCha8
-
-	// Timers. Guarded by tmu, since Close (any goroutine) arms the close
-	// timer; the rest is touched by the dispatcher goroutine.
-	tmu           sync.Mutex
-	nextPoll      time.Time
-	nextPing      time.Time
-	pongDeadline  time.Time
-	closeDeadline time.Time
-	closeGrace    bool // a late close deadline was extended once
-	pingSent      time.Time
-	pingPayload   [8]byte
-	start         time.Time
+	// Timers, under tmu: Close, on any goroutine, arms the close timer.
+	tmu         sync.Mutex
+	nextPoll    time.Time
+	nextPing    time.Time
+	pongDue     time.Time
+	closeDue    time.Time
+	pingSent    time.Time
+	pingPayload [8]byte
+	start       time.Time
+	probing     bool        // a judgement waits for a read that finds nothing
+	probeReads  uint64      // cr.reads when the probe began
+	judging     atomic.Bool // pongDue or closeDue is armed: handler time is not counted
+	armedAt     time.Time   // when the latest judging timer was armed
+	stalled     atomic.Bool // a write made no progress for the ping timeout
 
 	// Dispatcher goroutine only.
+	in        inMessage
+	inflater  *protocol.Inflater
+	zin, zout []byte // a compressed message and its inflated bytes
+	ctrl      [protocol.MaxControlPayload]byte
 	lastStamp time.Time      // ReceivedTime of the last event delivered
-	sizeHint  int            // the last message's size: the next one's buffer
-	scratch   []byte         // for discarded and borrowed messages
+	scratch   []byte         // borrowed binary messages
 	borrowed  *events.Binary // the reused event of WithBorrowedBinary
 	silent    bool           // deliver no more events (the handler stopped)
 	stopErr   error          // why the handler stopped: ErrStopped or a *PanicError
-	timerErr  error          // a timer ended the session
-	failure   *ProtocolError
+	failure   *ProtocolError // the client failed the connection
 }
 
-const lateWake = 100 * time.Millisecond
+type closeFrame struct {
+	code   int
+	reason string
+}
 
 func (s *session) run(ctx context.Context) error {
 	cfg := s.cfg
 	s.emit(&events.Connecting{Meta: events.Stamp(), URL: s.target.raw})
 	if s.stopErr != nil {
-		return s.stopErr
+		return s.handlerStopped()
 	}
 	dr, err := cfg.dialTransport(ctx, s.target.url)
 	if err != nil {
@@ -173,73 +176,41 @@ func (s *session) run(ctx context.Context) error {
 		s.emit(&events.ConnectFail{Meta: events.Stamp(), URL: s.target.raw, Reason: reason, Err: err})
 		return &ConnectError{URL: s.target.raw, Reason: reason, Err: err}
 	}
-	s.wire = newWire(dr.conn)
-	defer s.wire.Close()
+	s.conn = dr.conn
+	defer s.conn.Close()
 	s.state.Store(int32(StateHandshake))
 
 	// One watcher for the caller's context: a graceful close when it ends.
 	cancelled := make(chan struct{})
 	stopWatch := context.AfterFunc(ctx, func() {
 		defer close(cancelled)
+		s.cancelled.Store(true)
+		if State(s.state.Load()) == StateHandshake {
+			_ = s.conn.SetReadDeadline(time.Now()) // cut the handshake short
+		}
 		_ = s.close(StatusGoingAway, "going away")
 	})
 	defer func() {
 		if !stopWatch() {
-			s.wire.Close() // unblock a close write stuck on a dead peer
+			s.conn.Close() // unblock a close write stuck on a dead peer
 			<-cancelled
 		}
 	}()
 
 	s.emit(&events.Connected{Meta: events.Stamp(), URL: s.target.raw, Proxy: redact(dr.proxy)})
 	if s.stopErr != nil {
-		return s.stopErr
+		return s.handlerStopped()
 	}
 
-	conn, resp, err := s.handshake(ctx)
+	res, err := s.handshake()
 	if err != nil {
-		return s.handshakeFailed(ctx, resp, err)
+		return s.handshakeFailed(err)
 	}
-	s.conn = conn
-	defer conn.CloseNow()
-	if cfg.readLimit == NoReadLimit {
-		conn.SetReadLimit(-1)
-	} else {
-		conn.SetReadLimit(cfg.readLimit)
-	}
-
-	s.sendMu.Lock()
-	// Uncompressed sessions write their data frames themselves, whole.
-	s.rawWrites = !strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
-	if s.rawWrites {
-		var seed [32]byte
-		_, _ = cryptorand.Read(seed[:])
-		s.maskRand = rand.NewChaCha8(seed)
-	}
-	s.state.Store(int32(StateReady))
-	if pc := s.pendingClose; pc != nil {
-		s.state.Store(int32(StateClosing))
-		_ = s.wire.writeFrame(opClose, closePayload(pc.code, pc.reason))
-	}
-	s.sendMu.Unlock()
+	s.setup(res)
 
 	now := time.Now()
-	s.tmu.Lock()
-	s.start = now
-	if cfg.pollInterval > 0 {
-		s.nextPoll = now.Add(cfg.pollInterval)
-	}
-	if cfg.pingRate > 0 {
-		s.nextPing = now.Add(cfg.pingRate)
-	}
-	if s.pendingClose != nil {
-		s.closeDeadline = now.Add(cfg.closeTimeout)
-	}
-	s.wire.onTimeout = s.tick
-	s.rearm()
-	s.tmu.Unlock()
-
-	ready := &events.Ready{Meta: events.Meta{Received: now}, Response: resp, Protocol: conn.Subprotocol()}
-	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" && strings.Contains(ext, "permessage-deflate") {
+	ready := &events.Ready{Meta: events.Meta{Received: now}, Response: res.resp, Protocol: res.protocol}
+	if res.deflate != nil {
 		ready.Extensions = []string{"permessage-deflate"}
 	}
 	cfg.logger.Debug("lomond: ready", "url", s.target.raw, "protocol", ready.Protocol)
@@ -260,250 +231,132 @@ func (s *session) run(ctx context.Context) error {
 	return s.readLoop()
 }
 
-// readLoop reads messages until the session ends, delivering each one.
-func (s *session) readLoop() error {
-	ctx := context.Background() // one long-lived context: no per-read cost
-	for {
-		typ, r, err := s.conn.Reader(ctx)
-		if err != nil {
-			return s.finish(err)
-		}
-		ev, err := s.readMessage(r, typ == websocket.MessageText)
-		if err != nil {
-			return s.finish(err)
-		}
-		if ev != nil {
-			s.emit(ev)
-		}
+// setup readies the session after an accepted handshake: the writer, the
+// compression agreed, the state (sending a Close made during the handshake)
+// and the timers.
+func (s *session) setup(res *handshakeResult) {
+	cfg := s.cfg
+	s.w.init(s.conn, cfg.pingTimeout, s.onStall)
+	if d := res.deflate; d != nil {
+		s.inflater = protocol.NewInflater(*d)
+		s.w.deflater = protocol.NewDeflater(*d, cfg.compression.level())
+		s.w.threshold = cfg.compression.threshold()
 	}
-}
-
-// readMessage reads a whole message straight into the payload buffer of its
-// event (see payload.go), so nothing is copied: the buffer is sized from the
-// previous message, grown 2x when short, and moved to a smaller one when
-// much too large. Text is validated as it arrives, so invalid UTF-8 fails at
-// once (1007), not at the end. A failing or stopped session discards
-// messages instead (nil event).
-func (s *session) readMessage(r io.Reader, text bool) (events.Event, error) {
-	if s.failure != nil || s.silent {
-		return nil, s.discard(r)
-	}
-	if !text && s.cfg.borrowBinary {
-		return s.readBorrowed(r)
-	}
-	msg := newMessage(text, max(s.sizeHint, minMessageBuffer))
-	buf := msg.buf
-	n, checked := 0, 0
-	for {
-		if n == len(buf) {
-			// Full: an empty read tells whether the message ends here.
-			if _, err := r.Read(buf[n:]); err == io.EOF {
-				break
-			} else if err != nil {
-				return nil, err
-			}
-			grown := newMessage(text, 2*len(buf))
-			copy(grown.buf, buf[:n])
-			msg, buf = grown, grown.buf
-		}
-		m, err := r.Read(buf[n:])
-		n += m
-		if text && err == nil && s.failure == nil {
-			end := checked + completeRunes(buf[checked:n])
-			if !utf8.Valid(buf[checked:end]) || !validUTF8Prefix(buf[end:n]) {
-				s.fail(StatusInvalidPayload, errors.New("invalid UTF-8 in text message"))
-			}
-			checked = end
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if text && s.failure == nil && !utf8.Valid(buf[checked:n]) {
-		s.fail(StatusInvalidPayload, errors.New("invalid UTF-8 in text message"))
-	}
-	if s.failure != nil {
-		return nil, nil
-	}
-	s.sizeHint = n
-	if len(buf)-n > maxMessageSlack {
-		// A kept event must not pin a mostly empty buffer.
-		exact := newMessage(text, n)
-		copy(exact.buf, buf[:n])
-		msg = exact
-	}
-	return msg.finish(s.messageMeta(), n), nil
-}
-
-const (
-	minMessageBuffer = 16
-	maxMessageSlack  = 4096
-)
-
-// readBorrowed reads a binary message into the session's reused buffer and
-// delivers it in the session's reused event (WithBorrowedBinary): no
-// allocation per message.
-func (s *session) readBorrowed(r io.Reader) (events.Event, error) {
-	if s.borrowed == nil {
-		s.borrowed = &events.Binary{}
-		s.scratch = make([]byte, max(4096, len(s.scratch)))
-	}
-	buf, n := s.scratch, 0
-	for {
-		if n == len(buf) {
-			buf = append(buf, make([]byte, len(buf))...)
-		}
-		m, err := r.Read(buf[n:])
-		n += m
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if len(buf) <= maxKeptWriteBuffer { // a huge one is not kept for the session
-		s.scratch = buf
-	}
-	ev := s.borrowed
-	ev.Meta, ev.Data = s.messageMeta(), buf[:n:n]
-	return ev, nil
-}
-
-// discard reads and drops a message.
-func (s *session) discard(r io.Reader) error {
-	if s.scratch == nil {
-		s.scratch = make([]byte, 4096)
-	}
-	for {
-		_, err := r.Read(s.scratch)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// fail fails the connection for a protocol violation the dispatcher found:
-// ProtocolError now, a close frame with code, and the session drains until
-// the server's close reply or the close timeout.
-func (s *session) fail(code int, err error) {
-	s.failure = &ProtocolError{Code: code, Err: err}
-	s.lockForClose()
-	if State(s.state.Load()) == StateReady {
+	s.protocol = res.protocol
+	now := time.Now()
+	s.w.mu.Lock()
+	s.state.Store(int32(StateReady))
+	pc := s.pending
+	if pc != nil {
 		s.state.Store(int32(StateClosing))
-		_ = s.wire.writeFrame(opClose, closePayload(code, err.Error()))
-		s.armCloseTimer()
+		_ = s.w.frameLocked(true, false, protocol.OpClose, protocol.AppendClosePayload(nil, pc.code, pc.reason))
 	}
-	s.sendMu.Unlock()
-	s.emit(&events.ProtocolError{Meta: events.Stamp(), Err: err, Code: code})
+	s.w.unlock()
+
+	s.tmu.Lock()
+	s.start = now
+	if cfg.pollInterval > 0 {
+		s.nextPoll = now.Add(cfg.pollInterval)
+	}
+	if cfg.pingRate > 0 && pc == nil {
+		s.nextPing = now.Add(cfg.pingRate)
+	}
+	if pc != nil {
+		s.armedAt, s.closeDue = now, now.Add(cfg.closeTimeout)
+		s.judging.Store(true)
+	}
+	s.rearm()
+	s.tmu.Unlock()
 }
 
-// finish turns the error that ended the read loop into the session's last
+// handlerStopped ends a session whose handler stopped before the connection
+// was up (a panic in OnConnecting or OnConnected).
+func (s *session) handlerStopped() error {
+	s.state.Store(int32(StateIdle))
+	if pe, ok := s.stopErr.(*PanicError); ok {
+		s.silent = false
+		s.disconnected("handler panic", false, pe)
+		return pe
+	}
+	return s.stopErr
+}
+
+// sessionEnd carries Run's result out of the read loop once the session's
+// last events were delivered (a completed close handshake).
+type sessionEnd struct{ result error }
+
+func (e sessionEnd) Error() string { return "session ended" }
+
+// end turns the error that ended the read loop into the session's last
 // events and Run's result.
-func (s *session) finish(err error) error {
+func (s *session) end(err error) error {
+	var done sessionEnd
+	if errors.As(err, &done) {
+		return done.result
+	}
 	if s.stopErr != nil && s.silent && s.failure == nil {
 		// The handler stopped; its close handshake has ended one way or another.
-		if pe, ok := s.stopErr.(*PanicError); ok {
-			s.silent = false
-			s.disconnected("handler panic", false, pe)
-			return pe
-		}
-		return s.stopErr
+		return s.handlerStopped()
 	}
-	if s.timerErr != nil {
-		if errors.Is(s.timerErr, ErrCloseTimeout) {
-			s.disconnected(fmt.Sprintf("server didn't respond to close within %v", s.cfg.closeTimeout), false, s.timerErr)
-		} else {
-			s.disconnected(fmt.Sprintf("no pong within %v", s.cfg.pingTimeout), false, s.timerErr)
-		}
-		return s.timerErr
+	var perr *protocol.Error
+	switch {
+	case errors.As(err, &perr):
+		pe := s.fail(perr)
+		s.disconnected("protocol error", false, pe)
+		return pe
+	case s.failure != nil:
+		s.disconnected("protocol error", false, s.failure)
+		return s.failure
+	case errors.Is(err, ErrUnresponsive):
+		s.disconnected("ping timeout", false, ErrUnresponsive)
+		return ErrUnresponsive
+	case errors.Is(err, ErrCloseTimeout):
+		s.disconnected("close timeout", false, ErrCloseTimeout)
+		return ErrCloseTimeout
 	}
-	var ce websocket.CloseError
-	if errors.As(err, &ce) {
-		return s.closeReceived(int(ce.Code), ce.Reason)
-	}
-	if s.failure != nil {
-		return s.endWithProtocolError(s.failure)
-	}
-	if s.wire.violation != nil {
-		pe := &ProtocolError{Code: StatusProtocolError, Err: s.wire.violation}
-		s.lockForClose()
-		_ = s.wire.writeFrame(opClose, closePayload(StatusProtocolError, s.wire.violation.Error()))
-		s.sendMu.Unlock()
-		return s.endWithProtocolError(pe)
-	}
-	if ec := s.engineClose(); ec != nil {
-		// The engine found a violation (or an oversized message), sent its
-		// close frame and stopped reading.
-		pe := &ProtocolError{Code: ec.code, Err: errors.New(ec.reason)}
-		if errors.Is(err, websocket.ErrMessageTooBig) {
-			pe.Err = fmt.Errorf("message larger than the read limit (%d bytes)", s.cfg.readLimit)
-		}
-		return s.endWithProtocolError(pe)
-	}
-	if State(s.state.Load()) == StateClosing {
-		s.disconnected("connection lost before the close reply; "+err.Error(), false, err)
-		return err
-	}
-	s.disconnected("socket fail; "+err.Error(), false, err)
+	s.disconnected("connection lost", false, err)
 	return err
 }
 
-// endWithProtocolError ends the session after a violation: ProtocolError
-// (unless fail delivered it already) and Disconnected.
-func (s *session) endWithProtocolError(pe *ProtocolError) error {
-	if pe != s.failure {
-		s.emit(&events.ProtocolError{Meta: events.Stamp(), Err: pe.Err, Code: pe.Code})
-	}
-	s.disconnected("protocol error; "+pe.Err.Error(), false, pe)
-	return pe
-}
-
-func (s *session) engineClose() *closeFrame {
-	s.wire.wmu.Lock()
-	defer s.wire.wmu.Unlock()
-	if s.wire.ourClose {
-		return nil
-	}
-	return s.wire.engineClosed
-}
-
-// closeReceived handles the server's close frame: the reply to ours, or the
-// server's own close (which the engine has already answered).
-func (s *session) closeReceived(code int, reason string) error {
+// fail fails the connection for a protocol violation: a close frame with the
+// violation's code (unless one went out already), the close timer, and one
+// ProtocolError event. The read loop then discards what arrives until the
+// server's close reply, the close timeout or the end of the connection.
+func (s *session) fail(perr *protocol.Error) *ProtocolError {
 	if s.failure != nil {
-		return s.endWithProtocolError(s.failure)
+		return s.failure
 	}
-	if !utf8.ValidString(reason) {
-		return s.endWithProtocolError(&ProtocolError{Code: StatusInvalidPayload, Err: errors.New("invalid UTF-8 in close reason")})
+	s.failure = &ProtocolError{Code: perr.Code, Err: perr}
+	s.sendClose(perr.Code, perr.Reason)
+	s.emit(&events.ProtocolError{Meta: events.Stamp(), Err: perr, Code: perr.Code})
+	return s.failure
+}
+
+// sendClose sends the dispatcher's own close frame (a failure, a stopped
+// handler) unless a close frame went out already.
+func (s *session) sendClose(code int, reason string) {
+	if State(s.state.Load()) < StateReady {
+		return
 	}
-	s.wire.wmu.Lock()
-	ours := s.wire.ourClose
-	s.wire.wmu.Unlock()
-	if !ours {
-		s.state.Store(int32(StateClosing))
-		s.emit(&events.Closing{Meta: events.Stamp(), Code: code, Reason: reason})
+	s.w.lockForClose(s.cfg.closeTimeout)
+	sent := false
+	if !s.w.closeSent {
+		if State(s.state.Load()) == StateReady {
+			s.state.Store(int32(StateClosing))
+		}
+		_ = s.w.frameLocked(true, false, protocol.OpClose, protocol.AppendClosePayload(nil, code, reason))
+		sent = true
 	}
-	s.state.Store(int32(StateClosed))
-	s.emit(&events.Closed{Meta: events.Stamp(), Code: code, Reason: reason})
-	s.disconnected("closed", true, nil)
-	if ours {
-		return nil
+	s.w.unlock()
+	if sent {
+		s.armCloseTimer()
 	}
-	return &CloseError{Code: code, Reason: reason}
 }
 
 func (s *session) disconnected(reason string, graceful bool, err error) {
 	s.ws.signalReady(false)
-	if State(s.state.Load()) != StateClosed {
-		s.state.Store(int32(StateIdle))
-	}
+	// A send from the Disconnected handler on finds no session.
+	s.state.Store(int32(StateIdle))
 	if graceful {
 		s.cfg.logger.Debug("lomond: disconnected", "url", s.target.raw, "reason", reason)
 	} else {
@@ -515,22 +368,34 @@ func (s *session) disconnected(reason string, graceful bool, err error) {
 // messageMeta stamps a message with when its last bytes arrived, but never
 // before the event delivered ahead of it, so ReceivedTime never goes back.
 func (s *session) messageMeta() events.Meta {
-	t := s.wire.lastRead
+	t := s.cr.lastRead
 	if t.Before(s.lastStamp) {
 		t = s.lastStamp
 	}
 	return events.Meta{Received: t}
 }
 
-// emit delivers one event to the handler, unless the handler stopped. If
-// the handler stops now (a panic, or a range loop left), the session starts
-// its close handshake.
+// emit delivers one event to the handler, unless the handler stopped. While
+// a pong or a close reply is awaited, the time the handler takes is not
+// counted against it. If the handler stops now (a panic, or a range loop
+// left), the session starts its close handshake.
 func (s *session) emit(ev events.Event) {
 	if s.silent {
 		return
 	}
 	s.lastStamp = ev.ReceivedTime()
-	s.deliver(ev)
+	if s.judging.Load() {
+		began := time.Now()
+		s.deliver(ev)
+		s.excludeHandlerTime(began)
+	} else {
+		s.deliver(ev)
+		if s.judging.Load() {
+			// Armed during the handler (a Close from it, say): the rest
+			// of the handler's time does not count either.
+			s.excludeHandlerTime(time.Time{})
+		}
+	}
 	if s.stopErr != nil {
 		s.stopSession()
 	}
@@ -566,11 +431,5 @@ func (s *session) stopSession() {
 	if _, ok := s.stopErr.(*PanicError); ok {
 		code, reason = StatusInternalError, "handler panic"
 	}
-	s.lockForClose()
-	if State(s.state.Load()) == StateReady {
-		s.state.Store(int32(StateClosing))
-		_ = s.wire.writeFrame(opClose, closePayload(code, reason))
-		s.armCloseTimer()
-	}
-	s.sendMu.Unlock()
+	s.sendClose(code, reason)
 }

@@ -1,131 +1,151 @@
 package lomond
 
 import (
+	"bufio"
 	"context"
+	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/protocol"
 )
 
-// handshake sends the upgrade request over the session's transport and
-// validates the response, bounded by the handshake timeout.
-func (s *session) handshake(ctx context.Context) (*websocket.Conn, *http.Response, error) {
+// readBufferSize is the session's buffered reader: large enough that a
+// stream of small messages costs one read(2) per few hundred, small enough
+// for an idle connection's footprint.
+const readBufferSize = 8 << 10
+
+// handshakeResult is what an accepted opening handshake agreed.
+type handshakeResult struct {
+	resp     *http.Response
+	protocol string
+	deflate  *protocol.DeflateParams // nil: no compression
+}
+
+// upgradeError is a response the client refuses: a Rejected event.
+type upgradeError struct {
+	resp *http.Response
+	err  error
+}
+
+func (e *upgradeError) Error() string { return e.err.Error() }
+func (e *upgradeError) Unwrap() error { return e.err }
+
+// handshake sends the upgrade request and reads the response through the
+// session's buffered reader, bounded by the handshake timeout. Whatever
+// follows the 101 in the same read stays buffered: the first frame.
+func (s *session) handshake() (*handshakeResult, error) {
 	cfg := s.cfg
-	hctx, cancel := context.WithTimeoutCause(ctx, cfg.handshakeTimeout, ErrHandshakeTimeout)
-	defer cancel()
-	_ = s.wire.SetDeadline(time.Now().Add(cfg.handshakeTimeout))
+	_ = s.conn.SetDeadline(time.Now().Add(cfg.handshakeTimeout))
 
-	var given atomic.Bool
-	give := func(context.Context, string, string) (net.Conn, error) {
-		if given.Swap(true) {
-			return nil, errors.New("lomond: the handshake needs a second connection (redirects are not followed)")
+	var random [16]byte
+	_, _ = cryptorand.Read(random[:])
+	key := protocol.NewKey(random)
+	host := s.target.host
+	if host == "" {
+		host = s.target.url.Host
+	}
+	req := protocol.Request{
+		Host:       host,
+		RequestURI: s.target.url.RequestURI(),
+		Key:        key,
+		Protocols:  s.target.protocols,
+		UserAgent:  cfg.userAgent,
+		Header:     s.target.header,
+	}
+	offer := cfg.deflateOffer()
+	if offer != nil {
+		req.Extensions = offer.String()
+	}
+	if _, err := s.conn.Write(protocol.AppendRequest(nil, &req)); err != nil {
+		return nil, s.handshakeIOError(err)
+	}
+
+	s.cr = &connReader{conn: s.conn, limit: maxResponseHeader}
+	s.br = bufio.NewReaderSize(s.cr, readBufferSize)
+	resp, err := protocol.ReadResponse(s.br)
+	if err != nil {
+		return nil, s.handshakeIOError(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		// The body (for the Rejected event) is read under the same
+		// deadline and bound as the header.
+		return nil, &upgradeError{resp: resp, err: fmt.Errorf("websocket upgrade failed (code=%d)", resp.StatusCode)}
+	}
+	res := &handshakeResult{resp: resp}
+	if res.protocol, err = protocol.CheckResponse(resp, key, s.target.protocols); err != nil {
+		return nil, &upgradeError{resp: resp, err: err}
+	}
+	exts := resp.Header.Values("Sec-WebSocket-Extensions")
+	if offer == nil {
+		if len(exts) > 0 {
+			return nil, &upgradeError{resp: resp, err: errors.New("the server answered an extension that was not offered")}
 		}
-		return s.wire, nil
+	} else {
+		p, enabled, err := protocol.NegotiateDeflate(*offer, exts)
+		if err != nil {
+			return nil, &upgradeError{resp: resp, err: err}
+		}
+		if enabled {
+			res.deflate = &p
+		}
 	}
-	tr := &http.Transport{
-		DialContext:            give,
-		DialTLSContext:         give,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: 1 << 20,
-	}
-	defer tr.CloseIdleConnections()
-	rt := upgradeRoundTripper{rt: tr, wire: s.wire}
-	client := &http.Client{
-		Transport: rt,
-		// A redirect is reported as Rejected with its Location header.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	header := s.target.header.Clone()
-	header.Set("User-Agent", cfg.userAgent)
-	opts := &websocket.DialOptions{
-		HTTPClient:     client,
-		HTTPHeader:     header,
-		Host:           s.target.host,
-		Subprotocols:   s.target.protocols,
-		OnPingReceived: s.onPing,
-		OnPongReceived: s.onPong,
-	}
-	switch cfg.compression {
-	case CompressionContextTakeover:
-		opts.CompressionMode = websocket.CompressionContextTakeover
-	case CompressionNoContextTakeover:
-		// The engine keeps its own no-takeover offer even when the server
-		// answers without server_no_context_takeover (tornado does), and
-		// then resets its decompressor while the server keeps its context:
-		// corrupt input from the second message on. Dialing in takeover mode
-		// makes the engine follow the server's answer; the offer itself is
-		// rewritten to ask for no context takeover.
-		opts.CompressionMode = websocket.CompressionContextTakeover
-		rt.extensions = "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
-	}
-	client.Transport = rt
-	conn, resp, err := websocket.Dial(hctx, s.target.raw, opts)
-	if err == nil {
-		_ = s.wire.SetDeadline(noDeadline)
-		return conn, resp, nil
-	}
-	if context.Cause(hctx) == ErrHandshakeTimeout || (isTimeout(err) && ctx.Err() == nil) {
-		err = fmt.Errorf("%w after %v: %v", ErrHandshakeTimeout, cfg.handshakeTimeout, err)
-	}
-	return nil, resp, err
+	s.cr.limit = -1
+	_ = s.conn.SetDeadline(noDeadline)
+	return res, nil
 }
 
-// upgradeRoundTripper expires the read deadline once a 101 arrives. When the
-// engine refuses a 101 (a bad Sec-WebSocket-Accept, say) it reads up to 1 KiB
-// of the response body for its error, under a 3 s timer; for a 101 that body
-// is the raw connection. The expired deadline makes that read return at once;
-// an accepted handshake clears the deadline before anything else is read.
-//
-// It also replaces the extension offer when extensions is set.
-type upgradeRoundTripper struct {
-	rt         http.RoundTripper
-	wire       *wire
-	extensions string
+// handshakeIOError names a handshake that failed on the transport: a
+// timeout, the caller's cancellation, or a lost connection.
+func (s *session) handshakeIOError(err error) error {
+	switch {
+	case s.cancelled.Load():
+		return &handshakeCancelled{err: err}
+	case isTimeout(err):
+		return fmt.Errorf("%w after %v", ErrHandshakeTimeout, s.cfg.handshakeTimeout)
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("connection closed before the response: %w", io.ErrUnexpectedEOF)
+	}
+	return err
 }
 
-func (u upgradeRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	if u.extensions != "" {
-		req = req.Clone(req.Context())
-		req.Header.Set("Sec-WebSocket-Extensions", u.extensions)
-	}
-	resp, err := u.rt.RoundTrip(req)
-	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
-		_ = u.wire.SetReadDeadline(time.Now())
-	}
-	return resp, err
-}
+// handshakeCancelled is a handshake cut short by the caller's context.
+type handshakeCancelled struct{ err error }
+
+func (e *handshakeCancelled) Error() string { return "cancelled during the handshake" }
+func (e *handshakeCancelled) Unwrap() error { return context.Canceled }
 
 // handshakeFailed reports a failed opening handshake: Rejected when the
-// server answered, then Disconnected.
-func (s *session) handshakeFailed(ctx context.Context, resp *http.Response, err error) error {
-	s.wire.Close()
-	if resp != nil {
-		rej := rejection(resp, err)
+// server answered and the answer was refused, then Disconnected.
+func (s *session) handshakeFailed(err error) error {
+	var ue *upgradeError
+	if errors.As(err, &ue) {
+		rej := rejection(ue.resp, ue.err)
+		body := readBody(ue.resp)
+		s.conn.Close()
 		s.state.Store(int32(StateIdle))
 		s.emit(&events.Rejected{Meta: events.Stamp(), StatusCode: rej.StatusCode, Status: rej.Status,
-			Header: rej.Header, Body: readBody(resp), Reason: rej.Reason, RetryAfter: rej.RetryAfter,
-			HasRetryAfter: rej.HasRetryAfter, Err: err})
+			Header: rej.Header, Body: body, Reason: rej.Reason, RetryAfter: rej.RetryAfter,
+			HasRetryAfter: rej.HasRetryAfter, Err: ue.err})
 		s.disconnected("closed", true, nil)
 		return rej
 	}
-	reason := "handshake failed; " + err.Error()
+	s.conn.Close()
+	var hc *handshakeCancelled
 	switch {
+	case errors.As(err, &hc):
+		s.disconnected("cancelled during the handshake", false, err)
 	case errors.Is(err, ErrHandshakeTimeout):
-		reason = "handshake timeout; no response within " + s.cfg.handshakeTimeout.String()
-	case ctx.Err() != nil:
-		reason = "cancelled during the handshake"
-		err = fmt.Errorf("%w: %v", ctx.Err(), err)
+		s.disconnected("handshake timeout", false, err)
+	default:
+		s.disconnected("handshake failed", false, err)
 	}
-	s.disconnected(reason, false, err)
 	return err
 }
 
@@ -138,12 +158,7 @@ func readBody(resp *http.Response) []byte {
 }
 
 func rejection(resp *http.Response, err error) *RejectedError {
-	rej := &RejectedError{StatusCode: resp.StatusCode, Status: resp.Status, Header: resp.Header, Err: err}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		rej.Reason = fmt.Sprintf("websocket upgrade failed (code=%d)", resp.StatusCode)
-	} else {
-		rej.Reason = strings.TrimPrefix(err.Error(), "failed to WebSocket dial: ")
-	}
+	rej := &RejectedError{StatusCode: resp.StatusCode, Status: resp.Status, Header: resp.Header, Err: err, Reason: err.Error()}
 	rej.RetryAfter, rej.HasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return rej
 }

@@ -1,5 +1,7 @@
 // Package lomond is an event-driven websocket client: a port of Python's
-// lomond to Go, built on github.com/coder/websocket.
+// lomond to Go. Like lomond, it speaks the websocket protocol itself (RFC
+// 6455 and permessage-deflate, RFC 7692): one goroutine per session reads
+// every frame through one buffered reader.
 //
 // A WebSocket is made by New, which validates the URL and options and does no
 // I/O. Run connects and runs one session, turning everything that happens
@@ -50,8 +52,6 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/coder/websocket"
 )
 
 // Version is the library's version, sent in the default User-Agent.
@@ -229,8 +229,9 @@ func (ws *WebSocket) State() State {
 
 // Subprotocol returns the subprotocol the server chose, or "".
 func (ws *WebSocket) Subprotocol() string {
-	if s := ws.sess.Load(); s != nil && s.conn != nil {
-		return s.conn.Subprotocol()
+	// s.protocol is written before the state becomes ready.
+	if s := ws.sess.Load(); s != nil && State(s.state.Load()) >= StateReady {
+		return s.protocol
 	}
 	return ""
 }
@@ -240,13 +241,13 @@ func (ws *WebSocket) SendText(text string) error {
 	if !utf8.ValidString(text) {
 		return ErrInvalidUTF8
 	}
-	return ws.send(websocket.MessageText, stringBytes(text))
+	return ws.send(opText, stringBytes(text))
 }
 
 // SendBinary sends a binary message. The library does not keep data after
 // the call returns.
 func (ws *WebSocket) SendBinary(data []byte) error {
-	return ws.send(websocket.MessageBinary, data)
+	return ws.send(opBinary, data)
 }
 
 // SendJSON sends v encoded as JSON in a text message.
@@ -255,7 +256,7 @@ func (ws *WebSocket) SendJSON(v any) error {
 	if err != nil {
 		return fmt.Errorf("lomond: SendJSON: %w", err)
 	}
-	return ws.send(websocket.MessageText, b)
+	return ws.send(opText, b)
 }
 
 // SendPing sends a ping with data as payload (at most 125 bytes). The
@@ -281,14 +282,14 @@ func (ws *WebSocket) sendControl(op byte, data []byte) error {
 	return s.writeControl(op, data)
 }
 
-func (ws *WebSocket) send(typ websocket.MessageType, p []byte) error {
+func (ws *WebSocket) send(typ byte, p []byte) error {
 	if q := ws.queue.Load(); q != nil {
 		return q.send(ws, typ, p)
 	}
 	return ws.sendNow(typ, p)
 }
 
-func (ws *WebSocket) sendNow(typ websocket.MessageType, p []byte) error {
+func (ws *WebSocket) sendNow(typ byte, p []byte) error {
 	s := ws.sess.Load()
 	if s == nil {
 		return ErrNotConnected

@@ -40,23 +40,6 @@ const (
 	NoReadLimit = -1
 )
 
-// Compression selects permessage-deflate (RFC 7692).
-type Compression int
-
-const (
-	// CompressionOff does not offer permessage-deflate (the default).
-	CompressionOff Compression = iota
-	// CompressionNoContextTakeover offers permessage-deflate with a fresh
-	// compressor per message (messages over 512 bytes), taken from a pool:
-	// no fixed memory per connection.
-	CompressionNoContextTakeover
-	// CompressionContextTakeover offers permessage-deflate keeping the
-	// sliding window across messages (messages over 128 bytes): better
-	// ratios, at the engine's fixed cost of a 32 KB window and a 1.2 MB
-	// flate writer per connection.
-	CompressionContextTakeover
-)
-
 // DialFunc dials the transport connection to addr ("host:port"). It is the
 // escape hatch for custom networking (a unix socket, a SOCKS dialer, an
 // in-memory pipe): the dispatcher still runs the proxy tunnel (if any), TLS
@@ -79,7 +62,7 @@ type config struct {
 	header           http.Header
 	host             string
 	userAgent        string
-	compression      Compression
+	compression      *CompressionOptions // nil: off
 	tls              *tls.Config
 	proxyMode        proxyMode
 	proxyURL         *url.URL
@@ -211,17 +194,6 @@ func WithOrigin(origin string) Option {
 			return optErr("origin %q is not scheme://host[:port]", origin)
 		}
 		c.header.Set("Origin", origin)
-		return nil
-	}
-}
-
-// WithCompression offers permessage-deflate (off by default).
-func WithCompression(mode Compression) Option {
-	return func(c *config) error {
-		if mode < CompressionOff || mode > CompressionContextTakeover {
-			return optErr("unknown compression mode %d", mode)
-		}
-		c.compression = mode
 		return nil
 	}
 }

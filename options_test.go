@@ -139,8 +139,8 @@ func TestDefaults(t *testing.T) {
 	if !c.autoPong {
 		t.Error("auto-pong is off by default")
 	}
-	if c.compression != CompressionOff {
-		t.Errorf("default compression = %d, want off", c.compression)
+	if c.compression != nil {
+		t.Errorf("default compression = %+v, want off", c.compression)
 	}
 	if c.userAgent != "lomond-go/"+Version {
 		t.Errorf("default user agent = %q", c.userAgent)
@@ -284,8 +284,12 @@ func TestWithOrigin(t *testing.T) {
 
 func TestWithCompression(t *testing.T) {
 	for _, m := range []Compression{CompressionOff, CompressionNoContextTakeover, CompressionContextTakeover} {
-		if c := newWith(t, WithCompression(m)); c.compression != m {
-			t.Errorf("compression = %d, want %d", c.compression, m)
+		c := newWith(t, WithCompression(m))
+		if (c.compression == nil) != (m == CompressionOff) {
+			t.Errorf("compression %d: options %+v", m, c.compression)
+		}
+		if m == CompressionNoContextTakeover && (!c.compression.ClientNoContextTakeover || !c.compression.ServerNoContextTakeover) {
+			t.Errorf("no context takeover: options %+v", c.compression)
 		}
 	}
 	for _, m := range []Compression{-1, 3, 100} {

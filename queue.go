@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/coder/websocket"
 )
 
 // ErrQueueFull is returned by a send when Persist's send queue is full. With
@@ -81,7 +79,7 @@ func newSendQueue(size int, overflow Overflow) *sendQueue {
 
 // send sends at once when a session is ready and the queue is not being
 // flushed; otherwise it queues.
-func (q *sendQueue) send(ws *WebSocket, typ websocket.MessageType, p []byte) error {
+func (q *sendQueue) send(ws *WebSocket, typ byte, p []byte) error {
 	q.mu.Lock()
 	if !q.flushing && ws.State() == StateReady {
 		q.mu.Unlock()
@@ -93,7 +91,7 @@ func (q *sendQueue) send(ws *WebSocket, typ websocket.MessageType, p []byte) err
 		q.mu.Lock()
 	}
 	defer q.mu.Unlock()
-	m := Message{Binary: typ == websocket.MessageBinary, Data: bytes.Clone(p)}
+	m := Message{Binary: typ == opBinary, Data: bytes.Clone(p)}
 	if m.Data == nil {
 		m.Data = []byte{}
 	}
@@ -126,9 +124,9 @@ func (q *sendQueue) flush(ws *WebSocket, s *session) {
 		m := q.msgs[0]
 		q.msgs = q.msgs[1:]
 		q.mu.Unlock()
-		typ := websocket.MessageText
+		typ := byte(opText)
 		if m.Binary {
-			typ = websocket.MessageBinary
+			typ = opBinary
 		}
 		err := s.write(typ, m.Data)
 		q.mu.Lock()

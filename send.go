@@ -1,12 +1,22 @@
 package lomond
 
 import (
-	"context"
+	"errors"
 	"fmt"
-	"time"
 
-	"github.com/coder/websocket"
+	"github.com/lomond-go/lomond/internal/protocol"
 )
+
+// Message types of the send paths: the frame opcodes.
+const (
+	opText   = protocol.OpText
+	opBinary = protocol.OpBinary
+	opPing   = protocol.OpPing
+	opPong   = protocol.OpPong
+)
+
+// maxControl is the largest control frame payload.
+const maxControl = protocol.MaxControlPayload
 
 // stateErr is the error a send gets in state st.
 func stateErr(st State) error {
@@ -19,118 +29,83 @@ func stateErr(st State) error {
 	return ErrNotConnected
 }
 
-// lockReady takes the send lock if the session is ready; otherwise it
-// returns the error a send gets in the session's state.
-func (s *session) lockReady() error {
+// ready returns nil if the session is ready, else the error a send gets.
+func (s *session) ready() error {
 	if st := State(s.state.Load()); st != StateReady {
-		return stateErr(st)
-	}
-	s.sendMu.Lock()
-	if st := State(s.state.Load()); st != StateReady {
-		s.sendMu.Unlock()
 		return stateErr(st)
 	}
 	return nil
 }
 
-// sendFailed explains a failed write: ErrClosing if a close frame went out
-// meanwhile, the transport's error otherwise.
+// sendFailed explains a failed write: ErrClosing (or ErrClosed) if a close
+// frame went out meanwhile, the transport's error otherwise.
 func (s *session) sendFailed(err error) error {
-	if s.wire.sentClose() {
+	if errors.Is(err, errCloseSent) {
+		if st := State(s.state.Load()); st == StateClosed || st == StateIdle {
+			return stateErr(st)
+		}
 		return ErrClosing
 	}
 	return fmt.Errorf("lomond: send failed: %w", err)
 }
 
-// write sends a data message through the engine. No context: a write
-// blocked on a dead peer ends when the session closes the connection.
-func (s *session) write(typ websocket.MessageType, p []byte) error {
-	if err := s.lockReady(); err != nil {
+// write sends a data message. A write blocked on a peer that does not read
+// ends at the ping timeout (the session is then Unresponsive), or when the
+// session closes the connection.
+func (s *session) write(op byte, p []byte) error {
+	if err := s.ready(); err != nil {
 		return err
 	}
-	defer s.unlockSend()
-	if s.rawWrites {
-		buf, err := s.wire.writeData(byte(typ), p, uint32(s.maskRand.Uint64()), s.wbuf)
-		if cap(buf) <= maxKeptWriteBuffer {
-			s.wbuf = buf
-		}
-		if err != nil {
-			return s.sendFailed(err)
-		}
-		return nil
-	}
-	if err := s.conn.Write(context.Background(), typ, p); err != nil {
+	if err := s.w.writeMessage(op, p); err != nil {
 		return s.sendFailed(err)
 	}
 	return nil
 }
-
-// maxKeptWriteBuffer bounds the frame buffer a session keeps between sends.
-const maxKeptWriteBuffer = 1 << 20
 
 // writeControl sends a ping or pong of the caller's.
 func (s *session) writeControl(op byte, payload []byte) error {
-	if err := s.lockReady(); err != nil {
+	if err := s.ready(); err != nil {
 		return err
 	}
-	defer s.unlockSend()
-	if err := s.wire.writeFrame(op, payload); err != nil {
+	if err := s.w.control(op, payload); err != nil {
 		return s.sendFailed(err)
 	}
 	return nil
 }
 
-// lockForClose takes the send lock to write a close frame of ours. A send in
-// progress may be stuck on a peer that does not read: the write deadline
-// bounds it, and the close frame, by the close timeout, so closing never
-// hangs. After a close frame nothing more of ours is written, so the
-// deadline can stay.
-func (s *session) lockForClose() {
-	if s.sendMu.TryLock() {
-		if State(s.state.Load()) == StateReady {
-			_ = s.wire.SetWriteDeadline(time.Now().Add(s.cfg.closeTimeout))
-		}
-		return
-	}
-	// The state, stored after s.wire was set, says whether there is a wire.
-	if State(s.state.Load()) >= StateHandshake {
-		_ = s.wire.SetWriteDeadline(time.Now().Add(s.cfg.closeTimeout))
-	}
-	s.sendMu.Lock()
-	if State(s.state.Load()) == StateReady {
-		_ = s.wire.SetWriteDeadline(time.Now().Add(s.cfg.closeTimeout))
-	}
-}
-
-// unlockSend releases the send lock after sending a pong the dispatcher owed
-// while the lock was busy (see onPing).
-func (s *session) unlockSend() {
-	if p := s.owedPong.Swap(nil); p != nil {
-		_ = s.wire.writeFrame(opPong, *p)
-	}
-	s.sendMu.Unlock()
-}
-
-// close starts the client's close handshake.
+// close starts the client's close handshake, or, from the Closing handler,
+// chooses the reply to the server's close.
 func (s *session) close(code int, reason string) error {
-	s.lockForClose()
-	defer s.sendMu.Unlock()
-	switch st := State(s.state.Load()); st {
-	case StateConnecting, StateHandshake:
-		if s.pendingClose != nil {
-			return ErrClosing
+	if State(s.state.Load()) < StateReady {
+		s.w.mu.Lock()
+		if st := State(s.state.Load()); st < StateReady {
+			defer s.w.mu.Unlock()
+			if st == StateIdle {
+				return ErrNotConnected
+			}
+			if s.pending != nil {
+				return ErrClosing
+			}
+			s.pending = &closeFrame{code: code, reason: reason}
+			return nil
 		}
-		s.pendingClose = &closeFrame{code: code, reason: reason}
-		return nil
-	case StateReady:
-		s.state.Store(int32(StateClosing))
-		err := s.wire.writeFrame(opClose, closePayload(code, reason))
-		s.armCloseTimer() // even if the frame did not go out: the session ends in bounded time
-		if err != nil {
-			return s.sendFailed(err)
+		s.w.mu.Unlock()
+	}
+	s.w.lockForClose(s.cfg.closeTimeout)
+	st := State(s.state.Load())
+	if (st != StateReady && st != StateClosing) || s.w.closeSent {
+		s.w.unlock()
+		if st == StateReady {
+			st = StateClosing
 		}
-		return nil
-	default:
 		return stateErr(st)
 	}
+	s.state.Store(int32(StateClosing))
+	err := s.w.frameLocked(true, false, protocol.OpClose, protocol.AppendClosePayload(nil, code, reason))
+	s.w.unlock()
+	s.armCloseTimer() // even if the frame did not go out: the session ends in bounded time
+	if err != nil {
+		return s.sendFailed(err)
+	}
+	return nil
 }

@@ -54,10 +54,10 @@ func TestStuckWriterCannotHangTheSession(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s := ws.sess.Load()
-		if s != nil && State(s.state.Load()) == StateReady && !s.sendMu.TryLock() {
+		if s != nil && State(s.state.Load()) == StateReady && !s.w.msgMu.TryLock() {
 			break
 		} else if s != nil && State(s.state.Load()) == StateReady {
-			s.sendMu.Unlock()
+			s.w.msgMu.Unlock()
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the send never took the lock")

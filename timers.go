@@ -1,71 +1,96 @@
 package lomond
 
 import (
-	"bytes"
-	"context"
 	"encoding/binary"
 	"time"
 
 	"github.com/lomond-go/lomond/events"
 )
 
-// tick runs the timers that are due. It is called on the dispatcher
-// goroutine, from inside a read, when the read deadline passes.
-func (s *session) tick() error {
+// The session's timers (poll, ping, ping timeout, close timeout) need no
+// goroutine: the read deadline is set to the earliest of them, and when a
+// read returns for it the dispatcher runs onDeadline between two reads, with
+// no I/O call in progress.
+//
+// Two of them judge the server: the ping timeout (no pong) and the close
+// timeout (no close reply). Neither counts time spent in handlers, and
+// neither is declared before everything already received was processed: a
+// pong queued behind a backlog of messages is not a dead server.
+
+// probeWindow is how long a judgement waits for bytes that have already
+// arrived (they are in the kernel's buffer: a read returns them at once).
+const probeWindow = 5 * time.Millisecond
+
+// onDeadline runs the timers that are due. It returns ErrUnresponsive or
+// ErrCloseTimeout when the session must end.
+func (s *session) onDeadline() error {
+	if s.stalled.Load() {
+		return s.timedOut(ErrUnresponsive)
+	}
 	now := time.Now()
 	s.tmu.Lock()
-	defer s.tmu.Unlock()
-	if !s.closeDeadline.IsZero() && !now.Before(s.closeDeadline) {
-		if now.Sub(s.closeDeadline) > lateWake && !s.closeGrace {
-			// The dispatcher was busy in a handler: the reply may be
-			// waiting unread. Read once more before judging.
-			s.closeGrace = true
-			s.closeDeadline = now.Add(lateWake)
-		} else {
-			s.timerErr = ErrCloseTimeout
-			return s.timerErr
-		}
+	var judged error
+	var last time.Time // past this, no backlog defers the judgement any more
+	switch {
+	case !s.closeDue.IsZero() && !now.Before(s.closeDue):
+		judged, last = ErrCloseTimeout, s.closeDue.Add(s.cfg.closeTimeout)
+	case !s.pongDue.IsZero() && !now.Before(s.pongDue):
+		judged, last = ErrUnresponsive, s.pongDue.Add(s.cfg.pingTimeout)
 	}
-	if !s.pongDeadline.IsZero() && !now.Before(s.pongDeadline) {
-		if now.Sub(s.pongDeadline) > min(lateWake, s.cfg.pingTimeout/4) {
-			// The dispatcher was busy in a handler, not reading: a pong may
-			// be waiting unread. Read for one more timeout before judging.
-			s.pongDeadline = now.Add(s.cfg.pingTimeout)
-		} else {
+	if judged != nil {
+		if (s.probing && s.cr.reads == s.probeReads) || now.After(last) {
 			s.tmu.Unlock()
-			s.emit(&events.Unresponsive{Meta: events.Stamp(), Timeout: s.cfg.pingTimeout})
-			s.tmu.Lock()
-			s.timerErr = ErrUnresponsive
-			return s.timerErr
+			return s.timedOut(judged)
 		}
+		// Read what has arrived first; judge when a read finds nothing.
+		s.probing, s.probeReads = true, s.cr.reads
+		_ = s.conn.SetReadDeadline(now.Add(probeWindow))
+		s.tmu.Unlock()
+		return nil
 	}
+	s.probing = false
+	ping := false
 	if !s.nextPing.IsZero() && !now.Before(s.nextPing) {
 		s.nextPing = nextTick(s.nextPing, s.cfg.pingRate, now)
-		if State(s.state.Load()) == StateReady {
+		ping = State(s.state.Load()) == StateReady
+		if ping {
 			binary.BigEndian.PutUint64(s.pingPayload[:], uint64(now.Sub(s.start)))
-			s.pingSent = now
-			s.tmu.Unlock()
-			// A send holding the lock (perhaps stuck on a peer that does
-			// not read) must not stall the read loop: skip this ping.
-			sent := s.sendMu.TryLock()
-			if sent {
-				_ = s.wire.writeFrame(opPing, s.pingPayload[:])
-				s.unlockSend()
-			}
-			s.tmu.Lock()
-			if sent && s.cfg.pingTimeout > 0 && s.pongDeadline.IsZero() {
-				s.pongDeadline = now.Add(s.cfg.pingTimeout)
-			}
 		}
 	}
+	poll := false
 	if !s.nextPoll.IsZero() && !now.Before(s.nextPoll) {
 		s.nextPoll = nextTick(s.nextPoll, s.cfg.pollInterval, now)
-		s.tmu.Unlock()
-		s.emit(&events.Poll{Meta: events.Stamp()})
-		s.tmu.Lock()
+		poll = true
 	}
+	payload := s.pingPayload
 	s.rearm()
+	s.tmu.Unlock()
+
+	// A frame write in progress (perhaps stuck on a peer that does not
+	// read) is not waited for: it has a deadline of its own.
+	if ping && s.w.tryPing(payload[:]) {
+		s.tmu.Lock()
+		s.pingSent = now
+		if s.cfg.pingTimeout > 0 && s.pongDue.IsZero() {
+			s.pongDue = now.Add(s.cfg.pingTimeout)
+			s.armedAt = now
+			s.setJudging()
+			s.rearm()
+		}
+		s.tmu.Unlock()
+	}
+	if poll {
+		s.emit(&events.Poll{Meta: events.Stamp()})
+	}
 	return nil
+}
+
+// timedOut ends the session for a judged timer.
+func (s *session) timedOut(err error) error {
+	if err == ErrUnresponsive {
+		s.emit(&events.Unresponsive{Meta: events.Stamp(), Timeout: s.cfg.pingTimeout})
+	}
+	return err
 }
 
 // nextTick schedules a periodic timer after it fired at now, skipping missed
@@ -80,63 +105,61 @@ func nextTick(prev time.Time, period time.Duration, now time.Time) time.Time {
 
 // rearm sets the read deadline to the earliest timer. Caller holds tmu.
 func (s *session) rearm() {
+	if s.stalled.Load() {
+		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+		return
+	}
 	var next time.Time
-	for _, t := range [...]time.Time{s.nextPoll, s.nextPing, s.pongDeadline, s.closeDeadline} {
+	for _, t := range [...]time.Time{s.nextPoll, s.nextPing, s.pongDue, s.closeDue} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
-	s.wire.wakeAt(next)
+	_ = s.conn.SetReadDeadline(next)
 }
 
-func (s *session) armCloseTimer() {
+// setJudging notes whether a judging timer is armed. Caller holds tmu.
+func (s *session) setJudging() {
+	s.judging.Store(!s.pongDue.IsZero() || !s.closeDue.IsZero())
+}
+
+// excludeHandlerTime moves the judging timers by the time a handler took
+// since began (or, when zero, since the timer was armed).
+func (s *session) excludeHandlerTime(began time.Time) {
+	now := time.Now()
 	s.tmu.Lock()
-	s.closeDeadline = time.Now().Add(s.cfg.closeTimeout)
-	s.nextPing, s.pongDeadline = time.Time{}, time.Time{}
-	if s.wire.onTimeout != nil {
-		s.rearm()
-	} else {
-		s.wire.wakeAt(s.closeDeadline)
+	if began.IsZero() || began.Before(s.armedAt) {
+		began = s.armedAt
 	}
-	s.tmu.Unlock()
-}
-
-// onPing runs inside the engine's read, on the dispatcher goroutine. The
-// pong goes out before the handler sees the Ping, as in lomond.
-func (s *session) onPing(_ context.Context, payload []byte) bool {
-	if s.cfg.autoPong {
-		if s.sendMu.TryLock() {
-			_ = s.wire.writeFrame(opPong, payload)
-			s.unlockSend()
-		} else {
-			// A send holds the lock, perhaps stuck on a peer that does not
-			// read: the read loop must not wait for it. The holder sends
-			// the pong when it is done (only the latest is owed, RFC 6455
-			// 5.5.3), unless the lock came free meanwhile.
-			owed := bytes.Clone(payload)
-			s.owedPong.Store(&owed)
-			if s.sendMu.TryLock() {
-				s.unlockSend()
-			}
+	if d := now.Sub(began); d > 0 {
+		if !s.pongDue.IsZero() {
+			s.pongDue = s.pongDue.Add(d)
+		}
+		if !s.closeDue.IsZero() {
+			s.closeDue = s.closeDue.Add(d)
 		}
 	}
-	if s.failure == nil { // a failing session delivers no more messages
-		s.emit(&events.Ping{Meta: events.Stamp(), Data: bytes.Clone(payload)})
-	}
-	return false // answered above, or not at all
+	s.tmu.Unlock()
 }
 
-// onPong runs inside the engine's read, on the dispatcher goroutine.
-func (s *session) onPong(_ context.Context, payload []byte) {
-	now := time.Now()
-	ev := &events.Pong{Meta: events.Meta{Received: now}, Data: bytes.Clone(payload)}
+// armCloseTimer starts the close timeout and stops pinging.
+func (s *session) armCloseTimer() {
 	s.tmu.Lock()
-	s.pongDeadline = time.Time{}
-	if !s.pingSent.IsZero() && bytes.Equal(payload, s.pingPayload[:]) {
-		ev.RTT = now.Sub(s.pingSent)
+	if s.closeDue.IsZero() {
+		s.armedAt = time.Now()
+		s.closeDue = s.armedAt.Add(s.cfg.closeTimeout)
 	}
+	s.nextPing, s.pongDue = time.Time{}, time.Time{}
+	s.setJudging()
+	s.rearm()
 	s.tmu.Unlock()
-	if s.failure == nil {
-		s.emit(ev)
-	}
+}
+
+// onStall is the writer's report of a write that made no progress for the
+// ping timeout: the dispatcher is woken to end the session as Unresponsive.
+func (s *session) onStall() {
+	s.tmu.Lock()
+	s.stalled.Store(true)
+	s.rearm()
+	s.tmu.Unlock()
 }
