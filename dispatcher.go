@@ -178,6 +178,16 @@ func (s *session) run(ctx context.Context) error {
 	}
 	s.conn = dr.conn
 	defer s.conn.Close()
+	if !s.recoverPanics {
+		// A range loop's body panicked: close with 1011, as for a
+		// handler's panic, and let the panic go on.
+		defer func() {
+			if v := recover(); v != nil {
+				s.sendClose(StatusInternalError, "handler panic")
+				panic(v)
+			}
+		}()
+	}
 	s.state.Store(int32(StateHandshake))
 
 	// One watcher for the caller's context: a graceful close when it ends.

@@ -40,7 +40,9 @@ func options() []lomond.Option {
 		lomond.WithPingRate(0),
 		lomond.WithPingTimeout(0),
 		lomond.WithCloseTimeout(5 * time.Second),
-		lomond.WithCompression(lomond.CompressionContextTakeover),
+		// Offers client_no_context_takeover and client_max_window_bits, so every
+		// 13.x acceptor finds an offer it takes; every message is compressed.
+		lomond.WithCompressionOptions(lomond.CompressionOptions{ClientNoContextTakeover: true, Threshold: -1}),
 		lomond.WithoutProxy(),
 	}
 }
