@@ -5,10 +5,13 @@ import (
 	"compress/flate"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
@@ -95,4 +98,97 @@ func TestCompressionServerKeepsContext(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestCompressionEchoCoderServer: with coder/websocket's server (an
+// independent implementation) in each compression mode, messages of every
+// size, compressible or not, make the round trip in both directions, and
+// each comes back as sent.
+func TestCompressionEchoCoderServer(t *testing.T) {
+	modes := map[string]Option{
+		"context takeover":    WithCompression(CompressionContextTakeover),
+		"no context takeover": WithCompression(CompressionNoContextTakeover),
+		"server window 9 bits, all compressed": WithCompressionOptions(CompressionOptions{
+			ServerMaxWindowBits: 9, Threshold: -1}),
+	}
+	for name, mode := range modes {
+		t.Run(name, func(t *testing.T) {
+			url := coderEchoServer(t, websocket.CompressionContextTakeover)
+			ws := newTestWS(t, url, mode, WithReadLimit(4<<20))
+			var sent, got []string
+			for i, n := range []int{0, 1, 100, 129, 600, 5000, 70000, 1 << 20} {
+				var m string
+				if i%2 == 0 {
+					m = strings.Repeat("compressible text ", n/18+1)[:n]
+				} else {
+					b := make([]byte, n)
+					for j := range b {
+						b[j] = byte('a' + (j*7919+i)%26)
+					}
+					m = string(b)
+				}
+				sent = append(sent, m)
+			}
+			err := ws.Run(context.Background(), HandlerFunc(func(ws *WebSocket, ev events.Event) {
+				switch e := ev.(type) {
+				case *events.Ready:
+					if len(e.Extensions) != 1 {
+						t.Errorf("Ready.Extensions = %q, want permessage-deflate", e.Extensions)
+					}
+					for _, m := range sent {
+						if err := ws.SendText(m); err != nil {
+							t.Errorf("SendText: %v", err)
+						}
+					}
+				case *events.Text:
+					got = append(got, e.Text)
+					if len(got) == len(sent) {
+						_ = ws.Close(1000, "")
+					}
+				}
+			}))
+			if err != nil {
+				t.Errorf("Run = %v", err)
+			}
+			if len(got) != len(sent) {
+				t.Fatalf("%d echoes, want %d", len(got), len(sent))
+			}
+			for i := range sent {
+				if got[i] != sent[i] {
+					t.Errorf("message %d (%d bytes) came back as %d bytes", i, len(sent[i]), len(got[i]))
+				}
+			}
+		})
+	}
+}
+
+// coderEchoServer starts coder/websocket's server (an independent
+// implementation) on 127.0.0.1, echoing every message, and returns its URL.
+func coderEchoServer(t *testing.T, mode websocket.CompressionMode) string {
+	t.Helper()
+	var wg sync.WaitGroup
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1)
+		defer wg.Done()
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: mode})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(-1)
+		for {
+			typ, b, err := c.Read(context.Background())
+			if err != nil {
+				return // the client's close was answered by Read
+			}
+			if err := c.Write(context.Background(), typ, b); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(func() {
+		hs.Close()
+		wg.Wait()
+	})
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/"
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -529,5 +530,22 @@ func TestFirstBadOptionWins(t *testing.T) {
 	_, err = New("http://example.com/", nil)
 	if !errors.Is(err, ErrInvalidURL) {
 		t.Errorf("err = %v, want ErrInvalidURL", err)
+	}
+}
+
+func TestWithCompressionOptions(t *testing.T) {
+	c := newWith(t, WithCompressionOptions(CompressionOptions{ServerMaxWindowBits: 10, ServerNoContextTakeover: true, Threshold: -1, Level: 6}))
+	if c.compression == nil || c.compression.ServerMaxWindowBits != 10 || c.compression.threshold() != 0 || c.compression.level() != 6 {
+		t.Errorf("options %+v", c.compression)
+	}
+	offer := c.deflateOffer()
+	if offer == nil || offer.ServerMaxWindowBits != 10 || !offer.ServerNoContextTakeover || offer.ClientNoContextTakeover {
+		t.Errorf("offer %+v", offer)
+	}
+	if d := newWith(t, WithCompressionOptions(CompressionOptions{})).compression; d.threshold() != 128 || d.level() != 1 {
+		t.Errorf("zero options: threshold %d, level %d; want 128 and 1", d.threshold(), d.level())
+	}
+	for _, bad := range []CompressionOptions{{ServerMaxWindowBits: 7}, {ServerMaxWindowBits: 16}, {Level: -1}, {Level: 10}} {
+		wantInvalidOption(t, fmt.Sprintf("%+v", bad), WithCompressionOptions(bad))
 	}
 }
