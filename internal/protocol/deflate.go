@@ -143,6 +143,7 @@ func deflateWindowBits(n int) int {
 // header line, as http.Header holds them) against the client's offer, which
 // offered permessage-deflate and no other extension.
 //
+// An offer that does not validate returns its Validate error.
 // With no extension in the answer it returns enabled=false and no error. It
 // returns an error wrapping ErrExtensionResponse for an answer the client
 // must refuse (RFC 6455 section 9.1, RFC 7692 section 7.1): a malformed
@@ -164,6 +165,9 @@ func deflateWindowBits(n int) int {
 //   - client_max_window_bits needs a value in a response (8..15); the
 //     client offered it without one, so any value is accepted.
 func NegotiateDeflate(offer DeflateOffer, header []string) (p DeflateParams, enabled bool, err error) {
+	if err := offer.Validate(); err != nil {
+		return DeflateParams{}, false, err
+	}
 	exts, err := parseExtensionList(header)
 	if err != nil {
 		return DeflateParams{}, false, err

@@ -154,7 +154,7 @@ func (f *Inflater) remember(msg []byte) {
 // the compressed size, then doubling, and never more than the limit allows
 // (limit+1 bytes of output, to detect that it is exceeded).
 func growInflateBuffer(out []byte, produced, compressedLen, limit int) []byte {
-	add := max(produced, 4*compressedLen+64, 512)
+	add := max(produced, 4*compressedLen+64)
 	if limit >= 0 {
 		add = min(add, limit+1-produced)
 	}

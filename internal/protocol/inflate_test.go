@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -303,6 +304,15 @@ func TestInflateBomb(t *testing.T) {
 	if len(f.window) != 0 {
 		t.Errorf("a failed message left %d bytes in the window", len(f.window))
 	}
+	// Into a buffer with room for the whole bomb, it still stops at the
+	// limit + 1: nothing is written past that.
+	big := bytes.Repeat([]byte{0xaa}, 1<<20)
+	if _, err := f.Inflate(big[:0], bomb, 64<<10); !errors.Is(err, ErrInflateLimit) {
+		t.Fatalf("got %v, want ErrInflateLimit", err)
+	}
+	if i := bytes.IndexByte(big, 0xaa); i != 64<<10+1 || bytes.Count(big[i:], []byte{0xaa}) != len(big)-i {
+		t.Errorf("output written up to byte %d of the buffer, want %d", i, 64<<10+1)
+	}
 	// Unlimited, it inflates.
 	if got, err := f.Inflate(nil, bomb, -1); err != nil || len(got) != 1<<20 {
 		t.Errorf("unlimited: got %d bytes, %v", len(got), err)
@@ -359,6 +369,7 @@ func TestInflateWindowKept(t *testing.T) {
 // TestInflateAllocs: decoding into a buffer with room allocates nothing once
 // the pool and the window are warm.
 func TestInflateAllocs(t *testing.T) {
+	skipIfPoolsDrop(t)
 	msg := jsonText(rand.New(rand.NewSource(4)), 1024)
 	for _, noTakeover := range []bool{false, true} {
 		payloads := deflateStream(t, flate.BestSpeed, msg, msg)
@@ -379,6 +390,20 @@ func TestInflateAllocs(t *testing.T) {
 		// sync.Pool may drop its content at a GC: allow a rare refill.
 		if allocs > 0.1 {
 			t.Errorf("no takeover %v: %.2f allocations per message, want 0", noTakeover, allocs)
+		}
+	}
+}
+
+// skipIfPoolsDrop skips an allocation test when sync.Pool loses what is put
+// in it, as it does on purpose for a quarter of the items under the race
+// detector.
+func skipIfPoolsDrop(t *testing.T) {
+	t.Helper()
+	var p sync.Pool
+	for i := 0; i < 200; i++ {
+		p.Put(new(int))
+		if p.Get() == nil {
+			t.Skip("sync.Pool drops items in this build (race detector): allocations not measured")
 		}
 	}
 }
