@@ -36,7 +36,7 @@ var syncTail = []byte{0x00, 0x00, 0xff, 0xff}
 //
 // With context takeover (ClientNoContextTakeover false, ClientMaxWindowBits
 // 15) it keeps one compress/flate writer from its first message until Reset:
-// about 0.8 MB at levels 2 to 9 and HuffmanOnly, 1.2 MB at BestSpeed.
+// about 0.8 MB at levels 2 to 9, 0.7 MB at HuffmanOnly, 1.2 MB at BestSpeed.
 // Otherwise it keeps nothing: each message takes a writer from a pool shared
 // by every Deflater and gives it back.
 //

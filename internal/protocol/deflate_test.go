@@ -6,7 +6,16 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain checks that no test leaves a goroutine behind
+// (TestDeflateConcurrentSessions starts some). If the package gets a
+// main_test.go, this belongs there.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 func TestDeflateOfferString(t *testing.T) {
 	tests := []struct {
