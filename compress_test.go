@@ -108,8 +108,8 @@ func TestCompressionEchoCoderServer(t *testing.T) {
 	modes := map[string]Option{
 		"context takeover":    WithCompression(CompressionContextTakeover),
 		"no context takeover": WithCompression(CompressionNoContextTakeover),
-		"server window 9 bits, all compressed": WithCompressionOptions(CompressionOptions{
-			ServerMaxWindowBits: 9, Threshold: -1}),
+		"server no context takeover, all compressed, level 9": WithCompressionOptions(CompressionOptions{
+			ServerNoContextTakeover: true, Threshold: -1, Level: 9}),
 	}
 	for name, mode := range modes {
 		t.Run(name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/lomond-go/lomond/internal/protocol"
 	"log/slog"
 	"math/big"
 	"net"
@@ -542,8 +543,8 @@ func TestWithCompressionOptions(t *testing.T) {
 	if offer == nil || offer.ServerMaxWindowBits != 10 || !offer.ServerNoContextTakeover || offer.ClientNoContextTakeover {
 		t.Errorf("offer %+v", offer)
 	}
-	if d := newWith(t, WithCompressionOptions(CompressionOptions{})).compression; d.threshold() != 128 || d.level() != 1 {
-		t.Errorf("zero options: threshold %d, level %d; want 128 and 1", d.threshold(), d.level())
+	if d := newWith(t, WithCompressionOptions(CompressionOptions{})).compression; d.threshold() != 128 || d.level() != protocol.DefaultDeflateLevel {
+		t.Errorf("zero options: threshold %d, level %d; want 128 and the codec's choice", d.threshold(), d.level())
 	}
 	for _, bad := range []CompressionOptions{{ServerMaxWindowBits: 7}, {ServerMaxWindowBits: 16}, {Level: -1}, {Level: 10}} {
 		wantInvalidOption(t, fmt.Sprintf("%+v", bad), WithCompressionOptions(bad))

@@ -1,6 +1,3 @@
-// Package protocol implements the websocket protocol (RFC 6455) and its
-// permessage-deflate extension (RFC 7692) without doing any I/O: the
-// dispatcher reads and writes the connection, and hands bytes to this package.
 package protocol
 
 import (
