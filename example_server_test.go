@@ -2,7 +2,6 @@ package lomond_test
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"io"
@@ -26,9 +25,9 @@ import (
 // 1 and ctx ending when the server is closed (so a handler that holds a
 // connection open lets go).
 type exampleServer struct {
-	URL  string         // ws:// (or wss:// for a TLS server) URL of "/"
-	Pool *x509.CertPool // trusts the TLS server's certificate; nil without TLS
-	PEM  []byte         // that certificate, PEM-encoded
+	URL  string // ws:// (or wss:// for a TLS server) URL of "/"
+	Addr string // host:port
+	PEM  []byte // the TLS server's certificate, PEM-encoded; nil without TLS
 	srv  *httptest.Server
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -52,13 +51,12 @@ func start(useTLS bool, serve serveFunc) *exampleServer {
 	})
 	if useTLS {
 		s.srv = httptest.NewTLSServer(h)
-		s.Pool = x509.NewCertPool()
-		s.Pool.AddCert(s.srv.Certificate())
 		s.PEM = pemCert(s.srv.Certificate().Raw)
 	} else {
 		s.srv = httptest.NewServer(h)
 	}
 	s.URL = "ws" + strings.TrimPrefix(s.srv.URL, "http") + "/"
+	s.Addr = s.srv.Listener.Addr().String()
 	return s
 }
 
