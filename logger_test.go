@@ -81,6 +81,10 @@ func TestLoggerRecords(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		defer wg.Done()
+		if r.URL.Path == "/reject" {
+			http.Error(w, "no", http.StatusForbidden)
+			return
+		}
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -153,6 +157,9 @@ func TestLoggerRecords(t *testing.T) {
 		}},
 		{"refused connection", refused, []string{
 			"INFO lomond: connect failed url err",
+		}},
+		{"rejected upgrade", base + "/reject", []string{
+			"DEBUG lomond: disconnected url reason",
 		}},
 		{"close timeout", base + "/hold", []string{
 			"DEBUG lomond: ready url protocol",

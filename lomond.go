@@ -1,5 +1,5 @@
 // Package lomond is an event-driven websocket client: a port of Python's
-// lomond to Go, built on github.com/coder/websocket.
+// lomond to Go.
 //
 // A WebSocket is made by New, which validates the URL and options and does no
 // I/O. Run connects and runs one session, turning everything that happens
