@@ -47,7 +47,12 @@ var (
 	// ErrHandshakeTimeout ends a session whose server did not answer the
 	// upgrade request within the handshake timeout.
 	ErrHandshakeTimeout = errors.New("lomond: opening handshake timed out")
-	// ErrStopped ends a session whose Events loop was left early.
+	// ErrStopped is the session's record that its range loop (Events or
+	// PersistEvents) was left early. No method returns it: a loop the
+	// caller left ends cleanly, and Err returns nil after it, as Run and
+	// Persist return nil when their context is cancelled.
+	//
+	// Deprecated: never returned; compare Err with nil instead.
 	ErrStopped = errors.New("lomond: event loop stopped by the caller")
 )
 

@@ -46,6 +46,7 @@ package lomond
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"sync"
@@ -121,7 +122,9 @@ type WebSocket struct {
 // Err returns what Run, Events, Persist or PersistEvents returned, or would
 // have returned, the last time one of them ended on ws: the way for a range
 // loop over Events or PersistEvents to learn why it ended. It is nil before
-// the first end and after a clean one.
+// the first end and after a clean one. Leaving either range loop early
+// (break, return) is a clean end: the caller chose it, as cancelling the
+// context is for Run and Persist, so Err is nil after it.
 func (ws *WebSocket) Err() error {
 	ws.errMu.Lock()
 	defer ws.errMu.Unlock()
@@ -129,6 +132,9 @@ func (ws *WebSocket) Err() error {
 }
 
 func (ws *WebSocket) setErr(err error) {
+	if errors.Is(err, ErrStopped) {
+		err = nil // a range loop the caller left: see Err
+	}
 	ws.errMu.Lock()
 	ws.lastErr = err
 	ws.errMu.Unlock()

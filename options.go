@@ -388,9 +388,19 @@ func WithDialer(dial DialFunc) Option {
 	}
 }
 
-// WithLogger sets the structured logger (default: discard). The dispatcher
-// logs session milestones at Debug and failures at Info; it never logs
-// payloads or credentials.
+// WithLogger sets the structured logger (default: discard). Each session
+// logs at most two records, each with the session's "url" (as dialed, query
+// included):
+//   - Info "lomond: connect failed", with "err": the connection could not
+//     be made (the ConnectFail event); nothing else follows;
+//   - Debug "lomond: ready", with "protocol": the handshake was accepted;
+//   - Debug "lomond: disconnected", with "reason", when the session ended
+//     gracefully (a completed close handshake, or a Rejected upgrade);
+//     Info "lomond: disconnected", with "reason" and "err", otherwise.
+//
+// Messages, header values and proxy credentials are never logged. Persist
+// logs nothing of its own: its sessions log as above, and its waits are
+// BackOff events.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {
