@@ -164,6 +164,35 @@ func ExampleWithCompression() {
 	// echo intact: true
 }
 
+func ExampleWithCompressionOptions() {
+	srv := startServer(func(ctx context.Context, n int, w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionContextTakeover})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		echo(ctx, c)
+	})
+	defer srv.Close()
+
+	runOnce(srv.URL, lomond.HandlerFunc(func(ws *lomond.WebSocket, ev events.Event) {
+		switch ev := ev.(type) {
+		case *events.Ready:
+			fmt.Println("agreed:", ev.Response.Header.Get("Sec-WebSocket-Extensions"))
+			_ = ws.SendText("short messages are compressed too")
+		case *events.Text:
+			fmt.Println("echo:", ev.Text)
+			_ = ws.Close(lomond.StatusNormal, "")
+		}
+	}), lomond.WithCompressionOptions(lomond.CompressionOptions{
+		ServerNoContextTakeover: true, // the client keeps no window between messages
+		Threshold:               -1,   // compress every message
+	}))
+	// Output:
+	// agreed: permessage-deflate; server_no_context_takeover
+	// echo: short messages are compressed too
+}
+
 func ExampleWithReadLimit() {
 	srv := startServer(func(ctx context.Context, n int, w http.ResponseWriter, r *http.Request) {
 		if c := accept(w, r); c != nil {

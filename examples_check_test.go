@@ -36,7 +36,7 @@ var mainAPI = []string{
 	"WebSocket.Queued", "WebSocket.Unsent",
 
 	// Every option of New.
-	"WithProtocols", "WithHeader", "WithUserAgent", "WithOrigin", "WithCompression",
+	"WithProtocols", "WithHeader", "WithUserAgent", "WithOrigin", "WithCompression", "WithCompressionOptions",
 	"WithTLSConfig", "WithRootCAs", "WithCAFile", "WithInsecureSkipVerify",
 	"WithProxy", "WithoutProxy", "WithDialer",
 	"WithDialTimeout", "WithHandshakeTimeout", "WithCloseTimeout",
