@@ -1,0 +1,7 @@
+//go:build !linux
+
+package main
+
+// isTerminal reports false on systems other than Linux: output there is
+// plain (no colour, no escaping of control characters in messages).
+func isTerminal(uintptr) bool { return false }
