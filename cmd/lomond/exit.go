@@ -39,11 +39,11 @@ func (c *client) outcome(err error) (int, string) {
 		// session tells how it ended.
 		return c.classify(causeOf(err, lomond.ErrRetryPolicy))
 	case errors.Is(err, lomond.ErrMaxAttempts):
-		code, _ := c.classify(causeOf(err, lomond.ErrMaxAttempts))
+		code, msg := c.classify(causeOf(err, lomond.ErrMaxAttempts))
 		if code == exitOK {
 			code = exitFailure
 		}
-		return code, "gave up: " + trimPrefix(err)
+		return code, fmt.Sprintf("gave up after %d attempts: %s", c.s.maxAttempts, msg)
 	}
 	return c.classify(err)
 }

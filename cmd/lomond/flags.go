@@ -152,7 +152,7 @@ func parseArgs(args []string) (*settings, error) {
 	case 1:
 		s.url = positional[0]
 	default:
-		for _, p := range positional[1:] {
+		for _, p := range positional {
 			if p == binaryRaw || p == binaryHex {
 				return nil, usageErr("unexpected argument %q (write --binary=%s)", p, p)
 			}
