@@ -63,9 +63,10 @@ func TestRequestFlags(t *testing.T) {
 func TestURLCredentialsNeverPrinted(t *testing.T) {
 	const user, pass = "alice", "pa55word-xyz"
 	basic := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-	var sent string
+	got := make(chan string, 2)
 	url := httpServer(t, func(w http.ResponseWriter, r *http.Request) {
-		sent = r.Header.Get("Authorization")
+		sent := r.Header.Get("Authorization")
+		got <- sent
 		w.Header().Set("X-Echo", sent)
 		http.Error(w, "bad credentials: "+sent+" ("+pass+")", http.StatusUnauthorized)
 	})
@@ -73,7 +74,7 @@ func TestURLCredentialsNeverPrinted(t *testing.T) {
 	for _, args := range [][]string{{withCreds}, {"--json", withCreds}} {
 		r := runCLI(t, "", args...)
 		r.expectCode(t, exitRejected)
-		if sent != "Basic "+basic {
+		if sent := <-got; sent != "Basic "+basic {
 			t.Fatalf("server got Authorization %q, want Basic credentials", sent)
 		}
 		out := r.stdout + r.stderr

@@ -172,11 +172,12 @@ func (p *printer) describe(ev events.Event) (label, color, detail string) {
 	case *events.Ping:
 		return "ping", colDim, payloadSummary(e.Data)
 	case *events.Pong:
-		d := payloadSummary(e.Data)
 		if e.RTT > 0 {
-			d = strings.TrimSpace("rtt " + roundRTT(e.RTT).String() + " " + d)
+			// The answer to an automatic ping: its payload is the client's
+			// own token, of no interest.
+			return "pong", colDim, "rtt " + roundRTT(e.RTT).String()
 		}
-		return "pong", colDim, d
+		return "pong", colDim, payloadSummary(e.Data)
 	case *events.Closing:
 		return "closing", colYellow, fmt.Sprintf("%d %q (the server is closing)", e.Code, e.Reason)
 	case *events.Closed:
