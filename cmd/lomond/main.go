@@ -42,8 +42,8 @@ func main() {
 		stdout:    os.Stdout,
 		stderr:    os.Stderr,
 		getenv:    os.Getenv,
-		stdoutTTY: isTerminal(os.Stdout.Fd()),
-		stderrTTY: isTerminal(os.Stderr.Fd()),
+		stdoutTTY: isTerminal(os.Stdout),
+		stderrTTY: isTerminal(os.Stderr),
 		signals:   sigs,
 		exit:      os.Exit,
 	})

@@ -186,3 +186,29 @@ func TestTerminalNoColorCtrlC(t *testing.T) {
 		t.Fatalf("terminal:\n%q", out)
 	}
 }
+
+// isTerminal tells a terminal from a pipe and a regular file.
+func TestIsTerminal(t *testing.T) {
+	master, slave := openPTY(t)
+	defer master.Close()
+	defer slave.Close()
+	if !isTerminal(slave) {
+		t.Error("a pseudo-terminal is not a terminal")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	f, err := os.CreateTemp(t.TempDir(), "plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, notTTY := range []*os.File{r, w, f} {
+		if isTerminal(notTTY) {
+			t.Errorf("%s is taken for a terminal", notTTY.Name())
+		}
+	}
+}

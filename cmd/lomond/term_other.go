@@ -2,6 +2,8 @@
 
 package main
 
+import "os"
+
 // isTerminal reports false on systems other than Linux: output there is
 // plain (no colour, no escaping of control characters in messages).
-func isTerminal(uintptr) bool { return false }
+func isTerminal(*os.File) bool { return false }
