@@ -222,8 +222,8 @@ func (c *client) watchSignals(done <-chan struct{}, sigs <-chan os.Signal, exit 
 				return
 			}
 			c.interrupted.Store(int32(signalNumber(sig)))
-			c.out.note("interrupted: closing (press Ctrl-C again to quit at once)")
 			c.cancel()
+			c.out.note("interrupted: closing (press Ctrl-C again to quit at once)")
 		}
 	}
 }

@@ -17,7 +17,8 @@ import (
 // --json every event is one JSON line on stdout. Each event is one Write,
 // straight to the file: nothing waits in a buffer when stdout is a pipe.
 type printer struct {
-	mu     sync.Mutex
+	outMu  sync.Mutex // one lock per stream: a reader that stops reading
+	errMu  sync.Mutex // stdout must not block the lines on stderr
 	stdout io.Writer
 	stderr io.Writer
 	json   bool
@@ -126,8 +127,12 @@ func (p *printer) paint(color, s string) string {
 }
 
 func (p *printer) write(w io.Writer, b []byte) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	mu := &p.errMu
+	if w == p.stdout {
+		mu = &p.outMu
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	_, err := w.Write(b)
 	return err
 }
