@@ -34,8 +34,8 @@ Messages:
 
 Output:
   --json                  one JSON object per event on standard output
-  -q, --quiet             no event lines on standard error: messages and the
-                          final error only (with --json: message events only)
+  -q, --quiet             no event lines on standard error, only warnings and
+                          the final error (with --json: message events only)
   --poll D                emit a poll event every D (default 0: never)
 
 Request:
@@ -46,9 +46,10 @@ Request:
   --compress              offer permessage-deflate compression
 
 Network:
-  --proxy URL             use this HTTP CONNECT proxy, http://[user:pass@]host:port
-                          (default: HTTPS_PROXY for wss://, HTTP_PROXY for ws://,
-                          except NO_PROXY hosts and loopback)
+  --proxy URL             use this HTTP CONNECT proxy:
+                          http://[user:pass@]host:port (default: HTTPS_PROXY
+                          for wss://, HTTP_PROXY for ws://, except NO_PROXY
+                          hosts and loopback)
   --no-proxy              connect directly, whatever the environment says
   --cacert FILE           trust the PEM certificates in FILE, not the system's
   -k, --insecure          do not verify the server's TLS certificate
@@ -85,9 +86,9 @@ Examples:
       type lines, see the replies
   echo hi | lomond --count 1 ws://127.0.0.1:8080/
       send one line, print one reply, exit 0
-  lomond --send '{"op":"subscribe"}' --count 10 --json wss://example.com/feed | jq -r .text
+  lomond --send '{"op":"sub"}' --count 10 --json wss://example.com/feed | jq .
       subscribe, keep ten messages as JSON
-  lomond -H 'Authorization: Bearer TOKEN' --protocol v1.chat wss://example.com/chat
+  lomond -H 'Authorization: Bearer TOKEN' --protocol v1 wss://example.com/chat
       authenticate and ask for a subprotocol
   lomond --persist --no-stdin --backoff-max 1m wss://example.com/feed
       follow a feed forever, reconnecting when it drops
