@@ -40,11 +40,18 @@ func TestRequestFlags(t *testing.T) {
 		h := <-got
 		for name, want := range map[string]string{
 			"Authorization": "Bearer " + token, "X-Trace": "abc", "Origin": "https://example.test",
-			"User-Agent": "tester/1", "Sec-Websocket-Protocol": "v1.chat,v2.chat",
+			"User-Agent": "tester/1",
 		} {
 			if h.Get(name) != want {
 				t.Errorf("%s: server got %s: %q, want %q", mode, name, h.Get(name), want)
 			}
+		}
+		var offered []string
+		for _, p := range strings.Split(h.Get("Sec-Websocket-Protocol"), ",") {
+			offered = append(offered, strings.TrimSpace(p))
+		}
+		if strings.Join(offered, " ") != "v1.chat v2.chat" {
+			t.Errorf("%s: subprotocols offered %q, want v1.chat then v2.chat", mode, h.Get("Sec-Websocket-Protocol"))
 		}
 		if strings.Contains(r.stdout+r.stderr, token) {
 			t.Fatalf("%s: the token was printed:\n%s\n%s", mode, r.stdout, r.stderr)
