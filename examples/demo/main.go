@@ -13,7 +13,9 @@
 //
 //	go run ./examples/demo -poll 2s -ping 10s wss://example.com/feed
 //
-// It exits with status 1 when the session fails.
+// It exits with status 1 when the session fails. For a complete
+// command-line client (headers, TLS, proxies, JSON output, reconnection,
+// exit statuses for scripts), see cmd/lomond and docs/cli.md.
 package main
 
 import (

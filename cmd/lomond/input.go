@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+
+	"github.com/lomond-go/lomond"
+)
+
+// pumpInput sends standard input: one text message per line (or one binary
+// message per hex line, or all of it as one binary message), each once a
+// session is ready; at the end of input it closes the session, unless
+// --count decides when to stop.
+func (c *client) pumpInput(ctx context.Context, r io.Reader) {
+	if c.s.binary == binaryRaw {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			c.out.warn("reading standard input: %v", err)
+		}
+		if len(data) > 0 && !c.send(ctx, true, data) {
+			return
+		}
+		c.endOfInput(ctx)
+		return
+	}
+	br := bufio.NewReader(r)
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+			binary, data := false, line
+			if c.s.binary == binaryHex {
+				var herr error
+				if data, herr = decodeHex(string(line)); herr != nil {
+					c.out.warn("line %d not sent: %v", n, herr)
+					continue
+				}
+				binary = true
+			}
+			if !c.send(ctx, binary, data) {
+				return
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				c.out.warn("reading standard input: %v", err)
+			}
+			break
+		}
+	}
+	c.endOfInput(ctx)
+}
+
+// send sends one message once a session is ready. With --persist, a message
+// whose session went away before it was written waits for the next one.
+// It reports false when the input should stop (the run is ending).
+func (c *client) send(ctx context.Context, binary bool, data []byte) bool {
+	after := 0
+	for {
+		gen, err := c.gate.wait(ctx, after)
+		if err != nil {
+			return false
+		}
+		if binary {
+			err = c.ws.SendBinary(data)
+		} else {
+			err = c.ws.SendText(string(data))
+		}
+		gone := errors.Is(err, lomond.ErrNotConnected) || errors.Is(err, lomond.ErrClosing) || errors.Is(err, lomond.ErrClosed)
+		switch {
+		case err == nil:
+			return true
+		case gone && c.stopping.Load():
+			return false // the client is closing: the rest of the input is not wanted
+		case gone && c.s.persist:
+			after = gen
+		default:
+			c.out.warn("not sent: %v", err)
+			return true
+		}
+	}
+}
+
+// endOfInput closes the session with code 1000 when the input ends, unless
+// --count is given: then the count ends it.
+func (c *client) endOfInput(ctx context.Context) {
+	if c.s.count > 0 {
+		return
+	}
+	if !c.s.persist {
+		// Close once ready, so that an empty input still shows the session.
+		if _, err := c.gate.wait(ctx, 0); err != nil {
+			return
+		}
+	}
+	c.out.note("end of input: closing")
+	c.stop(c.ws, "end of input")
+}
