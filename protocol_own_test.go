@@ -465,3 +465,38 @@ func TestStalledWriterIsUnresponsive(t *testing.T) {
 }
 
 var _ = binary.BigEndian
+
+// TestClosingHandlerSendsAndChoosesTheReply: as in lomond, the Closing
+// handler may still send, and may choose the reply to the server's close.
+func TestClosingHandlerSendsAndChoosesTheReply(t *testing.T) {
+	srv, done := scriptServer(t, func(c *wstest.Conn) {
+		if !srvHandshake(t, c) || !srvWrite(t, c, wstest.Close(1000, "bye")) {
+			return
+		}
+		if srvExpectMessage(t, c, wstest.OpText, "last words") {
+			srvExpectClose(t, c, 4001, "client override")
+		}
+	})
+	ws := newTestWS(t, srv.URL())
+	var sendErr, closeErr, lateErr error
+	l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+		switch ev.(type) {
+		case *events.Closing:
+			sendErr = ws.SendText("last words")
+			closeErr = ws.Close(4001, "client override")
+			lateErr = ws.SendText("too late")
+		}
+	}}
+	err := ws.Run(context.Background(), l.handler())
+	waitScript(t, done)
+	if sendErr != nil || closeErr != nil {
+		t.Errorf("in the Closing handler: SendText = %v, Close = %v; want nil, nil", sendErr, closeErr)
+	}
+	if !errors.Is(lateErr, ErrClosing) {
+		t.Errorf("SendText after the reply = %v, want ErrClosing", lateErr)
+	}
+	if CloseStatus(err) != 1000 {
+		t.Errorf("Run = %v, want the server's close 1000", err)
+	}
+	expectLines(t, l, seq(opening(srv.URL()), []string{`closing 1000 "bye"`, `closed 1000 "bye"`, "disconnected graceful=true err=false"}))
+}

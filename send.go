@@ -29,9 +29,11 @@ func stateErr(st State) error {
 	return ErrNotConnected
 }
 
-// ready returns nil if the session is ready, else the error a send gets.
+// ready returns nil if the session may send, else the error a send gets.
+// While closing, only the writer knows whether our close frame went out: a
+// Closing handler may still send before its reply (as in lomond).
 func (s *session) ready() error {
-	if st := State(s.state.Load()); st != StateReady {
+	if st := State(s.state.Load()); st != StateReady && st != StateClosing {
 		return stateErr(st)
 	}
 	return nil
