@@ -38,7 +38,8 @@ type Conn struct {
 	cancel context.CancelFunc
 
 	ignorePings atomic.Bool
-	stopping    atomic.Bool // the server is stopping: not a script failure
+	killed      atomic.Bool // Stop or Close dropped the connection
+	shutDown    atomic.Bool // Shutdown closed the connection
 
 	mu          sync.Mutex
 	changed     chan struct{} // closed and replaced on every change below
@@ -106,11 +107,21 @@ func (c *Conn) Pings() [][]byte {
 }
 
 // ClientClose returns the code and reason of the client's close frame, and
-// whether it has sent one (whichever side started the close). A close
-// frame with no code reads as 1005. The close is recorded as the server
-// reads it, before it answers, so it is known by the time the client's
-// session has ended.
+// whether it sent one (whichever side started the close). A close frame
+// with no code reads as 1005. If the server has not read one yet, it waits
+// for the connection to end, up to Timeout: a client that answers a
+// server's close may finish its session before the server has read the
+// answer.
 func (c *Conn) ClientClose() (code int, reason string, ok bool) {
+	if code, reason, ok := c.nc.sniff.result(); ok {
+		return code, reason, ok
+	}
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+	case <-timer.C:
+	}
 	return c.nc.sniff.result()
 }
 
@@ -151,7 +162,7 @@ func (c *Conn) Do(t testing.TB, steps ...Step) {
 func (c *Conn) serve(script Step) {
 	defer c.finish()
 	if err := script(c); err != nil {
-		if !c.stopping.Load() {
+		if !c.endedByServer() {
 			c.srv.reportf("lomondtest: connection %d: %v", c.n, err)
 		}
 		c.fail()
@@ -163,7 +174,7 @@ func (c *Conn) serve(script Step) {
 	switch state {
 	case stateNew:
 		if err := c.accept(acceptConfig{}); err != nil {
-			if !c.stopping.Load() {
+			if !c.endedByServer() {
 				c.srv.reportf("lomondtest: connection %d: %v", c.n, err)
 			}
 			return
@@ -209,15 +220,30 @@ func (c *Conn) finish() {
 	c.cancel()
 }
 
+// endedByServer reports whether the server itself ended the connection
+// (Shutdown, or Stop before the client closed): then a step that fails for
+// it is not a script failure.
+func (c *Conn) endedByServer() bool {
+	if c.shutDown.Load() {
+		return true
+	}
+	if !c.killed.Load() {
+		return false
+	}
+	_, _, clientClosed := c.nc.sniff.result()
+	return !clientClosed
+}
+
 // kill drops the connection because the server is stopping.
 func (c *Conn) kill() {
-	c.stopping.Store(true)
+	c.killed.Store(true)
 	c.cancel()
 	c.nc.drop(false)
 }
 
 // shutdown closes a websocket with a close frame (Shutdown).
 func (c *Conn) shutdown(code int, reason string) {
+	c.shutDown.Store(true)
 	c.hs.Lock()
 	ws := c.ws
 	c.hs.Unlock()
@@ -300,6 +326,17 @@ func (c *Conn) socket() (*websocket.Conn, error) {
 	c.hs.Lock()
 	defer c.hs.Unlock()
 	return c.ws, nil
+}
+
+// accepted returns the websocket if the handshake is done, or nil; while
+// the upgrade is being answered, it waits for the answer.
+func (c *Conn) accepted() *websocket.Conn {
+	c.hs.Lock()
+	defer c.hs.Unlock()
+	if c.state != stateAccepted {
+		return nil
+	}
+	return c.ws
 }
 
 // accept answers the upgrade with websocket.Accept and starts the reader.
@@ -426,7 +463,8 @@ func (c *Conn) next(ctx context.Context) (Message, error) {
 	}
 }
 
-// stepContext bounds one step by Timeout and by the connection's life.
+// stepContext bounds one step by Timeout. (The end of the connection ends
+// a step's wait on its own, and a step then reports how it ended.)
 func (c *Conn) stepContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.ctx, waitLimit)
+	return context.WithTimeout(context.Background(), waitLimit)
 }

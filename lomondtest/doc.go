@@ -34,9 +34,12 @@
 // A Step is one thing the server does on a connection; Script chains steps.
 // Connection n (counted from 1, across restarts) plays the n-th script given
 // to NewServer; connections after the last play the last one; with no
-// script, the server echoes. A script that does not start with a handshake
-// step (Accept, Reject, StallHandshake, or a fault) accepts the upgrade
-// first. When a script ends, the server keeps the connection open,
+// script, the server echoes. The upgrade is answered by the first step
+// that needs it: Accept, Reject or StallHandshake, or any step that talks
+// websocket (Expect, SendText, Echo...), which accepts with the defaults.
+// Steps before it act on the handshake: Script(Pause(time.Second)) is a
+// slow handshake, Script(Trickle(d), ...) trickles the 101 response too.
+// When a script ends, the server keeps the connection open,
 // answering pings and the close handshake and recording messages, until the
 // client leaves. Every wait in a step is bounded by Timeout. A step that
 // fails (an unexpected message, a timeout) fails the test with a message

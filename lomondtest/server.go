@@ -308,9 +308,7 @@ func (s *Server) untrack(c *netConn) {
 	s.mu.Unlock()
 }
 
-// closeListener stops accepting and returns the live connections. Their
-// scripts are told the server is stopping, so that what follows is not
-// reported as a script failure.
+// closeListener stops accepting and returns the live connections.
 func (s *Server) closeListener() []*Conn {
 	s.mu.Lock()
 	ln, served := s.ln, s.served
@@ -318,7 +316,6 @@ func (s *Server) closeListener() []*Conn {
 	var live []*Conn
 	for _, c := range s.conns {
 		if !c.isDone() {
-			c.stopping.Store(true)
 			live = append(live, c)
 		}
 	}

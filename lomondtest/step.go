@@ -199,9 +199,19 @@ func Ping() Step {
 
 // CloseWith starts the close handshake with code and reason and waits for
 // the client's close frame (at most 5 s, the engine's limit). It fails if
-// the client does not answer with a close frame.
+// the client does not answer with a close frame. The code must be one a
+// server may send (1000-1003, 1007-1014, 3000-4999), or 1005 for a close
+// frame with no code; the reason at most 123 bytes.
 func CloseWith(code int, reason string) Step {
 	return func(c *Conn) error {
+		valid := code == 1005 || (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+			(code >= 3000 && code <= 4999)
+		if !valid {
+			return fmt.Errorf("close (%d %q): %d is not a close code a server may send", code, reason, code)
+		}
+		if len(reason) > 123 || (code == 1005 && reason != "") {
+			return fmt.Errorf("close (%d %q): the reason must be at most 123 bytes, and empty with 1005", code, reason)
+		}
 		ws, err := c.socket()
 		if err != nil {
 			return fmt.Errorf("close: %w", err)
@@ -243,7 +253,7 @@ func Echo() Step {
 			return fmt.Errorf("echo: %w", err)
 		}
 		for {
-			m, err := c.next(c.ctx)
+			m, err := c.next(context.Background()) // ends with the connection
 			if err != nil {
 				return nil // the connection ended
 			}
@@ -266,13 +276,14 @@ func Echo() Step {
 // leaves: a chat room, or a feed the test drives through one connection.
 func Broadcast() Step {
 	return func(c *Conn) error {
+		// Join before the handshake: once the client is ready, it is in.
+		c.srv.joinBroadcast(c, true)
+		defer c.srv.joinBroadcast(c, false)
 		if _, err := c.socket(); err != nil {
 			return fmt.Errorf("broadcast: %w", err)
 		}
-		c.srv.joinBroadcast(c, true)
-		defer c.srv.joinBroadcast(c, false)
 		for {
-			m, err := c.next(c.ctx)
+			m, err := c.next(context.Background()) // ends with the connection
 			if err != nil {
 				return nil
 			}
@@ -281,9 +292,9 @@ func Broadcast() Step {
 				typ = websocket.MessageBinary
 			}
 			for _, member := range c.srv.broadcastMembers() {
-				ws, err := member.socket()
-				if err != nil {
-					continue
+				ws := member.accepted()
+				if ws == nil {
+					continue // not ready yet: the message came before it
 				}
 				ctx, cancel := member.stepContext()
 				_ = ws.Write(ctx, typ, m.Data) // a member may be leaving
