@@ -199,7 +199,7 @@ func sequenceDiff(pattern string, evs []events.Event, at int, wanted []string, i
 	var b strings.Builder
 	b.WriteString("lomondtest: the events do not follow the sequence\n")
 	fmt.Fprintf(&b, "\twant: %s\n", strings.Join(strings.Fields(pattern), " "))
-	fmt.Fprintf(&b, "\tgot:  %s\n", strings.Join(namesOf(evs), " "))
+	fmt.Fprintf(&b, "\tgot:  %s\n", shortNames(namesOf(evs)))
 	want := make([]string, len(wanted))
 	for i, w := range wanted {
 		want[i] = w
@@ -217,6 +217,16 @@ func sequenceDiff(pattern string, evs []events.Event, at int, wanted []string, i
 	}
 	b.WriteString(listEvents(evs, 0, at))
 	return b.String()
+}
+
+// shortNames joins names, cutting the middle of a long list.
+func shortNames(names []string) string {
+	const head, tail = 24, 6
+	if len(names) <= head+tail+1 {
+		return strings.Join(names, " ")
+	}
+	return fmt.Sprintf("%s ... (%d more) ... %s", strings.Join(names[:head], " "),
+		len(names)-head-tail, strings.Join(names[len(names)-tail:], " "))
 }
 
 // Of a long list (a client refused in a loop records thousands of events),

@@ -29,47 +29,70 @@ func knownNames() string {
 
 // A pattern is a sequence of event names, each optionally followed by "?"
 // (zero or one), "*" (any number) or "+" (one or more); parentheses group
-// names for a quantifier: "connecting (connect_fail back_off connecting)+
-// connected ready".
+// names for a quantifier, and "|" separates alternatives:
+// "connecting (connect_fail back_off connecting)+ connected ready (text|binary)*".
 type patternNode struct {
-	name     string        // an event name, or "" for a group
-	group    []patternNode // the group's nodes
-	min, max int           // repetitions; max < 0: no limit
+	name     string          // an event name, or "" for a group
+	alts     [][]patternNode // a group's alternatives ("a b|c": two)
+	min, max int             // repetitions; max < 0: no limit
 }
 
 func parsePattern(p string) ([]patternNode, error) {
-	nodes, rest, err := parseSeq(p, 0)
+	if strings.TrimSpace(p) == "" {
+		return nil, nil // no events
+	}
+	alts, rest, err := parseAlts(p, 0)
 	if err != nil {
 		return nil, err
 	}
 	if rest < len(p) {
 		return nil, fmt.Errorf("unmatched %q at offset %d", p[rest], rest)
 	}
-	return nodes, nil
+	if len(alts) == 1 {
+		return alts[0], nil
+	}
+	return []patternNode{{alts: alts, min: 1, max: 1}}, nil
 }
 
-// parseSeq parses nodes from p[i:] up to a ")" or the end, and returns
-// where it stopped.
+// parseAlts parses alternatives separated by "|" from p[i:] up to a ")" or
+// the end, and returns where it stopped.
+func parseAlts(p string, i int) ([][]patternNode, int, error) {
+	var alts [][]patternNode
+	for {
+		seq, j, err := parseSeq(p, i)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(seq) == 0 {
+			return nil, 0, fmt.Errorf("empty alternative at offset %d", i)
+		}
+		alts = append(alts, seq)
+		if j >= len(p) || p[j] != '|' {
+			return alts, j, nil
+		}
+		i = j + 1
+	}
+}
+
+// parseSeq parses nodes from p[i:] up to a "|", a ")" or the end, and
+// returns where it stopped.
 func parseSeq(p string, i int) ([]patternNode, int, error) {
 	var nodes []patternNode
 	for i < len(p) {
 		switch c := p[i]; {
 		case c == ' ' || c == '\t' || c == '\n' || c == ',':
 			i++
-		case c == ')':
+		case c == ')' || c == '|':
 			return nodes, i, nil
 		case c == '(':
-			group, j, err := parseSeq(p, i+1)
+			alts, j, err := parseAlts(p, i+1)
 			if err != nil {
 				return nil, 0, err
 			}
 			if j >= len(p) {
 				return nil, 0, fmt.Errorf("the group opened at offset %d is not closed", i)
 			}
-			if len(group) == 0 {
-				return nil, 0, fmt.Errorf("empty group at offset %d", i)
-			}
-			n := patternNode{group: group, min: 1, max: 1}
+			n := patternNode{alts: alts, min: 1, max: 1}
 			i = quantify(&n, p, j+1)
 			nodes = append(nodes, n)
 		case c == '_' || (c >= 'a' && c <= 'z'):
@@ -169,8 +192,13 @@ func (m *seqMatcher) rep(n patternNode, i, count int, k func(int) bool) bool {
 }
 
 func (m *seqMatcher) atom(n patternNode, i int, k func(int) bool) bool {
-	if n.group != nil {
-		return m.seq(n.group, i, k)
+	if n.alts != nil {
+		for _, alt := range n.alts {
+			if m.seq(alt, i, k) {
+				return true
+			}
+		}
+		return false
 	}
 	m.note(i, n.name)
 	return i < len(m.names) && m.names[i] == n.name && k(i+1)

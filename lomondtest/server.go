@@ -137,14 +137,17 @@ func (s *Server) ClientOptions() []lomond.Option {
 }
 
 // Client returns a new lomond client for s.URL with ClientOptions, Poll and
-// automatic pings off (so a test sees only the events it causes), and then
-// opts, which may turn them back on. It fails the test if lomond.New
-// rejects an option (it panics when s was made with a nil testing.TB).
+// automatic pings off (so a test sees only the events it causes), handshake
+// and close timeouts of half Timeout (so the client's own timeouts fire
+// before the kit's waits give up), and then opts, which may change any of
+// these. It fails the test if lomond.New rejects an option (it panics when
+// s was made with a nil testing.TB).
 func (s *Server) Client(opts ...lomond.Option) *lomond.WebSocket {
 	if s.t != nil {
 		s.t.Helper()
 	}
-	all := append(s.ClientOptions(), lomond.WithPollInterval(0), lomond.WithPingRate(0))
+	all := append(s.ClientOptions(), lomond.WithPollInterval(0), lomond.WithPingRate(0),
+		lomond.WithHandshakeTimeout(Timeout/2), lomond.WithCloseTimeout(Timeout/2))
 	ws, err := lomond.New(s.URL, append(all, opts...)...)
 	if err != nil {
 		failSetup(s.t, fmt.Sprintf("lomondtest: Client: %v", err))
