@@ -412,6 +412,20 @@ func (c *Conn) end(err error) {
 	c.changed = make(chan struct{})
 }
 
+// endsSoon reports whether the connection ends within a moment: after a
+// failed write, whether the client was leaving (not a failure) or the
+// connection is stuck.
+func (c *Conn) endsSoon() bool {
+	timer := time.NewTimer(time.Second)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
 func (c *Conn) isDone() bool {
 	select {
 	case <-c.done:

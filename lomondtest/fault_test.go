@@ -82,12 +82,13 @@ func TestDropBeforeAndAfterTheHandshake(t *testing.T) {
 		lomondtest.Script(lomondtest.SendText("last words"), lomondtest.Drop()),
 	)
 	ws := srv.Client()
-	lomondtest.Run(t, ws, nil)
-	if ws.Err() == nil {
-		t.Error("a connection dropped before the handshake ended without an error")
+	rec := lomondtest.Run(t, ws, nil)
+	rec.AssertSequence(t, "connecting connected disconnected")
+	if d := lastDisconnected(t, rec); d.Graceful || ws.Err() == nil {
+		t.Errorf("a connection dropped before the handshake: %v, Err() = %v", d, ws.Err())
 	}
 
-	rec := lomondtest.Run(t, srv.Client(), nil)
+	rec = lomondtest.Run(t, srv.Client(), nil)
 	rec.AssertSequence(t, "connecting connected ready text disconnected")
 	if d := lastDisconnected(t, rec); d.Graceful {
 		t.Errorf("Disconnected after a drop is graceful: %v", d)

@@ -144,7 +144,8 @@ func ExpectClose(code int, reason string) Step {
 	}
 }
 
-// SendText sends a text message.
+// SendText sends a text message. Like every send, it does not fail when
+// the client has just left: the client's events tell what it received.
 func SendText(s string) Step {
 	return send(websocket.MessageText, []byte(s))
 }
@@ -171,10 +172,10 @@ func send(typ websocket.MessageType, p []byte) Step {
 		}
 		ctx, cancel := c.stepContext()
 		defer cancel()
-		if err := ws.Write(ctx, typ, p); err != nil {
+		if err := ws.Write(ctx, typ, p); err != nil && !c.endsSoon() {
 			return fmt.Errorf("sending %v: %w", Message{Binary: typ == websocket.MessageBinary, Data: p}, err)
 		}
-		return nil
+		return nil // sent, or the client left first: its events tell
 	}
 }
 
@@ -264,7 +265,7 @@ func Echo() Step {
 			ctx, cancel := c.stepContext()
 			err = ws.Write(ctx, typ, m.Data)
 			cancel()
-			if err != nil && !c.isDone() {
+			if err != nil && !c.endsSoon() {
 				return fmt.Errorf("echo: sending %v: %w", m, err)
 			}
 		}
