@@ -10,8 +10,8 @@ import (
 
 // BackOff is a reconnect back-off for tests: every delay is Delay (zero by
 // default, so Persist reconnects at once) and it counts what Persist asked
-// of it. Give it to Persist with Option; lomondtest.Persist uses a zero one
-// unless told otherwise. A Retry-After from the server still sets the
+// of it. Give it to Persist with Option (lomondtest.Persist uses one of
+// 1 ms unless given another). A Retry-After from the server still sets the
 // delay (lomond.WithMaxRetryAfter bounds it, and ws.Reconnect cuts a wait
 // short).
 //

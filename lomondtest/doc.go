@@ -68,14 +68,14 @@
 // they run. Recorder.WaitFor waits for an event by name or predicate;
 // Recorder.AssertSequence checks the names of all events against a pattern
 // such as "connecting connected ready text closed disconnected", with "?",
-// "*", "+" and parentheses for repetition, and prints a readable diff when
-// they differ.
+// "*", "+", parentheses and "|" for repetitions and alternatives, and
+// prints a readable diff when they differ.
 //
 // # Reconnecting
 //
-// Persist runs lomond's Persist in the background with a BackOff that does
-// not wait, so a test of a reconnecting client never sleeps: it waits for
-// events (a second "ready") instead. docs/testing.md in the repository walks
+// Persist runs lomond's Persist in the background with a BackOff of 1 ms,
+// so a test of a reconnecting client never sleeps: it waits for events (a
+// second "ready") instead. docs/testing.md in the repository walks
 // through handler, reconnect and failure tests.
 //
 // Outside a test (an example program), pass a nil testing.TB to NewServer:

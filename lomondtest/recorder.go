@@ -155,11 +155,14 @@ func (r *Recorder) WaitFor(t testing.TB, match any, timeout time.Duration) event
 // AssertSequence checks the names of all the events recorded against
 // pattern, and fails the test with a readable diff if they differ. The
 // pattern lists event names separated by spaces; a name may be followed by
-// "?" (optional), "*" (any number) or "+" (one or more), and parentheses
-// group names for a quantifier:
+// "?" (optional), "*" (any number) or "+" (one or more), parentheses group
+// names for a quantifier, and "|" separates alternatives:
 //
 //	rec.AssertSequence(t, "connecting connected ready text closed disconnected")
 //	rec.AssertSequence(t, "(connecting connect_fail back_off)+ connecting connected ready")
+//	rec.AssertSequence(t, "connecting connected ready (text|binary)* closing? closed disconnected")
+//
+// An unknown event name fails the test, so a typo cannot pass.
 //
 // While the events so far could still become the sequence (a Persist still
 // running), it waits for more, up to Timeout; it does not wait once Run or

@@ -274,7 +274,7 @@ func (s *Server) listen() error {
 		l.tlsConfig = s.pki.serverConfig()
 	}
 	srv := &http.Server{
-		Handler:           s,
+		Handler:           http.HandlerFunc(s.serveHTTP),
 		ReadHeaderTimeout: Timeout,
 		ErrorLog:          log.New(io.Discard, "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
@@ -353,8 +353,8 @@ func (s *Server) stop() {
 	s.handlers.Wait()
 }
 
-// ServeHTTP runs the script of the connection the request arrived on.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serveHTTP runs the script of the connection the request arrived on.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	nc, _ := r.Context().Value(netConnKey{}).(*netConn)
 	s.mu.Lock()
 	if nc == nil || nc.isClosed() || !s.up {
