@@ -21,6 +21,7 @@ type netConn struct {
 	wmu      sync.Mutex
 	trickle  atomic.Int64 // pause between bytes in nanoseconds; 0: off
 	sniff    closeSniffer // the client's close frame
+	onClose  func()       // set before the connection is handed out
 }
 
 func newNetConn(tcp *net.TCPConn, tlsConfig *tls.Config) *netConn {
@@ -80,7 +81,14 @@ func (c *netConn) drop(reset bool) {
 	_ = c.tcp.Close()
 }
 
-func (c *netConn) markClosed() { c.once.Do(func() { close(c.closing) }) }
+func (c *netConn) markClosed() {
+	c.once.Do(func() {
+		close(c.closing)
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+}
 
 func (c *netConn) isClosed() bool {
 	select {

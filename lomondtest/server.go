@@ -294,7 +294,8 @@ func (s *Server) listen() error {
 
 type netConnKey struct{}
 
-// track registers an accepted connection, so that Stop can close it.
+// track registers an accepted connection until it closes, so that Stop
+// can close it.
 func (s *Server) track(c *netConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -302,6 +303,7 @@ func (s *Server) track(c *netConn) bool {
 		return false
 	}
 	s.netConns[c] = struct{}{}
+	c.onClose = func() { s.untrack(c) }
 	return true
 }
 
@@ -370,7 +372,6 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	defer s.handlers.Done()
-	defer s.untrack(nc)
 	c.serve(s.scriptFor(c.n))
 }
 

@@ -220,3 +220,20 @@ func TestClientOptionsAreValidated(t *testing.T) {
 	msg := ft.fatalOf(func(testing.TB) { srv.Client(lomond.WithPingRate(-1)) })
 	mustContain(t, msg, "lomondtest: Client:", "ping rate")
 }
+
+func TestPlainHTTPRequestIsReported(t *testing.T) {
+	ft := newFakeT(t)
+	srv := lomondtest.NewServer(ft)
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http" + strings.TrimPrefix(srv.URL, "ws") + "/page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 || resp.StatusCode > 499 {
+		t.Errorf("a plain GET got %d, want a 4xx", resp.StatusCode)
+	}
+	srv.Close() // also closes the kept-alive connection
+	mustContain(t, ft.reported(), "lomondtest: connection 1: echo: accepting the upgrade")
+}
