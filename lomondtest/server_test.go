@@ -237,3 +237,14 @@ func TestPlainHTTPRequestIsReported(t *testing.T) {
 	srv.Close() // also closes the kept-alive connection
 	mustContain(t, ft.reported(), "lomondtest: connection 1: echo: accepting the upgrade")
 }
+
+func TestContextIsBounded(t *testing.T) {
+	ctx := lomondtest.Context(t)
+	deadline, ok := ctx.Deadline()
+	if !ok || time.Until(deadline) > lomondtest.Timeout {
+		t.Errorf("Context deadline %v %v, want within %v", deadline, ok, lomondtest.Timeout)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("a fresh Context has ended: %v", ctx.Err())
+	}
+}
