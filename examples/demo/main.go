@@ -1,9 +1,9 @@
 // Command demo prints every event of a lomond session as it happens.
 //
-// With no arguments it starts an echo server on 127.0.0.1 (no network beyond
-// loopback), connects to it, sends a text message, a binary message and a
-// ping when the session is Ready, and closes once the echoes and the pong are
-// back:
+// With no arguments it starts an echo server on 127.0.0.1 (lomondtest's: no
+// network beyond loopback), connects to it, sends a text message, a binary
+// message and a ping when the session is Ready, and closes once the echoes
+// and the pong are back:
 //
 //	go run ./examples/demo
 //
@@ -24,16 +24,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/lomondtest"
 )
 
 func main() {
@@ -75,13 +73,10 @@ func (p printer) print(ev events.Event) {
 
 // demo runs one scripted session against an embedded echo server.
 func demo(opts []lomond.Option) error {
-	url, stop, err := startEchoServer()
-	if err != nil {
-		return err
-	}
-	defer stop()
+	srv := lomondtest.NewServer(nil) // no script: it echoes; nil: not in a test
+	defer srv.Close()
 
-	ws, err := lomond.New(url, opts...)
+	ws, err := lomond.New(srv.URL, append(srv.ClientOptions(), opts...)...)
 	if err != nil {
 		return err
 	}
@@ -159,37 +154,6 @@ func sendLines(ws *lomond.WebSocket) {
 	for sc.Scan() {
 		if err := ws.SendText(sc.Text()); err != nil {
 			fmt.Fprintln(os.Stderr, "demo: not sent:", err)
-		}
-	}
-}
-
-// startEchoServer serves websocket echo on a loopback port and returns its
-// URL and a function that stops it.
-func startEchoServer() (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(echo), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return "ws://" + ln.Addr().String() + "/", func() { _ = srv.Close() }, nil
-}
-
-// echo sends every message back; the engine answers pings and the close.
-func echo(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, nil)
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
-	ctx := context.Background()
-	for {
-		typ, data, err := c.Read(ctx)
-		if err != nil {
-			return
-		}
-		if err := c.Write(ctx, typ, data); err != nil {
-			return
 		}
 	}
 }

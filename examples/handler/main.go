@@ -2,7 +2,7 @@
 // embeds BaseHandler and overrides the events it cares about, composed with a
 // logging plugin (an Observer, which sees every event) by lomond.Compose.
 //
-// It starts an echo server on 127.0.0.1, sends three messages, closes the
+// It starts an echo server on 127.0.0.1 (lomondtest's), sends three messages, closes the
 // connection once their echoes are back, and exits:
 //
 //	go run ./examples/handler
@@ -11,14 +11,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/lomondtest"
 )
 
 // app is the application: it implements the four core methods of
@@ -73,13 +71,10 @@ func main() {
 }
 
 func run() error {
-	url, stop, err := startEchoServer()
-	if err != nil {
-		return err
-	}
-	defer stop()
+	srv := lomondtest.NewServer(nil) // no script: it echoes; nil: not in a test
+	defer srv.Close()
 
-	ws, err := lomond.New(url, lomond.WithPollInterval(0))
+	ws, err := lomond.New(srv.URL, append(srv.ClientOptions(), lomond.WithPollInterval(0))...)
 	if err != nil {
 		return err
 	}
@@ -90,35 +85,4 @@ func run() error {
 	h := lomond.Compose(logger{start: time.Now()}, a)
 	// Run returns nil when the client closed and the server replied.
 	return ws.Run(ctx, h)
-}
-
-// startEchoServer serves websocket echo on a loopback port and returns its
-// URL and a function that stops it.
-func startEchoServer() (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(echo), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return "ws://" + ln.Addr().String() + "/", func() { _ = srv.Close() }, nil
-}
-
-// echo sends every message back; the engine answers pings and the close.
-func echo(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, nil)
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
-	ctx := context.Background()
-	for {
-		typ, data, err := c.Read(ctx)
-		if err != nil {
-			return
-		}
-		if err := c.Write(ctx, typ, data); err != nil {
-			return
-		}
-	}
 }
