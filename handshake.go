@@ -68,7 +68,7 @@ func (s *session) handshake(ctx context.Context) (*websocket.Conn, *http.Respons
 		rt.extensions = "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
 	}
 	client.Transport = rt
-	conn, resp, err := websocket.Dial(hctx, s.target.raw, opts)
+	conn, resp, err := websocket.Dial(hctx, s.target.url.String(), opts)
 	if err == nil {
 		_ = s.wire.SetDeadline(noDeadline)
 		return conn, resp, nil
@@ -138,7 +138,7 @@ func readBody(resp *http.Response) []byte {
 }
 
 func rejection(resp *http.Response, err error) *RejectedError {
-	rej := &RejectedError{StatusCode: resp.StatusCode, Status: resp.Status, Header: resp.Header, Err: err}
+	rej := &RejectedError{StatusCode: resp.StatusCode, Status: resp.Status, Header: redactHeader(resp.Header), Err: err}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		rej.Reason = fmt.Sprintf("websocket upgrade failed (code=%d)", resp.StatusCode)
 	} else {
