@@ -323,13 +323,13 @@ func (ws *WebSocket) SendText(text string) error {
 	if !utf8.ValidString(text) {
 		return ErrInvalidUTF8
 	}
-	return ws.send(nil, websocket.MessageText, stringBytes(text))
+	return ws.send(context.Background(), websocket.MessageText, stringBytes(text))
 }
 
 // SendBinary sends a binary message, as SendText does. The library does not
 // keep data after the call returns (a queued message is a copy).
 func (ws *WebSocket) SendBinary(data []byte) error {
-	return ws.send(nil, websocket.MessageBinary, data)
+	return ws.send(context.Background(), websocket.MessageBinary, data)
 }
 
 // SendJSON sends v encoded as JSON in a text message, as SendText does.
@@ -338,7 +338,7 @@ func (ws *WebSocket) SendJSON(v any) error {
 	if err != nil {
 		return fmt.Errorf("lomond: SendJSON: %w", err)
 	}
-	return ws.send(nil, websocket.MessageText, b)
+	return ws.send(context.Background(), websocket.MessageText, b)
 }
 
 // SendTextContext is SendText bounded by ctx: it returns ctx's error when
@@ -389,11 +389,11 @@ func (ws *WebSocket) sendControl(op byte, data []byte) error {
 	return s.writeControl(op, data)
 }
 
-// send sends a data message through the queue, if any. A nil ctx means no
-// bound (the plain sends).
+// send sends a data message through the queue, if any. The plain sends pass
+// context.Background(): no bound.
 func (ws *WebSocket) send(ctx context.Context, typ websocket.MessageType, p []byte) error {
-	if ctx != nil && ctx.Err() != nil {
-		return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if ws.queue != nil {
 		return ws.queue.send(ctx, ws, typ, p)
@@ -418,9 +418,6 @@ func (ws *WebSocket) sendNow(ctx context.Context, typ websocket.MessageType, p [
 		if s = ws.sess.Load(); s == nil {
 			return ErrNotConnected
 		}
-	}
-	if ctx == nil {
-		return s.write(typ, p)
 	}
 	return s.writeContext(ctx, typ, p)
 }

@@ -169,7 +169,7 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond) // polling the queue; no event signals the pop
 	}
-	if err := q.send(nil, ws, websocket.MessageText, []byte("c")); err != nil {
+	if err := q.send(context.Background(), ws, websocket.MessageText, []byte("c")); err != nil {
 		t.Logf("send during the flush: %v", err)
 	}
 	s.state.Store(int32(StateClosing))

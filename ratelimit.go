@@ -69,9 +69,9 @@ func (b *tokenBucket) take() bool {
 	return false
 }
 
-// wait takes a token, waiting for it if needed. A nil ctx waits however
-// long it takes; when ctx ends first, the token is given back and ctx's
-// error returned.
+// wait takes a token, waiting for it if needed, however long it takes when
+// ctx cannot end (context.Background()); when ctx ends first, the token is
+// given back and ctx's error returned.
 func (b *tokenBucket) wait(ctx context.Context) error {
 	b.mu.Lock()
 	b.refill(time.Now())
@@ -84,14 +84,10 @@ func (b *tokenBucket) wait(ctx context.Context) error {
 	b.mu.Unlock()
 	t := time.NewTimer(d)
 	defer t.Stop()
-	var done <-chan struct{}
-	if ctx != nil {
-		done = ctx.Done()
-	}
 	select {
 	case <-t.C:
 		return nil
-	case <-done:
+	case <-ctx.Done():
 		b.mu.Lock()
 		b.tokens++
 		b.mu.Unlock()

@@ -7,7 +7,8 @@ import (
 	"github.com/coder/websocket"
 )
 
-// writeContext is write bounded by ctx (SendTextContext, SendBinaryContext).
+// writeContext is write bounded by ctx (SendTextContext, SendBinaryContext);
+// the plain sends pass a ctx that cannot end, and go straight to write.
 //
 // This version is built on write: when ctx ends before write returns, the
 // connection is closed, which ends a write blocked on a server that does not
