@@ -18,28 +18,31 @@ import (
 // session (item 2), the floor under a server's Retry-After (item 3), and
 // Persist's result when its context has a deadline (item 13).
 
+// pfStableThenDrop is a server whose first connection stays up for twice
+// stable (the duration is the scenario, not a synchronisation) and whose
+// later connections are dropped right after the handshake.
+func pfStableThenDrop(t *testing.T, stable time.Duration) *wstest.Server {
+	var n atomic.Int32
+	return wstest.NewServer(t, func(c *wstest.Conn) {
+		if _, err := c.Handshake(); err != nil {
+			return
+		}
+		if n.Add(1) == 1 {
+			select {
+			case <-time.After(2 * stable):
+			case <-c.Done():
+			}
+		}
+	})
+}
+
 // TestBackOffAttemptAfterStableSession: one stable session, then three that
 // drop at once. BackOff.Attempt numbers the reconnections since the stable
 // connection: 1, 2, 3, 4. Before the fix it read 1, 1, 2, 3.
 func TestBackOffAttemptAfterStableSession(t *testing.T) {
 	rcNoLeak(t)
 	const stable = 300 * time.Millisecond
-	var n atomic.Int32
-	srv := wstest.NewServer(t, func(c *wstest.Conn) {
-		if _, err := c.Handshake(); err != nil {
-			return
-		}
-		if n.Add(1) == 1 {
-			// The first connection outlives the stability period; the
-			// duration is the scenario, not a synchronisation.
-			select {
-			case <-time.After(2 * stable):
-			case <-c.Done():
-			}
-		}
-		// Then drop TCP.
-	})
-	ws := rcNew(t, srv.URL())
+	ws := rcNew(t, pfStableThenDrop(t, stable).URL())
 	rec, err := rcPersist(t, ws, rcStopAt("back_off", 4), rcConst(time.Millisecond), WithStableAfter(stable))
 	if err != nil {
 		t.Fatalf("Persist = %v", err)
@@ -59,19 +62,7 @@ func TestBackOffAttemptAfterStableSession(t *testing.T) {
 func TestBackOffAttemptLimitAfterStableSession(t *testing.T) {
 	rcNoLeak(t)
 	const stable = 300 * time.Millisecond
-	var n atomic.Int32
-	srv := wstest.NewServer(t, func(c *wstest.Conn) {
-		if _, err := c.Handshake(); err != nil {
-			return
-		}
-		if n.Add(1) == 1 {
-			select {
-			case <-time.After(2 * stable):
-			case <-c.Done():
-			}
-		}
-	})
-	ws := rcNew(t, srv.URL())
+	ws := rcNew(t, pfStableThenDrop(t, stable).URL())
 	var numbers []int
 	hook := func(_ context.Context, a *Attempt) error {
 		numbers = append(numbers, a.Number)
