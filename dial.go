@@ -41,7 +41,7 @@ func (c *config) dialTransport(ctx context.Context, target *url.URL) (dialResult
 	conn, err := dial(ctx, "tcp", dialAddr)
 	if err != nil {
 		if proxy != nil {
-			return dialResult{proxy: proxy}, fmt.Errorf("proxy %s: %w", redact(proxy), err)
+			return dialResult{proxy: proxy}, fmt.Errorf("proxy %s: %w", shownProxy(proxy), err)
 		}
 		return dialResult{}, err
 	}
@@ -49,7 +49,7 @@ func (c *config) dialTransport(ctx context.Context, target *url.URL) (dialResult
 		if proxy.Scheme == "https" {
 			conn, err = handshakeTLS(ctx, conn, &tls.Config{ServerName: proxy.Hostname(), MinVersion: tls.VersionTLS12})
 			if err != nil {
-				return dialResult{proxy: proxy}, fmt.Errorf("proxy %s: %w", redact(proxy), err)
+				return dialResult{proxy: proxy}, fmt.Errorf("proxy %s: %w", shownProxy(proxy), err)
 			}
 		}
 		tunnel, err := connectTunnel(ctx, conn, proxy, addr)

@@ -31,7 +31,7 @@ import (
 // Cancelling ctx while ready starts a graceful close (code 1001, "going
 // away"); Run then returns within the close timeout.
 func (ws *WebSocket) Run(ctx context.Context, h EventHandler) error {
-	t, err := discover(h)
+	t, err := ws.prepare(h)
 	if err != nil {
 		return err
 	}
@@ -60,8 +60,8 @@ func (ws *WebSocket) Events(ctx context.Context) iter.Seq[events.Event] {
 				}
 			})
 		}
-		if errors.Is(err, ErrAlreadyRunning) {
-			yield(&events.ConnectFail{Meta: events.Stamp(), URL: ws.raw, Reason: "already running", Err: err})
+		if errors.Is(err, ErrAlreadyRunning) || errors.Is(err, errZeroWebSocket) {
+			yield(&events.ConnectFail{Meta: events.Stamp(), URL: ws.raw, Reason: startFailReason(err), Err: err})
 		}
 	}
 }
@@ -74,6 +74,9 @@ func (ws *WebSocket) runSessionWith(ctx context.Context, t *table, recoverPanics
 	if ctx == nil {
 		return fmt.Errorf("%w: nil context", ErrInvalidOption)
 	}
+	if err := ws.usable(); err != nil {
+		return err
+	}
 	if !ws.busy.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
@@ -82,6 +85,7 @@ func (ws *WebSocket) runSessionWith(ctx context.Context, t *table, recoverPanics
 	if prepare != nil {
 		prepare(s)
 	}
+	defer ws.attachQueue(s)()
 	s.state.Store(int32(StateConnecting))
 	ws.sess.Store(s)
 	defer ws.sess.Store(nil)
@@ -143,6 +147,7 @@ type session struct {
 	judging     atomic.Bool // pongDue or closeDue is armed: handler time is not counted
 	armedAt     time.Time   // when the latest judging timer was armed
 	stalled     atomic.Bool // a write made no progress for the ping timeout
+	cutSend     atomic.Bool // a send's context cut a frame short: the stream is broken
 
 	// Dispatcher goroutine only.
 	in        inMessage
@@ -207,7 +212,7 @@ func (s *session) run(ctx context.Context) error {
 		}
 	}()
 
-	s.emit(&events.Connected{Meta: events.Stamp(), URL: s.target.raw, Proxy: redact(dr.proxy)})
+	s.emit(&events.Connected{Meta: events.Stamp(), URL: s.target.raw, Proxy: shownProxy(dr.proxy)})
 	if s.stopErr != nil {
 		return s.handlerStopped()
 	}

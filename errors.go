@@ -64,16 +64,19 @@ type ConnectError struct {
 	Err    error
 }
 
-// Error implements error.
+// Error implements error. Text from the network (a proxy's status line, a
+// certificate's names) is escaped.
 func (e *ConnectError) Error() string {
-	return fmt.Sprintf("lomond: connect to %s failed: %s", e.URL, e.Reason)
+	return printable(fmt.Sprintf("lomond: connect to %s failed: %s", e.URL, e.Reason))
 }
 
 // Unwrap returns the underlying error.
 func (e *ConnectError) Unwrap() error { return e.Err }
 
 // RejectedError is returned when the server refused the websocket upgrade
-// (the session's Rejected event).
+// (the session's Rejected event). Header holds the response headers, with
+// the values of Set-Cookie, Cookie, Authorization and Proxy-Authorization
+// replaced by "xxxxx".
 type RejectedError struct {
 	StatusCode    int
 	Status        string
@@ -84,9 +87,9 @@ type RejectedError struct {
 	Err           error
 }
 
-// Error implements error.
+// Error implements error. Server text in the reason is escaped.
 func (e *RejectedError) Error() string {
-	return fmt.Sprintf("lomond: upgrade rejected: %s", e.Reason)
+	return printable(fmt.Sprintf("lomond: upgrade rejected: %s", e.Reason))
 }
 
 // Unwrap returns the underlying error.
@@ -111,9 +114,9 @@ type ProtocolError struct {
 	Err  error
 }
 
-// Error implements error.
+// Error implements error. Server text in the violation is escaped.
 func (e *ProtocolError) Error() string {
-	return fmt.Sprintf("lomond: protocol error (close %d): %v", e.Code, e.Err)
+	return printable(fmt.Sprintf("lomond: protocol error (close %d): %v", e.Code, e.Err))
 }
 
 // Unwrap returns the underlying error.
@@ -122,13 +125,31 @@ func (e *ProtocolError) Unwrap() error { return e.Err }
 // PanicError is returned when a handler panicked. The session was closed with
 // code 1011.
 type PanicError struct {
+	// Value is what the handler panicked with.
 	Value any
+	// Stack is the handler goroutine's stack at the panic.
 	Stack []byte
 }
 
-// Error implements error.
+// Error returns one line naming the panic value (newlines in it escaped),
+// fit for a log line. The stack is in Stack, and printed by %+v.
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("lomond: handler panicked: %v\n%s", e.Value, e.Stack)
+	return "lomond: handler panicked: " + printable(fmt.Sprint(e.Value))
+}
+
+// Format implements fmt.Formatter: %+v prints Error, a newline and the
+// stack; the other verbs print Error.
+func (e *PanicError) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && f.Flag('+'):
+		fmt.Fprintf(f, "%s\n%s", e.Error(), e.Stack)
+	case verb == 'v' || verb == 's':
+		fmt.Fprint(f, e.Error())
+	case verb == 'q':
+		fmt.Fprintf(f, "%q", e.Error())
+	default:
+		fmt.Fprintf(f, "%%!%c(*lomond.PanicError=%s)", verb, e.Error())
+	}
 }
 
 // CloseStatus returns the close code carried by err (a *CloseError or a

@@ -212,47 +212,8 @@ func ExampleWebSocket_WaitReady() {
 	// Persist returned <nil>
 }
 
-func ExampleWithSendQueue() {
-	srv := echoServer()
-	defer srv.Close()
-
-	ws, err := lomond.New(srv.URL, quiet...)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-
-	echoes := 0
-	h := lomond.HandlerFunc(func(ws *lomond.WebSocket, ev events.Event) {
-		switch ev := ev.(type) {
-		case *events.Connecting:
-			// Not connected yet: the sends wait in the queue.
-			fmt.Println(ws.SendText("order 1"), ws.SendText("order 2"))
-			fmt.Println(ws.SendText("order 3")) // the queue holds 2
-		case *events.Ready:
-			_ = ws.SendText("subscribe") // OnReady's sends go before the queue
-		case *events.Text:
-			fmt.Println("echo:", ev.Text)
-			if echoes++; echoes == 3 {
-				cancel()
-			}
-		}
-	})
-	err = ws.Persist(ctx, h, lomond.WithSendQueue(2, lomond.RejectNewest))
-	fmt.Println("Persist returned", err)
-	// Output:
-	// <nil> <nil>
-	// lomond: send queue full
-	// echo: subscribe
-	// echo: order 1
-	// echo: order 2
-	// Persist returned <nil>
-}
-
 func ExampleWebSocket_Queued() {
-	ws, err := lomond.New(refusedURL(), quiet...)
+	ws, err := lomond.New(refusedURL(), append(quiet, lomond.WithSendQueue(10, lomond.RejectNewest))...)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -263,15 +224,17 @@ func ExampleWebSocket_Queued() {
 			fmt.Println("queued:", ws.Queued())
 		}
 	})
-	err = ws.Persist(context.Background(), h, lomond.WithSendQueue(10, lomond.RejectNewest), lomond.WithMaxAttempts(1))
-	fmt.Println(errors.Is(err, lomond.ErrMaxAttempts), "queued:", ws.Queued()) // no queue once Persist returned
+	err = ws.Persist(context.Background(), h, lomond.WithMaxAttempts(1))
+	// The queue belongs to the WebSocket: what was not sent waits for the
+	// next session, or for Unsent.
+	fmt.Println(errors.Is(err, lomond.ErrMaxAttempts), "queued:", ws.Queued(), "unsent:", len(ws.Unsent()))
 	// Output:
 	// queued: 1
-	// true queued: 0
+	// true queued: 1 unsent: 1
 }
 
 func ExampleWebSocket_Unsent() {
-	ws, err := lomond.New(refusedURL(), quiet...)
+	ws, err := lomond.New(refusedURL(), append(quiet, lomond.WithSendQueue(2, lomond.DropOldest))...)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -288,7 +251,7 @@ func ExampleWebSocket_Unsent() {
 		}
 	})
 	// The server is down and one attempt is allowed: nothing is sent.
-	_ = ws.Persist(context.Background(), h, lomond.WithSendQueue(2, lomond.DropOldest), lomond.WithMaxAttempts(1))
+	_ = ws.Persist(context.Background(), h, lomond.WithMaxAttempts(1))
 	for _, m := range ws.Unsent() {
 		fmt.Printf("unsent: binary=%v %q\n", m.Binary, m.Data)
 	}
@@ -537,8 +500,10 @@ func ExampleWithMaxRetryAfter() {
 			cancel()
 		}
 	})
-	// The server's Retry-After replaces the backoff's delay, within a bound.
-	err = ws.Persist(ctx, h, lomond.WithMaxRetryAfter(20*time.Millisecond))
+	// The server's Retry-After replaces the backoff's delay, within a bound
+	// (and never under the backoff's minimum: 10 ms here).
+	err = ws.Persist(ctx, h, lomond.WithMaxRetryAfter(20*time.Millisecond),
+		lomond.WithLomondBackOff(10*time.Millisecond, time.Second))
 	fmt.Println("Persist returned", err)
 	// Output:
 	// rejected: 503 Retry-After: 1h0m0s

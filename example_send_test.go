@@ -182,7 +182,7 @@ func ExampleCloseStatus() {
 // Example_errors shows the sentinel errors, matched with errors.Is: input
 // refused before anything is sent, and sends in each state of a session.
 func Example_errors() {
-	_, err := lomond.New("http://example.com/")
+	_, err := lomond.New("ftp://example.com/")
 	fmt.Println(errors.Is(err, lomond.ErrInvalidURL))
 	_, err = lomond.New("ws://example.com/", lomond.WithPingRate(-time.Second))
 	fmt.Println(errors.Is(err, lomond.ErrInvalidOption))

@@ -49,7 +49,7 @@ func exampleEchoServer() (string, func()) {
 var quiet = []lomond.Option{lomond.WithPollInterval(0), lomond.WithPingRate(0)}
 
 func ExampleNew() {
-	_, err := lomond.New("http://example.com/feed")
+	_, err := lomond.New("ftp://example.com/feed")
 	fmt.Println(errors.Is(err, lomond.ErrInvalidURL))
 	fmt.Println(err)
 
@@ -59,10 +59,19 @@ func ExampleNew() {
 		return
 	}
 	fmt.Println(ws.URL(), ws.State()) // New does no I/O
+
+	// http:// and https:// are taken as ws:// and wss://.
+	ws, err = lomond.New("https://example.com/feed")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(ws.URL())
 	// Output:
 	// true
-	// lomond: invalid websocket URL: scheme "http" is not ws or wss
+	// lomond: invalid websocket URL: scheme "ftp" is not ws, wss, http or https
 	// wss://example.com/feed idle
+	// wss://example.com/feed
 }
 
 // greeter sends "hello" when ready and closes when the echo comes back.

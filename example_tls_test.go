@@ -117,15 +117,15 @@ func ExampleWithProxy() {
 	runOnce(srv.URL, lomond.HandlerFunc(func(ws *lomond.WebSocket, ev events.Event) {
 		switch ev := ev.(type) {
 		case *events.Connected:
-			// The password never appears in events, errors or logs.
-			fmt.Println("via proxy, password hidden:", strings.Contains(ev.Proxy, "alice:xxxxx@"))
+			// Credentials never appear in events, errors or logs.
+			fmt.Println("via proxy, credentials hidden:", !strings.Contains(ev.Proxy, "alice") && !strings.Contains(ev.Proxy, "secret"))
 		case *events.Ready:
 			_ = ws.Close(lomond.StatusNormal, "")
 		}
 	}), lomond.WithProxy("http://alice:secret@"+proxy.Addr))
 	fmt.Println("the proxy saw user", <-users)
 	// Output:
-	// via proxy, password hidden: true
+	// via proxy, credentials hidden: true
 	// the proxy saw user alice
 }
 

@@ -158,7 +158,7 @@ func readBody(resp *http.Response) []byte {
 }
 
 func rejection(resp *http.Response, err error) *RejectedError {
-	rej := &RejectedError{StatusCode: resp.StatusCode, Status: resp.Status, Header: resp.Header, Err: err, Reason: err.Error()}
+	rej := &RejectedError{StatusCode: resp.StatusCode, Status: resp.Status, Header: redactHeader(resp.Header), Err: err, Reason: err.Error()}
 	rej.RetryAfter, rej.HasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return rej
 }

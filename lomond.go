@@ -26,15 +26,24 @@
 // Handler methods run one at a time, in event order, on the goroutine that
 // called Run (or ranges over Events). A handler may call any method of the
 // WebSocket, including SendText and Close, without deadlock. SendText,
-// SendBinary, SendJSON, SendPing, SendPong and Close are safe from any
-// goroutine.
+// SendBinary, SendJSON, their Context forms, SendPing, SendPong, Close, Stop
+// and Reconnect are safe from any goroutine.
 //
 // A slow handler delays the events after it, and delays reading, but it
 // cannot make a live connection look dead: time spent in handlers does not
 // count against the ping timeout. A send blocked on a server that stops
 // reading blocks its caller (sends have no deadline of their own), but not
 // the read loop: pings and pongs never wait for it, and Close or a cancelled
-// context bound it by the close timeout.
+// context bound it by the close timeout. SendTextContext and
+// SendBinaryContext bound it by their context.
+//
+// # Secrets
+//
+// Events, errors and log lines never show a proxy's user name or password,
+// the values of sensitive query keys (WithSensitiveQueryKeys), or the values
+// of the Authorization, Cookie and Set-Cookie headers; text a server
+// controls (status lines, close reasons) is escaped in every String and
+// Error.
 //
 // A panic in a handler ends the session with close code 1011 and Run returns
 // a *PanicError holding the stack. When Run, Persist or an Events loop
@@ -100,20 +109,21 @@ func (s State) String() string {
 // WebSocket is a websocket client. Its configuration is fixed by New; it can
 // run one session at a time, and be run again after a session ends (with a
 // fresh key and state).
+//
+// The zero WebSocket is not usable: every way to run it returns an error
+// wrapping ErrInvalidURL. Make WebSockets with New.
 type WebSocket struct {
 	url  *url.URL
-	raw  string
+	raw  string // the URL as shown: see WithSensitiveQueryKeys
 	cfg  config
 	busy atomic.Bool
 	sess atomic.Pointer[session]
 
 	readyMu sync.Mutex
 	readyCh chan struct{} // closed while a session is ready
-	queue   atomic.Pointer[sendQueue]
+	queue   *sendQueue    // WithSendQueue; nil without
+	limiter *tokenBucket  // WithSendRate; nil without
 	persist atomic.Pointer[persistLoop]
-
-	unsentMu sync.Mutex
-	unsent   []Message
 
 	errMu   sync.Mutex
 	lastErr error
@@ -140,14 +150,12 @@ func (ws *WebSocket) setErr(err error) {
 	ws.errMu.Unlock()
 }
 
-// New validates url (ws:// or wss://) and options and returns a WebSocket. It
-// does no I/O. Invalid input is an error wrapping ErrInvalidURL or
-// ErrInvalidOption.
+// New validates rawURL and options and returns a WebSocket. It does no I/O.
+// The URL's scheme is ws:// or wss://; http:// and https:// are taken as
+// ws:// and wss://, as browsers and coder/websocket do. Invalid input is an
+// error wrapping ErrInvalidURL or ErrInvalidOption; it never shows a
+// password or a sensitive query value (see WithSensitiveQueryKeys).
 func New(rawURL string, options ...Option) (*WebSocket, error) {
-	u, err := parseWSURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
 	cfg := defaultConfig()
 	for _, o := range options {
 		if o == nil {
@@ -157,7 +165,63 @@ func New(rawURL string, options ...Option) (*WebSocket, error) {
 			return nil, err
 		}
 	}
-	return &WebSocket{url: u, raw: u.String(), cfg: cfg, readyCh: make(chan struct{})}, nil
+	u, err := parseWSURL(rawURL, cfg.sensitive)
+	if err != nil {
+		return nil, err
+	}
+	ws := &WebSocket{url: u, raw: shownURL(u, cfg.sensitive), cfg: cfg, readyCh: make(chan struct{})}
+	if cfg.queueSize > 0 {
+		ws.queue = newSendQueue(cfg.queueSize, cfg.overflow)
+	}
+	if cfg.sendRate > 0 {
+		ws.limiter = newTokenBucket(cfg.sendRate, cfg.sendBurst)
+	}
+	return ws, nil
+}
+
+// errZeroWebSocket is what a zero WebSocket (not made by New) gives.
+var errZeroWebSocket = fmt.Errorf("%w: a zero WebSocket has no URL; make one with New", ErrInvalidURL)
+
+// usable reports why ws cannot run, or nil.
+func (ws *WebSocket) usable() error {
+	if ws.url == nil || ws.readyCh == nil {
+		return errZeroWebSocket
+	}
+	return nil
+}
+
+// prepare checks that ws can run h and finds which handler interfaces h
+// implements, before any I/O.
+func (ws *WebSocket) prepare(h EventHandler) (*table, error) {
+	if err := ws.usable(); err != nil {
+		return nil, err
+	}
+	if why := unusableHandler(h); why != "" {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidHandler, why)
+	}
+	return discover(h)
+}
+
+// unusableHandler says why h, which implements a handler interface, would
+// fail when run: a nil HandlerFunc (it would panic at the first event), or
+// a Compose of nothing (it would run a session nobody hears).
+func unusableHandler(h any) string {
+	switch x := h.(type) {
+	case HandlerFunc:
+		if x == nil {
+			return "nil HandlerFunc"
+		}
+	case *composite:
+		if len(x.handlers) == 0 {
+			return "Compose of no handler"
+		}
+		for i, p := range x.handlers {
+			if why := unusableHandler(p); why != "" {
+				return fmt.Sprintf("Compose argument %d: %s", i, why)
+			}
+		}
+	}
+	return ""
 }
 
 // signalReady opens or shuts the gate WaitReady waits at.
@@ -191,20 +255,26 @@ func (ws *WebSocket) WaitReady(ctx context.Context) error {
 	}
 }
 
-func parseWSURL(raw string) (*url.URL, error) {
+// parseWSURL parses a websocket URL; http and https become ws and wss. Its
+// errors show the URL as shownURL does, without user information.
+func parseWSURL(raw string, keys sensitiveKeys) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidURL, redactErr(err))
+		return nil, fmt.Errorf("%w: %v", ErrInvalidURL, redactParseErr(err))
 	}
 	switch u.Scheme {
 	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
 	case "":
-		return nil, fmt.Errorf("%w: %q has no scheme (want ws:// or wss://)", ErrInvalidURL, raw)
+		return nil, fmt.Errorf("%w: %q has no scheme (want ws://, wss://, http:// or https://)", ErrInvalidURL, shownURL(u, keys))
 	default:
-		return nil, fmt.Errorf("%w: scheme %q is not ws or wss", ErrInvalidURL, u.Scheme)
+		return nil, fmt.Errorf("%w: scheme %q is not ws, wss, http or https", ErrInvalidURL, u.Scheme)
 	}
 	if u.Hostname() == "" {
-		return nil, fmt.Errorf("%w: %q has no host", ErrInvalidURL, redact(u))
+		return nil, fmt.Errorf("%w: %q has no host", ErrInvalidURL, shownURL(u, keys))
 	}
 	if p := u.Port(); p != "" {
 		var n int
@@ -222,8 +292,16 @@ func parseWSURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// URL returns the websocket URL.
-func (ws *WebSocket) URL() string { return ws.raw }
+// URL returns the websocket URL as given to New (http and https turned into
+// ws and wss), sensitive query values included: it is the application's
+// own. Events, errors and log lines show it with those values replaced
+// (see WithSensitiveQueryKeys).
+func (ws *WebSocket) URL() string {
+	if ws.url == nil {
+		return ""
+	}
+	return ws.url.String()
+}
 
 // State returns the state of the current session (StateIdle when none runs).
 func (ws *WebSocket) State() State {
@@ -242,27 +320,56 @@ func (ws *WebSocket) Subprotocol() string {
 	return ""
 }
 
-// SendText sends a text message. text must be valid UTF-8.
+// SendText sends a text message. text must be valid UTF-8. With a send
+// queue (WithSendQueue), a message sent while no session is ready, or while
+// older messages wait, is queued and SendText returns nil. With a rate limit
+// (WithSendRate), SendText waits for its turn, however long that is;
+// SendTextContext bounds the wait.
 func (ws *WebSocket) SendText(text string) error {
 	if !utf8.ValidString(text) {
 		return ErrInvalidUTF8
 	}
-	return ws.send(opText, stringBytes(text))
+	return ws.send(context.Background(), opText, stringBytes(text))
 }
 
-// SendBinary sends a binary message. The library does not keep data after
-// the call returns.
+// SendBinary sends a binary message, as SendText does. The library does not
+// keep data after the call returns (a queued message is a copy).
 func (ws *WebSocket) SendBinary(data []byte) error {
-	return ws.send(opBinary, data)
+	return ws.send(context.Background(), opBinary, data)
 }
 
-// SendJSON sends v encoded as JSON in a text message.
+// SendJSON sends v encoded as JSON in a text message, as SendText does.
 func (ws *WebSocket) SendJSON(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("lomond: SendJSON: %w", err)
 	}
-	return ws.send(opText, b)
+	return ws.send(context.Background(), opText, b)
+}
+
+// SendTextContext is SendText bounded by ctx: it returns ctx's error when
+// ctx ends first, while waiting for the rate limit or while the write is
+// blocked (a server that does not read). A message cut off in the middle of
+// its frame cannot be taken back, so when ctx ends during the write the
+// connection is dropped: the session ends (Disconnected, not graceful) and
+// Persist reconnects. A ctx that has already ended sends nothing. A queued
+// message (WithSendQueue) is not bound by ctx once queued.
+func (ws *WebSocket) SendTextContext(ctx context.Context, text string) error {
+	if ctx == nil {
+		return fmt.Errorf("%w: nil context", ErrInvalidOption)
+	}
+	if !utf8.ValidString(text) {
+		return ErrInvalidUTF8
+	}
+	return ws.send(ctx, opText, stringBytes(text))
+}
+
+// SendBinaryContext is SendBinary bounded by ctx, as SendTextContext is.
+func (ws *WebSocket) SendBinaryContext(ctx context.Context, data []byte) error {
+	if ctx == nil {
+		return fmt.Errorf("%w: nil context", ErrInvalidOption)
+	}
+	return ws.send(ctx, opBinary, data)
 }
 
 // SendPing sends a ping with data as payload (at most 125 bytes). The
@@ -288,19 +395,37 @@ func (ws *WebSocket) sendControl(op byte, data []byte) error {
 	return s.writeControl(op, data)
 }
 
-func (ws *WebSocket) send(typ byte, p []byte) error {
-	if q := ws.queue.Load(); q != nil {
-		return q.send(ws, typ, p)
+// send sends a data message through the queue, if any. The plain sends pass
+// context.Background(): no bound.
+func (ws *WebSocket) send(ctx context.Context, typ byte, p []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return ws.sendNow(typ, p)
+	if ws.queue != nil {
+		return ws.queue.send(ctx, ws, typ, p)
+	}
+	return ws.sendNow(ctx, typ, p)
 }
 
-func (ws *WebSocket) sendNow(typ byte, p []byte) error {
+// sendNow writes a data message to the current session: after its turn
+// under the rate limit, if any.
+func (ws *WebSocket) sendNow(ctx context.Context, typ byte, p []byte) error {
 	s := ws.sess.Load()
 	if s == nil {
 		return ErrNotConnected
 	}
-	return s.write(typ, p)
+	if ws.limiter != nil {
+		if st := State(s.state.Load()); st != StateReady {
+			return stateErr(st) // no turn taken for a message that cannot go
+		}
+		if err := ws.limiter.wait(ctx); err != nil {
+			return err
+		}
+		if s = ws.sess.Load(); s == nil {
+			return ErrNotConnected
+		}
+	}
+	return s.writeContext(ctx, typ, p)
 }
 
 // Close starts the close handshake with code and reason (lomond's default
@@ -313,6 +438,19 @@ func (ws *WebSocket) sendNow(typ byte, p []byte) error {
 // ErrClosing if a close handshake already started. An invalid code or a
 // reason over 123 bytes is an error, and nothing is sent.
 func (ws *WebSocket) Close(code int, reason string) error {
+	if err := checkClose(code, reason); err != nil {
+		return err
+	}
+	s := ws.sess.Load()
+	if s == nil {
+		return ErrNotConnected
+	}
+	return s.close(code, reason)
+}
+
+// checkClose validates a close frame's code and reason before anything is
+// sent.
+func checkClose(code int, reason string) error {
 	if !sendableCloseCode(code) {
 		return fmt.Errorf("%w: %d", ErrInvalidCloseCode, code)
 	}
@@ -322,11 +460,7 @@ func (ws *WebSocket) Close(code int, reason string) error {
 	if !utf8.ValidString(reason) {
 		return ErrInvalidUTF8
 	}
-	s := ws.sess.Load()
-	if s == nil {
-		return ErrNotConnected
-	}
-	return s.close(code, reason)
+	return nil
 }
 
 // sendableCloseCode reports whether code may appear in a close frame we send.
@@ -343,4 +477,13 @@ func sendableCloseCode(code int) bool {
 // stringBytes views s as bytes without copying; the engine only reads them.
 func stringBytes(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// startFailReason is the Reason of the ConnectFail a range loop gets when
+// its session cannot start.
+func startFailReason(err error) string {
+	if errors.Is(err, ErrAlreadyRunning) {
+		return "already running"
+	}
+	return err.Error()
 }

@@ -77,6 +77,11 @@ type config struct {
 	readLimit        int64
 	dial             DialFunc
 	logger           *slog.Logger
+	sensitive        sensitiveKeys // query keys whose values are never shown
+	queueSize        int           // WithSendQueue; 0: no queue
+	overflow         Overflow
+	sendRate         float64 // WithSendRate: messages per second; 0: no limit
+	sendBurst        int
 }
 
 func defaultConfig() config {
@@ -92,6 +97,7 @@ func defaultConfig() config {
 		autoPong:         true,
 		readLimit:        DefaultReadLimit,
 		logger:           slog.New(discardHandler{}),
+		sensitive:        newSensitiveKeys(),
 	}
 }
 
@@ -271,8 +277,10 @@ func WithInsecureSkipVerify() Option {
 
 // WithProxy sends every connection through the HTTP CONNECT proxy at
 // proxyURL ("http://[user:pass@]host:port", or "https://" for TLS to the
-// proxy), for ws:// as well as wss://. Credentials in the URL are sent as
-// Basic Proxy-Authorization and never appear in events or logs.
+// proxy), for ws:// as well as wss://. Credentials in the URL (a user name
+// alone, such as a token, included) are sent as Basic Proxy-Authorization
+// and never appear in events, errors or logs: the proxy is shown as
+// scheme://host:port.
 func WithProxy(proxyURL string) Option {
 	return func(c *config) error {
 		u, err := parseProxyURL(proxyURL)

@@ -271,12 +271,17 @@ func TestConnectFailRedacted(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	if got := redact(nil); got != "" {
-		t.Errorf("redact(nil) = %q", got)
+func TestShownProxy(t *testing.T) {
+	if got := shownProxy(nil); got != "" {
+		t.Errorf("shownProxy(nil) = %q", got)
 	}
-	got := redact(mustURL(t, "http://user:secret@p:1"))
-	if strings.Contains(got, "secret") || !strings.Contains(got, "user") {
-		t.Errorf("redact = %q", got)
+	for in, want := range map[string]string{
+		"http://user:secret@p:1":       "http://p:1",
+		"http://TOKEN@p:1":             "http://p:1",
+		"https://p:443/path?token=x#f": "https://p:443",
+	} {
+		if got := shownProxy(mustURL(t, in)); got != want {
+			t.Errorf("shownProxy(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"github.com/lomond-go/lomond/internal/protocol"
 	"log/slog"
+	"math"
 	"math/big"
 	"net"
 	"os"
@@ -27,8 +28,6 @@ func TestNewRejectsBadURLs(t *testing.T) {
 		"",
 		"example.com",
 		"//example.com/",
-		"http://example.com/",
-		"https://example.com/",
 		"ftp://example.com/",
 		"WS-X://example.com/",
 		"ws://",
@@ -185,6 +184,21 @@ func wantInvalidOption(t *testing.T, name string, opts ...Option) {
 	}
 	if err != nil && ws != nil {
 		t.Errorf("%s: New returned a WebSocket with an error", name)
+	}
+}
+
+func TestWithSendQueueAndRate(t *testing.T) {
+	wantInvalidOption(t, "zero queue", WithSendQueue(0, RejectNewest))
+	wantInvalidOption(t, "unknown overflow", WithSendQueue(1, Overflow(7)))
+	wantInvalidOption(t, "negative queue length", WithSendQueue(-1, DropOldest))
+	wantInvalidOption(t, "zero rate", WithSendRate(0, 1))
+	wantInvalidOption(t, "negative rate", WithSendRate(-1, 1))
+	wantInvalidOption(t, "NaN rate", WithSendRate(math.NaN(), 1))
+	wantInvalidOption(t, "infinite rate", WithSendRate(math.Inf(1), 1))
+	wantInvalidOption(t, "zero burst", WithSendRate(10, 0))
+	c := newWith(t, WithSendQueue(3, DropOldest), WithSendRate(2.5, 4))
+	if c.queueSize != 3 || c.overflow != DropOldest || c.sendRate != 2.5 || c.sendBurst != 4 {
+		t.Errorf("config %d %v %v %d, want 3 DropOldest 2.5 4", c.queueSize, c.overflow, c.sendRate, c.sendBurst)
 	}
 }
 
@@ -527,8 +541,13 @@ func TestFirstBadOptionWins(t *testing.T) {
 	if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "read limit") {
 		t.Errorf("err = %v, want the read limit error", err)
 	}
-	// A bad URL is reported before the options are looked at.
-	_, err = New("http://example.com/", nil)
+	// The options come first: the URL's errors must know which query keys
+	// are sensitive (WithSensitiveQueryKeys).
+	_, err = New("ftp://example.com/", nil)
+	if !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("err = %v, want ErrInvalidOption", err)
+	}
+	_, err = New("ftp://example.com/", WithAutoPong(true))
 	if !errors.Is(err, ErrInvalidURL) {
 		t.Errorf("err = %v, want ErrInvalidURL", err)
 	}

@@ -5,51 +5,33 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // parseProxyURL accepts http:// and https:// proxy URLs (a bare host:port
-// means http://).
+// means http://). Its errors never show the URL's user information.
 func parseProxyURL(raw string) (*url.URL, error) {
 	if !strings.Contains(raw, "://") {
 		raw = "http://" + raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("proxy URL: %v", redactErr(err))
+		return nil, fmt.Errorf("proxy URL: %v", redactParseErr(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("proxy URL scheme %q is not supported (http or https CONNECT proxies only)", u.Scheme)
 	}
 	if u.Hostname() == "" {
-		return nil, fmt.Errorf("proxy URL %q has no host", redact(u))
+		return nil, fmt.Errorf("proxy URL %q has no host", shownProxy(u))
 	}
 	return u, nil
-}
-
-// redactErr hides credentials that url.Parse errors quote.
-func redactErr(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			ue.URL = redact(u)
-		} else {
-			ue.URL = "(unparsable URL)"
-		}
-		return ue
-	}
-	return err
-}
-
-// redact returns u without its password.
-func redact(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	return u.Redacted()
 }
 
 // getenvAny returns the first non-empty of the named variables.
@@ -148,11 +130,29 @@ func defaultPort(scheme string) string {
 	return "80"
 }
 
-// connectTunnel asks the proxy on conn to open a tunnel to addr.
+// maxConnectResponse bounds the proxy's answer to CONNECT (status line and
+// headers), as the upgrade response is bounded.
+const maxConnectResponse = 1 << 20
+
+// connectTunnel asks the proxy on conn to open a tunnel to addr. The dial's
+// context bounds it: its deadline, and its cancellation at once.
 func connectTunnel(ctx context.Context, conn net.Conn, proxy *url.URL, addr string) (net.Conn, error) {
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(d)
-		defer conn.SetDeadline(noDeadline)
+	}
+	// A cancelled context expires the deadline, which ends a blocked read or
+	// write at once.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer func() {
+		if stop() {
+			_ = conn.SetDeadline(noDeadline)
+		}
+	}()
+	fail := func(what string, err error) error {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return fmt.Errorf("proxy %s: %s: %w", shownProxy(proxy), what, err)
 	}
 	req := "CONNECT " + addr + " HTTP/1.1\r\nHost: " + addr + "\r\n"
 	if u := proxy.User; u != nil {
@@ -161,16 +161,24 @@ func connectTunnel(ctx context.Context, conn net.Conn, proxy *url.URL, addr stri
 	}
 	req += "\r\n"
 	if _, err := conn.Write([]byte(req)); err != nil {
-		return nil, fmt.Errorf("proxy %s: sending CONNECT: %w", redact(proxy), err)
+		return nil, fail("sending CONNECT", err)
 	}
-	br := bufio.NewReader(conn)
+	limited := &io.LimitedReader{R: conn, N: maxConnectResponse}
+	br := bufio.NewReader(limited)
 	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
 	if err != nil {
-		return nil, fmt.Errorf("proxy %s: reading CONNECT response: %w", redact(proxy), err)
+		if limited.N <= 0 {
+			err = fmt.Errorf("response larger than %d bytes", maxConnectResponse)
+		}
+		return nil, fail("reading CONNECT response", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, &ProxyError{Proxy: redact(proxy), StatusCode: resp.StatusCode, Status: resp.Status}
+		return nil, &ProxyError{Proxy: shownProxy(proxy), StatusCode: resp.StatusCode, Status: resp.Status}
 	}
+	if ctx.Err() != nil {
+		return nil, fail("CONNECT", ctx.Err())
+	}
+	limited.N = math.MaxInt64 // the tunnel's bytes are not the response's
 	if br.Buffered() > 0 {
 		// The server spoke before we did; keep what the reader holds.
 		return &bufferedConn{Conn: conn, r: br}, nil
@@ -181,15 +189,18 @@ func connectTunnel(ctx context.Context, conn net.Conn, proxy *url.URL, addr stri
 // ProxyError is the cause of a ConnectFail when the proxy refused the
 // CONNECT tunnel.
 type ProxyError struct {
-	// Proxy is the proxy URL without credentials.
-	Proxy      string
+	// Proxy is the proxy as scheme://host:port: no user name (it may be a
+	// token), no password.
+	Proxy string
+	// StatusCode is the proxy's HTTP status, such as 407.
 	StatusCode int
-	Status     string
+	// Status is the proxy's status line text, as sent.
+	Status string
 }
 
-// Error implements error.
+// Error implements error. The proxy's status text is escaped.
 func (e *ProxyError) Error() string {
-	return fmt.Sprintf("proxy %s refused the tunnel: %s", e.Proxy, e.Status)
+	return printable(fmt.Sprintf("proxy %s refused the tunnel: %s", e.Proxy, e.Status))
 }
 
 type bufferedConn struct {

@@ -2,12 +2,13 @@ package lomond
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 )
 
-// ErrQueueFull is returned by a send when Persist's send queue is full. With
+// ErrQueueFull is returned by a send when the send queue is full. With
 // DropOldest the message was queued and an older one dropped (the error is a
 // *DroppedError naming it); with RejectNewest the message was not queued.
 var ErrQueueFull = errors.New("lomond: send queue full")
@@ -20,15 +21,24 @@ const (
 	RejectNewest Overflow = iota
 	// DropOldest queues the new message and drops the oldest queued one:
 	// the send returns a *DroppedError (wrapping ErrQueueFull) holding it.
+	// A message being written is never dropped: when it is the only other
+	// one, the new message is refused with ErrQueueFull.
 	DropOldest
 )
 
-// Message is a message held by Persist's send queue.
+// Message is a message held by the send queue.
 type Message struct {
 	// Binary is true for a binary message, false for text.
 	Binary bool
 	// Data is the payload.
 	Data []byte
+}
+
+func (m Message) typ() byte {
+	if m.Binary {
+		return opBinary
+	}
+	return opText
 }
 
 // DroppedError reports the message a DropOldest queue dropped to make room.
@@ -44,15 +54,26 @@ func (e *DroppedError) Error() string {
 // Unwrap returns ErrQueueFull.
 func (e *DroppedError) Unwrap() error { return ErrQueueFull }
 
-// WithSendQueue makes sends while disconnected wait in a queue of at most
-// size messages instead of failing with ErrNotConnected. The queue is
-// flushed in order after the next Ready, once OnReady has returned, so a
-// protocol's own opening messages (authentication, subscriptions) sent from
-// OnReady go first. A queued message is sent at most once: if the
-// connection fails while it is being written, it is not sent again. When
-// Persist returns, unsent messages stay available from Unsent.
-func WithSendQueue(size int, overflow Overflow) PersistOption {
-	return func(c *persistConfig) error {
+// WithSendQueue gives the WebSocket a send queue of at most size messages:
+// SendText, SendBinary and SendJSON (and their Context forms) made while no
+// session is ready queue the message and return nil instead of failing with
+// ErrNotConnected. The queue belongs to the WebSocket: it works before the
+// first Run or Persist, between Persist's sessions, and after Run or
+// Persist returned, and the next session that becomes ready flushes it.
+//
+// The queue keeps the order of the sends: while messages wait, every send
+// joins the back of the queue, even when a session is ready (so a message
+// sent from OnReady goes after the ones queued before it). The queue is
+// flushed in order after OnReady returns, on the session's goroutine, before
+// anything else is read; under a rate limit (WithSendRate) the rest of the
+// flush is paced by a goroutine of the session, so reading goes on.
+//
+// A queued message is sent at most once: if the session is closing before
+// it could be written it stays first in the queue for the next session; if
+// the connection fails while it is being written it is not sent again.
+// Unsent takes what waits out of the queue.
+func WithSendQueue(size int, overflow Overflow) Option {
+	return func(c *config) error {
 		if size <= 0 {
 			return optErr("send queue size must be positive, got %d", size)
 		}
@@ -64,42 +85,55 @@ func WithSendQueue(size int, overflow Overflow) PersistOption {
 	}
 }
 
-// sendQueue holds sends made while no session is ready.
+// sendQueue holds the sends made while no session is ready, and the ones
+// made after them until the flush is done.
 type sendQueue struct {
 	mu       sync.Mutex
 	size     int
 	overflow Overflow
 	msgs     []Message
-	flushing bool
+	inflight int  // taken by the flush and being written: counts against size
+	flushing bool // a flush runs: sends join the back of the queue
 }
 
 func newSendQueue(size int, overflow Overflow) *sendQueue {
 	return &sendQueue{size: size, overflow: overflow}
 }
 
-// send sends at once when a session is ready and the queue is not being
-// flushed; otherwise it queues.
-func (q *sendQueue) send(ws *WebSocket, typ byte, p []byte) error {
+// notWritten reports whether a send's error means nothing was written, so
+// the message may go to the queue.
+func notWritten(err error) bool {
+	return errors.Is(err, ErrClosing) || errors.Is(err, ErrClosed) || errors.Is(err, ErrNotConnected)
+}
+
+// send sends at once when a session is ready and nothing waits; otherwise
+// it queues.
+func (q *sendQueue) send(ctx context.Context, ws *WebSocket, typ byte, p []byte) error {
 	q.mu.Lock()
-	if !q.flushing && ws.State() == StateReady {
+	if !q.flushing && len(q.msgs) == 0 && ws.State() == StateReady {
 		q.mu.Unlock()
-		err := ws.sendNow(typ, p)
-		if !errors.Is(err, ErrClosing) && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotConnected) {
+		err := ws.sendNow(ctx, typ, p)
+		if !notWritten(err) {
 			return err
 		}
-		// The session ended under us before anything was written: queue.
+		// The session ended before anything was written: queue.
 		q.mu.Lock()
 	}
 	defer q.mu.Unlock()
+	return q.add(typ, p)
+}
+
+// add queues a copy of p, applying the overflow policy. Under q.mu.
+func (q *sendQueue) add(typ byte, p []byte) error {
 	m := Message{Binary: typ == opBinary, Data: bytes.Clone(p)}
 	if m.Data == nil {
 		m.Data = []byte{}
 	}
-	if len(q.msgs) < q.size {
+	if len(q.msgs)+q.inflight < q.size {
 		q.msgs = append(q.msgs, m)
 		return nil
 	}
-	if q.overflow == RejectNewest {
+	if q.overflow == RejectNewest || len(q.msgs) == 0 {
 		return ErrQueueFull
 	}
 	dropped := q.msgs[0]
@@ -107,64 +141,120 @@ func (q *sendQueue) send(ws *WebSocket, typ byte, p []byte) error {
 	return &DroppedError{Dropped: dropped}
 }
 
-// resetFlush is called when a session starts and when it ends: a flush cut
-// short by the session's end must not hold back the next session's sends.
-func (q *sendQueue) resetFlush() {
-	q.mu.Lock()
-	q.flushing = false
-	q.mu.Unlock()
+// take removes the first message for writing; it stays counted against the
+// bound until done. Under q.mu.
+func (q *sendQueue) take() Message {
+	m := q.msgs[0]
+	q.msgs = q.msgs[1:]
+	q.inflight++
+	return m
 }
 
-// flush sends the queue in order, on the dispatcher goroutine, after OnReady.
-// Sends made meanwhile join the back of the queue.
-func (q *sendQueue) flush(ws *WebSocket, s *session) {
+// done ends the write of m taken by take: if it failed before anything was
+// written, m goes back first. It reports whether the flush may go on.
+// Under q.mu.
+func (q *sendQueue) done(m Message, err error) bool {
+	q.inflight--
+	if err == nil {
+		return true
+	}
+	if notWritten(err) {
+		q.msgs = append([]Message{m}, q.msgs...)
+	}
+	return false
+}
+
+// flushNow sends the queue in order on the session's goroutine, as far as
+// the rate limit allows without waiting. It reports whether messages remain
+// for flushPaced; then the queue stays in its flushing state.
+func (q *sendQueue) flushNow(ws *WebSocket, s *session) (more bool) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	q.flushing = true
 	for len(q.msgs) > 0 {
-		m := q.msgs[0]
-		q.msgs = q.msgs[1:]
-		q.mu.Unlock()
-		typ := byte(opText)
-		if m.Binary {
-			typ = opBinary
+		if ws.limiter != nil && !ws.limiter.take() {
+			return true
 		}
-		err := s.write(typ, m.Data)
+		m := q.take()
+		q.mu.Unlock()
+		err := s.write(m.typ(), m.Data)
 		q.mu.Lock()
-		if err != nil {
-			if errors.Is(err, ErrClosing) || errors.Is(err, ErrClosed) || errors.Is(err, ErrNotConnected) {
-				// Not written: keep it first for the next session.
-				q.msgs = append([]Message{m}, q.msgs...)
-			}
+		if !q.done(m, err) {
 			break
 		}
 	}
 	q.flushing = false
-	q.mu.Unlock()
+	return false
 }
 
-// shutdown keeps what was never sent for Unsent.
-func (q *sendQueue) shutdown(ws *WebSocket) {
+// flushPaced sends the rest of the queue at the rate limit's pace, until the
+// queue is empty, a write fails or ctx ends (the session is over).
+func (q *sendQueue) flushPaced(ctx context.Context, ws *WebSocket, s *session) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	ws.unsentMu.Lock()
-	ws.unsent = append(ws.unsent, q.msgs...)
-	ws.unsentMu.Unlock()
-	q.msgs = nil
+	for len(q.msgs) > 0 {
+		q.mu.Unlock()
+		err := ws.limiter.wait(ctx)
+		q.mu.Lock()
+		if err != nil || len(q.msgs) == 0 {
+			break
+		}
+		m := q.take()
+		q.mu.Unlock()
+		err = s.write(m.typ(), m.Data)
+		q.mu.Lock()
+		if !q.done(m, err) {
+			break
+		}
+	}
+	q.flushing = false
 }
 
-// Unsent returns, and forgets, the messages a send queue still held when
-// Persist returned.
+// attachQueue binds the send queue to session s: the flush after OnReady,
+// and the paced flush under a rate limit. The returned function ends the
+// paced flush and waits for it; call it when the session is over.
+func (ws *WebSocket) attachQueue(s *session) (detach func()) {
+	q := ws.queue
+	if q == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	s.onReady = func() {
+		if q.flushNow(ws, s) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				q.flushPaced(ctx, ws, s)
+			}()
+		}
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// Unsent takes the messages waiting in the send queue out of it and returns
+// them, in order: the way to decide what to do with messages that were never
+// sent (when Persist returned, or before the next run). The queue stays
+// usable. Without a queue it returns nil.
 func (ws *WebSocket) Unsent() []Message {
-	ws.unsentMu.Lock()
-	defer ws.unsentMu.Unlock()
-	u := ws.unsent
-	ws.unsent = nil
+	q := ws.queue
+	if q == nil {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	u := q.msgs
+	q.msgs = nil
 	return u
 }
 
-// Queued returns how many messages wait in Persist's send queue.
+// Queued returns how many messages wait in the send queue (not counting one
+// being written).
 func (ws *WebSocket) Queued() int {
-	q := ws.queue.Load()
+	q := ws.queue
 	if q == nil {
 		return 0
 	}

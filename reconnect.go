@@ -65,7 +65,8 @@ func RetryStrict(cause error) bool {
 // Attempt is what a per-attempt hook (WithBeforeDial) may change before a
 // dial: the URL, the extra headers and the subprotocols offered.
 type Attempt struct {
-	// Number counts attempts since the last stable connection, from 1.
+	// Number counts the attempts since the last stable connection (or
+	// since Persist started, or Reconnect), this one included: 1, 2, 3...
 	Number int
 	// URL is the websocket URL to dial.
 	URL string
@@ -85,8 +86,6 @@ type persistConfig struct {
 	policy        RetryPolicy
 	maxAttempts   int
 	beforeDial    func(ctx context.Context, a *Attempt) error
-	queueSize     int
-	overflow      Overflow
 }
 
 // DefaultBackOff returns the default reconnect backoff: exponential from 1 s,
@@ -171,7 +170,8 @@ func WithStableAfter(d time.Duration) PersistOption {
 }
 
 // WithMaxRetryAfter bounds the wait a server may ask for with Retry-After on
-// a rejected upgrade (default 5 min); 0 ignores Retry-After.
+// a rejected upgrade (default 5 min); 0 ignores Retry-After. A server's wait
+// is never shorter than the backoff's minimum delay (see docs/reconnecting.md, Retry-After).
 func WithMaxRetryAfter(d time.Duration) PersistOption {
 	return func(c *persistConfig) error {
 		if d < 0 {
@@ -219,18 +219,22 @@ func WithBeforeDial(hook func(ctx context.Context, a *Attempt) error) PersistOpt
 	}
 }
 
-// Persist runs sessions one after another until ctx ends: after every
-// session (ConnectFail, Rejected, any Disconnected) it emits BackOff, waits,
-// and connects again. Each session's events follow the same contract as
-// Run's; OnReady runs once per connection, the place to subscribe again.
+// Persist runs sessions one after another until ctx ends or Stop is called:
+// after every session (ConnectFail, Rejected, any Disconnected) it emits
+// BackOff, waits, and connects again. Each session's events follow the same
+// contract as Run's; OnReady runs once per connection, the place to
+// subscribe again. ws.Close ends the current connection only: Persist
+// connects again.
 //
-// Persist returns nil when ctx was cancelled (the live connection, if any,
-// is closed gracefully first). Otherwise it returns why it stopped: an error
-// wrapping ErrRetryPolicy, ErrMaxAttempts or ErrBackOffStop together with
-// the last session's cause, a *PanicError, the before-dial hook's error,
-// ErrAlreadyRunning, or an option error.
+// Persist returns nil when ctx was cancelled or Stop was called (the live
+// connection, if any, is closed gracefully first), and ctx's deadline error
+// (context.DeadlineExceeded) or cancel cause when ctx ended that way.
+// Otherwise it returns why it stopped: an error wrapping ErrRetryPolicy,
+// ErrMaxAttempts or ErrBackOffStop together with the last session's cause,
+// a *PanicError, the before-dial hook's error, ErrAlreadyRunning, or an
+// option, handler or zero-WebSocket error.
 func (ws *WebSocket) Persist(ctx context.Context, h EventHandler, options ...PersistOption) error {
-	t, err := discover(h)
+	t, err := ws.prepare(h)
 	if err != nil {
 		return err
 	}
@@ -263,7 +267,7 @@ func (ws *WebSocket) PersistEvents(ctx context.Context, options ...PersistOption
 			}
 			pl.stopped = func() bool { return stopped }
 		}, options)
-		if err != nil && !stopped && (errors.Is(err, ErrAlreadyRunning) || errors.Is(err, ErrInvalidOption)) {
+		if err != nil && !stopped && (errors.Is(err, ErrAlreadyRunning) || errors.Is(err, ErrInvalidOption) || errors.Is(err, errZeroWebSocket)) {
 			yield(&events.ConnectFail{Meta: events.Stamp(), URL: ws.raw, Reason: err.Error(), Err: err})
 		}
 	}
@@ -276,7 +280,9 @@ type persistLoop struct {
 	t        *table
 	recover  bool
 	b        backoff.BackOff
-	attempt  int
+	floor    time.Duration // the backoff's minimum delay: Retry-After's floor
+	unstable int           // consecutive sessions that did not become stable
+	retries  int           // reconnections since the last reset: BackOff.Attempt
 	current  *session
 	stopped  func() bool
 	panicErr error
@@ -284,13 +290,18 @@ type persistLoop struct {
 	mu        sync.Mutex
 	reconnect chan struct{} // Reconnect() signals the loop
 	cancel    context.CancelFunc
-	asked     bool // Reconnect was asked for the current cycle
+	asked     bool          // Reconnect was asked for the current cycle
+	stopAsked bool          // Stop was called
+	stopCh    chan struct{} // closed by Stop
 }
 
 func (ws *WebSocket) persistLoop(ctx context.Context, t *table, recoverPanics bool, prepare func(*persistLoop), options []PersistOption) (err error) {
 	defer func() { ws.setErr(err) }()
 	if ctx == nil {
 		return optErr("nil context")
+	}
+	if err := ws.usable(); err != nil {
+		return err
 	}
 	pc := persistConfig{
 		newBackOff:    DefaultBackOff,
@@ -307,7 +318,7 @@ func (ws *WebSocket) persistLoop(ctx context.Context, t *table, recoverPanics bo
 		}
 	}
 	pl := &persistLoop{ws: ws, cfg: pc, t: t, recover: recoverPanics, reconnect: make(chan struct{}, 1),
-		stopped: func() bool { return false }}
+		stopCh: make(chan struct{}), stopped: func() bool { return false }}
 	if prepare != nil {
 		prepare(pl)
 	}
@@ -315,35 +326,52 @@ func (ws *WebSocket) persistLoop(ctx context.Context, t *table, recoverPanics bo
 		return ErrAlreadyRunning
 	}
 	defer ws.persist.Store(nil)
-	if pc.queueSize > 0 {
-		q := newSendQueue(pc.queueSize, pc.overflow)
-		ws.queue.Store(q)
-		defer func() {
-			ws.queue.Store(nil)
-			q.shutdown(ws)
-		}()
-	}
 	pl.b = pc.newBackOff()
 	pl.b.Reset()
+	pl.floor = minDelay(pc.newBackOff())
 	return pl.run(ctx)
+}
+
+// ctxResult is what Persist returns when ctx ended: nil when it was
+// cancelled, its deadline error or cancel cause otherwise.
+func ctxResult(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	if errors.Is(cause, context.Canceled) {
+		return nil
+	}
+	return cause
+}
+
+// stopWasAsked reports whether Stop was called.
+func (pl *persistLoop) stopWasAsked() bool {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.stopAsked
 }
 
 func (pl *persistLoop) run(ctx context.Context) error {
 	ws := pl.ws
 	for {
 		if ctx.Err() != nil {
+			return ctxResult(ctx)
+		}
+		if pl.stopWasAsked() {
 			return nil
 		}
-		pl.attempt++
 		tgt, err := pl.nextTarget(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return ctxResult(ctx)
 			}
 			return err
 		}
 		sctx, cancel := context.WithCancel(ctx)
 		pl.mu.Lock()
+		if pl.stopAsked { // Stop came while the hook ran
+			pl.mu.Unlock()
+			cancel()
+			return nil
+		}
 		pl.cancel, pl.asked = cancel, false
 		select {
 		case <-pl.reconnect: // a Reconnect made between cycles is spent by this one
@@ -355,20 +383,13 @@ func (pl *persistLoop) run(ctx context.Context) error {
 			s.target = tgt
 			sess = s
 			pl.current = s
-			if q := ws.queue.Load(); q != nil {
-				s.onReady = func() { q.flush(ws, s) }
-				q.resetFlush()
-			}
 		})
 		cancel()
 		pl.current = nil
 		pl.mu.Lock()
-		asked := pl.asked
+		asked, stopAsked := pl.asked, pl.stopAsked
 		pl.cancel = nil
 		pl.mu.Unlock()
-		if q := ws.queue.Load(); q != nil {
-			q.resetFlush()
-		}
 		if errors.Is(cause, ErrAlreadyRunning) {
 			return cause
 		}
@@ -376,68 +397,100 @@ func (pl *persistLoop) run(ctx context.Context) error {
 		if errors.As(cause, &pe) {
 			return pe
 		}
-		if pl.stopped() || (sess != nil && errors.Is(sess.stopErr, ErrStopped)) {
+		if stopAsked || pl.stopped() || (sess != nil && errors.Is(sess.stopErr, ErrStopped)) {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return nil
+			return ctxResult(ctx)
 		}
 		if sess != nil && !sess.readyAt.IsZero() && time.Since(sess.readyAt) >= pl.cfg.stableAfter {
+			// A stable session starts a new series: the reconnection after
+			// it is the first.
 			pl.b.Reset()
-			pl.attempt = 0
+			pl.unstable, pl.retries = 0, 1
+		} else {
+			pl.unstable++
+			pl.retries++
 		}
 		if asked {
 			pl.b.Reset()
-			pl.attempt = 0
+			pl.unstable, pl.retries = 0, 0
 			continue
 		}
 		if !pl.cfg.policy(cause) {
 			return fmt.Errorf("%w: %w", ErrRetryPolicy, cause)
 		}
-		if pl.cfg.maxAttempts > 0 && pl.attempt >= pl.cfg.maxAttempts {
-			return fmt.Errorf("%w (%d): %w", ErrMaxAttempts, pl.attempt, cause)
+		if pl.cfg.maxAttempts > 0 && pl.unstable >= pl.cfg.maxAttempts {
+			return fmt.Errorf("%w (%d): %w", ErrMaxAttempts, pl.unstable, cause)
 		}
 		delay := pl.delay(cause)
 		if delay == backoff.Stop {
 			return fmt.Errorf("%w: %w", ErrBackOffStop, cause)
 		}
-		pl.emit(&events.BackOff{Meta: events.Stamp(), Delay: delay, Attempt: max(pl.attempt, 1), Cause: cause})
+		pl.emit(&events.BackOff{Meta: events.Stamp(), Delay: delay, Attempt: pl.retries, Cause: cause})
 		if pl.panicErr != nil {
 			return pl.panicErr
 		}
 		if pl.stopped() {
 			return nil
 		}
-		if !pl.wait(ctx, delay) {
-			return nil
+		if done, err := pl.wait(ctx, delay); done {
+			return err
 		}
 	}
 }
 
 // delay picks the wait after cause: the server's Retry-After when it sent
-// one (bounded), the backoff's next delay otherwise.
+// one (bounded, and never shorter than the backoff's minimum), the
+// backoff's next delay otherwise.
 func (pl *persistLoop) delay(cause error) time.Duration {
 	var rej *RejectedError
 	if errors.As(cause, &rej) && rej.HasRetryAfter && pl.cfg.maxRetryAfter > 0 {
-		return min(rej.RetryAfter, pl.cfg.maxRetryAfter)
+		return max(min(rej.RetryAfter, pl.cfg.maxRetryAfter), pl.floor)
 	}
 	return pl.b.NextBackOff()
 }
 
-// wait sleeps for delay; it reports false when ctx ended first. Reconnect
-// cuts the wait short and resets the backoff.
-func (pl *persistLoop) wait(ctx context.Context, delay time.Duration) bool {
+// MinDelay returns the shortest delay b would wait, the floor under a
+// server's Retry-After: InitialInterval × (1 − RandomizationFactor) for a
+// *backoff.ExponentialBackOff (0.5 s for DefaultBackOff), Interval for a
+// *backoff.ConstantBackOff, MinWait for a *LomondBackOff, 0 for a
+// *backoff.ZeroBackOff, and for any other backoff the first delay it gives
+// after Reset (0 if that is backoff.Stop). b is reset.
+func minDelay(b backoff.BackOff) time.Duration {
+	switch x := b.(type) {
+	case *backoff.ExponentialBackOff:
+		return max(time.Duration(float64(x.InitialInterval)*(1-x.RandomizationFactor)), 0)
+	case *backoff.ConstantBackOff:
+		return x.Interval
+	case *LomondBackOff:
+		return x.MinWait
+	case *backoff.ZeroBackOff:
+		return 0
+	}
+	b.Reset()
+	d := b.NextBackOff()
+	b.Reset()
+	return max(d, 0)
+}
+
+// wait sleeps for delay. It reports done, with Persist's result, when ctx
+// ended or Stop was called first. Reconnect cuts the wait short and resets
+// the backoff.
+func (pl *persistLoop) wait(ctx context.Context, delay time.Duration) (done bool, result error) {
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+		return false, nil
 	case <-pl.reconnect:
 		pl.b.Reset()
-		pl.attempt = 0
-		return true
+		pl.unstable, pl.retries = 0, 0
+		return false, nil
+	case <-pl.stopCh:
+		return true, nil
 	case <-ctx.Done():
-		return false
+		return true, ctxResult(ctx)
 	}
 }
 
@@ -459,14 +512,14 @@ func (pl *persistLoop) nextTarget(ctx context.Context) (target, error) {
 	if pl.cfg.beforeDial == nil {
 		return tgt, nil
 	}
-	a := &Attempt{Number: max(pl.attempt, 1), URL: ws.raw, Header: ws.cfg.header.Clone(), Protocols: append([]string(nil), ws.cfg.protocols...)}
+	a := &Attempt{Number: pl.unstable + 1, URL: ws.URL(), Header: ws.cfg.header.Clone(), Protocols: append([]string(nil), ws.cfg.protocols...)}
 	if a.Header == nil {
 		a.Header = http.Header{}
 	}
 	if err := pl.cfg.beforeDial(ctx, a); err != nil {
 		return target{}, fmt.Errorf("lomond: before-dial hook: %w", err)
 	}
-	u, err := parseWSURL(a.URL)
+	u, err := parseWSURL(a.URL, ws.cfg.sensitive)
 	if err != nil {
 		return target{}, fmt.Errorf("lomond: before-dial hook: %w", err)
 	}
@@ -483,7 +536,7 @@ func (pl *persistLoop) nextTarget(ctx context.Context) (target, error) {
 	if err := WithProtocols(a.Protocols...)(&c); err != nil {
 		return target{}, fmt.Errorf("lomond: before-dial hook: %w", err)
 	}
-	return target{url: u, raw: u.String(), header: c.header, host: c.host, protocols: c.protocols}, nil
+	return target{url: u, raw: shownURL(u, ws.cfg.sensitive), header: c.header, host: c.host, protocols: c.protocols}, nil
 }
 
 // Reconnect drops the current connection of a running Persist (with a
@@ -506,5 +559,43 @@ func (ws *WebSocket) Reconnect() error {
 	case pl.reconnect <- struct{}{}:
 	default:
 	}
+	return nil
+}
+
+// Stop ends a running Persist or PersistEvents for good, from any goroutine
+// (a handler included): a ready connection is closed with code and reason
+// (lomond's default is 1000, "goodbye"), bounded by the close timeout; a
+// dial or an opening handshake in progress is abandoned; a backoff wait
+// ends. No reconnection follows, and Persist returns nil. Stop returns at
+// once; Persist returns when the session is over.
+//
+// With no Persist running, Stop is Close: it closes a Run or Events session,
+// and returns ErrNotConnected when nothing runs. An invalid code or reason is
+// an error, as for Close, and nothing is stopped.
+func (ws *WebSocket) Stop(code int, reason string) error {
+	if err := checkClose(code, reason); err != nil {
+		return err
+	}
+	pl := ws.persist.Load()
+	if pl == nil {
+		return ws.Close(code, reason)
+	}
+	pl.mu.Lock()
+	first := !pl.stopAsked
+	pl.stopAsked = true
+	cancel := pl.cancel
+	pl.mu.Unlock()
+	if first {
+		close(pl.stopCh)
+	}
+	if cancel == nil {
+		return nil // between sessions: the loop sees stopAsked
+	}
+	if ws.State() == StateReady {
+		if err := ws.Close(code, reason); err == nil || errors.Is(err, ErrClosing) {
+			return nil
+		}
+	}
+	cancel() // not ready (or no longer): abandon the attempt
 	return nil
 }

@@ -15,7 +15,8 @@ import (
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
-// The send queue's tests: Persist's WithSendQueue, Unsent and Queued.
+// The send queue's tests with Persist: WithSendQueue, Unsent and Queued.
+// (queue_order_test.go has the queue's order, bound and Run tests.)
 
 // rcSendOnFirstBackOff returns an rcFunc that runs send once, at the first
 // BackOff (no session is running then), and cancels Persist if stop is set.
@@ -61,13 +62,13 @@ func txt(s string) Message { return Message{Data: []byte(s)} }
 
 func TestPersistQueueRejectNewest(t *testing.T) {
 	rcNoLeak(t)
-	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/", WithSendQueue(3, RejectNewest))
 	var errs []error
 	queued := -1
 	_, err := rcPersist(t, ws, rcSendOnFirstBackOff(func(ws *WebSocket) {
 		errs = []error{ws.SendText("q1"), ws.SendBinary([]byte("q2")), ws.SendJSON(map[string]int{"q": 3}), ws.SendText("q4")}
 		queued = ws.Queued()
-	}, true), WithSendQueue(3, RejectNewest), rcConst(time.Hour))
+	}, true), rcConst(time.Hour))
 	if err != nil {
 		t.Fatalf("Persist = %v", err)
 	}
@@ -83,24 +84,28 @@ func TestPersistQueueRejectNewest(t *testing.T) {
 	if queued != 3 {
 		t.Errorf("Queued = %d, want 3", queued)
 	}
+	if n := ws.Queued(); n != 3 {
+		t.Errorf("Queued after Persist = %d, want 3 (the queue is the WebSocket's)", n)
+	}
 	rcWantUnsent(t, ws, txt("q1"), Message{Binary: true, Data: []byte("q2")}, txt(`{"q":3}`))
 	if n := ws.Queued(); n != 0 {
-		t.Errorf("Queued after Persist = %d, want 0", n)
+		t.Errorf("Queued after Unsent = %d, want 0", n)
 	}
-	if err := ws.SendText("late"); !errors.Is(err, ErrNotConnected) {
-		t.Errorf("SendText after Persist = %v, want ErrNotConnected (no queue any more)", err)
+	if err := ws.SendText("late"); err != nil {
+		t.Errorf("SendText after Persist = %v, want nil (queued for the next run)", err)
 	}
+	rcWantUnsent(t, ws, txt("late"))
 }
 
 func TestPersistQueueDropOldest(t *testing.T) {
 	rcNoLeak(t)
-	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/", WithSendQueue(3, DropOldest))
 	var errs []error
 	_, err := rcPersist(t, ws, rcSendOnFirstBackOff(func(ws *WebSocket) {
 		for _, m := range []string{"q1", "q2", "q3", "q4", "q5"} {
 			errs = append(errs, ws.SendText(m))
 		}
-	}, true), WithSendQueue(3, DropOldest), rcConst(time.Hour))
+	}, true), rcConst(time.Hour))
 	if err != nil {
 		t.Fatalf("Persist = %v", err)
 	}
@@ -182,7 +187,7 @@ func TestPersistQueueFlushAfterOnReady(t *testing.T) {
 			}
 		}
 	})
-	ws := rcNew(t, srv.URL())
+	ws := rcNew(t, srv.URL(), WithSendQueue(8, RejectNewest))
 	var queueErrs []error
 	var helloErrs []error
 	queue := rcSendOnFirstBackOff(func(ws *WebSocket) {
@@ -193,7 +198,7 @@ func TestPersistQueueFlushAfterOnReady(t *testing.T) {
 		if ev.Name() == "ready" {
 			helloErrs = append(helloErrs, ws.SendText("hello"))
 		}
-	}, WithSendQueue(8, RejectNewest), rcConst(5*time.Millisecond))
+	}, rcConst(5*time.Millisecond))
 	rcRecv(t, third, "the third connection's first message")
 	if err := run.stop(t); err != nil {
 		t.Fatalf("Persist = %v", err)
@@ -203,8 +208,8 @@ func TestPersistQueueFlushAfterOnReady(t *testing.T) {
 			t.Errorf("send = %v, want nil", err)
 		}
 	}
-	if got, want := log.get(2), []string{"hello", "q1", "q2", "q3"}; !slices.Equal(got, want) {
-		t.Errorf("second connection received %q, want %q (OnReady's message first, then the queue in order)", got, want)
+	if got, want := log.get(2), []string{"q1", "q2", "q3", "hello"}; !slices.Equal(got, want) {
+		t.Errorf("second connection received %q, want %q (the order of the sends: OnReady's message joins the queue)", got, want)
 	}
 	if got, want := log.get(3), []string{"hello"}; !slices.Equal(got, want) {
 		t.Errorf("third connection received %q, want %q (queued messages are sent once)", got, want)
@@ -215,11 +220,11 @@ func TestPersistQueueFlushAfterOnReady(t *testing.T) {
 func TestPersistQueueUnsentAtShutdown(t *testing.T) {
 	rcNoLeak(t)
 	srv := wstest.NewServer(t, rcReject(http.StatusServiceUnavailable, nil))
-	ws := rcNew(t, srv.URL())
+	ws := rcNew(t, srv.URL(), WithSendQueue(4, DropOldest))
 	var errs []error
 	_, err := rcPersist(t, ws, rcSendOnFirstBackOff(func(ws *WebSocket) {
 		errs = []error{ws.SendText("m1"), ws.SendBinary([]byte{0, 1})}
-	}, true), WithSendQueue(4, DropOldest), rcConst(time.Hour))
+	}, true), rcConst(time.Hour))
 	if err != nil {
 		t.Fatalf("Persist = %v", err)
 	}
@@ -294,7 +299,7 @@ func TestPersistQueueOrderAgainstConcurrentSend(t *testing.T) {
 			}
 		}
 	})
-	ws := rcNew(t, srv.URL())
+	ws := rcNew(t, srv.URL(), WithSendQueue(4, RejectNewest))
 	release := make(chan struct{})
 	queue := rcSendOnFirstBackOff(func(ws *WebSocket) { _ = ws.SendText("q1") }, false)
 	run := rcGo(t, ws, func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
@@ -302,7 +307,7 @@ func TestPersistQueueOrderAgainstConcurrentSend(t *testing.T) {
 		if ev.Name() == "ready" {
 			<-release // OnReady is busy (say, authenticating)
 		}
-	}, WithSendQueue(4, RejectNewest), rcConst(5*time.Millisecond))
+	}, rcConst(5*time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), rcTimeout)
 	defer cancel()
 	sent := make(chan error, 1)

@@ -205,7 +205,7 @@ func TestPersistRetryAfter(t *testing.T) {
 		want        time.Duration
 	}{
 		{"seconds", "1", nil, time.Second},
-		{"zero", "0", nil, 0},
+		{"zero is floored at the backoff's minimum", "0", nil, 5 * time.Millisecond},
 		{"bounded", "100", []PersistOption{WithMaxRetryAfter(50 * time.Millisecond)}, 50 * time.Millisecond},
 		{"date bounded", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat),
 			[]PersistOption{WithMaxRetryAfter(50 * time.Millisecond)}, 50 * time.Millisecond},
@@ -304,12 +304,12 @@ func TestPersistRetryStrict429Retries(t *testing.T) {
 		rcAnswerClose(c)
 	})
 	ws := rcNew(t, srv.URL())
-	rec, err := rcPersist(t, ws, rcStopAt("ready", 1), WithRetryPolicy(RetryStrict), rcConst(time.Hour))
+	rec, err := rcPersist(t, ws, rcStopAt("ready", 1), WithRetryPolicy(RetryStrict), rcConst(5*time.Millisecond))
 	if err != nil {
 		t.Fatalf("Persist = %v, want nil", err)
 	}
-	if bos := rcAll[*events.BackOff](rec); len(bos) != 1 || bos[0].Delay != 0 {
-		t.Errorf("events %v, want one BackOff of 0 (Retry-After: 0)", rec.names())
+	if bos := rcAll[*events.BackOff](rec); len(bos) != 1 || bos[0].Delay != 5*time.Millisecond {
+		t.Errorf("events %v, want one BackOff of 5ms (Retry-After: 0, floored at the backoff's minimum)", rec.names())
 	}
 }
 
@@ -553,7 +553,7 @@ func TestPersistBeforeDialInvalid(t *testing.T) {
 		{"handshake header", func(a *Attempt) { a.Header.Set("Sec-WebSocket-Key", "x") }, ErrInvalidOption},
 		{"bad header name", func(a *Attempt) { a.Header["Bad Name"] = []string{"v"} }, ErrInvalidOption},
 		{"bad subprotocol", func(a *Attempt) { a.Protocols = []string{"two words"} }, ErrInvalidOption},
-		{"not a websocket URL", func(a *Attempt) { a.URL = "http://example.com/" }, ErrInvalidURL},
+		{"not a websocket URL", func(a *Attempt) { a.URL = "ftp://example.com/" }, ErrInvalidURL},
 	}
 	srv := wstest.NewServer(t, rcAnswerClose)
 	for _, c := range cases {
@@ -1018,7 +1018,7 @@ func TestPersistWhileRunRuns(t *testing.T) {
 	err := ws.Run(ctx, HandlerFunc(func(ws *WebSocket, ev events.Event) {
 		switch ev.(type) {
 		case *events.Ready:
-			persistErr = ws.Persist(ctx, BaseHandler{}, WithSendQueue(4, RejectNewest))
+			persistErr = ws.Persist(ctx, BaseHandler{}, WithStableAfter(time.Second))
 			reconnectErr = ws.Reconnect()
 			sendErr = ws.SendText("still here")
 		case *events.Text:
@@ -1042,18 +1042,15 @@ func TestPersistWhileRunRuns(t *testing.T) {
 func TestPersistInvalidOptions(t *testing.T) {
 	rcNoLeak(t)
 	cases := map[string]PersistOption{
-		"nil option":            nil,
-		"nil backoff":           WithBackOff(nil),
-		"lomond max < min":      WithLomondBackOff(2*time.Second, time.Second),
-		"lomond negative":       WithLomondBackOff(-time.Second, time.Second),
-		"negative stable":       WithStableAfter(-time.Second),
-		"negative retry-after":  WithMaxRetryAfter(-time.Second),
-		"nil policy":            WithRetryPolicy(nil),
-		"negative attempts":     WithMaxAttempts(-1),
-		"nil hook":              WithBeforeDial(nil),
-		"zero queue":            WithSendQueue(0, RejectNewest),
-		"unknown overflow":      WithSendQueue(1, Overflow(7)),
-		"negative queue length": WithSendQueue(-1, DropOldest),
+		"nil option":           nil,
+		"nil backoff":          WithBackOff(nil),
+		"lomond max < min":     WithLomondBackOff(2*time.Second, time.Second),
+		"lomond negative":      WithLomondBackOff(-time.Second, time.Second),
+		"negative stable":      WithStableAfter(-time.Second),
+		"negative retry-after": WithMaxRetryAfter(-time.Second),
+		"nil policy":           WithRetryPolicy(nil),
+		"negative attempts":    WithMaxAttempts(-1),
+		"nil hook":             WithBeforeDial(nil),
 	}
 	dials := 0
 	dial := func(context.Context, string, string) (net.Conn, error) {

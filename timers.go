@@ -24,6 +24,9 @@ const probeWindow = 5 * time.Millisecond
 // onDeadline runs the timers that are due. It returns ErrUnresponsive or
 // ErrCloseTimeout when the session must end.
 func (s *session) onDeadline() error {
+	if s.cutSend.Load() {
+		return errSendCut
+	}
 	if s.stalled.Load() {
 		return s.timedOut(ErrUnresponsive)
 	}
@@ -105,7 +108,7 @@ func nextTick(prev time.Time, period time.Duration, now time.Time) time.Time {
 
 // rearm sets the read deadline to the earliest timer. Caller holds tmu.
 func (s *session) rearm() {
-	if s.stalled.Load() {
+	if s.stalled.Load() || s.cutSend.Load() {
 		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
 		return
 	}
@@ -160,6 +163,16 @@ func (s *session) armCloseTimer() {
 func (s *session) onStall() {
 	s.tmu.Lock()
 	s.stalled.Store(true)
+	s.rearm()
+	s.tmu.Unlock()
+}
+
+// dropConnection is the writer's report of a frame cut short by a send's
+// context: the stream is out of step, and the dispatcher is woken to end the
+// session as a lost connection.
+func (s *session) dropConnection() {
+	s.tmu.Lock()
+	s.cutSend.Store(true)
 	s.rearm()
 	s.tmu.Unlock()
 }

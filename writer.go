@@ -1,6 +1,7 @@
 package lomond
 
 import (
+	"context"
 	cryptorand "crypto/rand"
 	"errors"
 	"math/rand/v2"
@@ -24,7 +25,7 @@ import (
 type frameWriter struct {
 	conn net.Conn
 
-	msgMu     sync.Mutex
+	msgMu     chan struct{}      // held (one token) from a message's first frame to its last
 	deflater  *protocol.Deflater // nil: no compression
 	threshold int                // smaller messages go uncompressed
 	zbuf      []byte             // a compressed message, under msgMu
@@ -39,6 +40,9 @@ type frameWriter struct {
 	closing      atomic.Bool   // a close bounded the writes: keep its deadline
 	onStall      func()        // the session's: a write made no progress
 	owedPong     atomic.Pointer[[]byte]
+	cut          atomic.Bool // a send's context ended: its deadline is not a stall
+	sent         int         // bytes of the current message written, under msgMu
+	broken       bool        // a frame was cut short: nothing more may be written, under mu
 }
 
 // maxFrame is the largest data frame written: longer messages are
@@ -55,13 +59,60 @@ func (w *frameWriter) init(conn net.Conn, stallTimeout time.Duration, onStall fu
 	var seed [32]byte
 	_, _ = cryptorand.Read(seed[:])
 	w.conn, w.rng, w.stallTimeout, w.onStall = conn, rand.NewChaCha8(seed), stallTimeout, onStall
+	w.msgMu = make(chan struct{}, 1)
 }
 
 // writeMessage writes one data message, compressed when the session agreed
 // to permessage-deflate and the message is long enough.
 func (w *frameWriter) writeMessage(op byte, p []byte) error {
-	w.msgMu.Lock()
-	defer w.msgMu.Unlock()
+	w.msgMu <- struct{}{}
+	defer func() { <-w.msgMu }()
+	return w.messageLocked(op, p)
+}
+
+// writeMessageContext is writeMessage bounded by ctx: it gives up waiting
+// for its turn when ctx ends, and cuts its own write short (errSendCut once
+// a byte of the message went out: the stream is then out of step).
+func (w *frameWriter) writeMessageContext(ctx context.Context, op byte, p []byte) error {
+	if ctx.Done() == nil {
+		return w.writeMessage(op, p)
+	}
+	select {
+	case w.msgMu <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-w.msgMu }()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		w.cut.Store(true)
+		_ = w.conn.SetWriteDeadline(time.Unix(1, 0))
+	})
+	w.sent = 0
+	err := w.messageLocked(op, p)
+	if !stop() {
+		// ctx ended during the write: its deadline may still be in force.
+		w.mu.Lock()
+		w.cut.Store(false)
+		w.deadline = time.Time{}
+		_ = w.conn.SetWriteDeadline(noDeadline)
+		if err != nil && w.sent > 0 {
+			w.broken = true
+		}
+		w.mu.Unlock()
+		if err != nil && w.sent > 0 {
+			return errSendCut
+		}
+		if err != nil {
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+func (w *frameWriter) messageLocked(op byte, p []byte) error {
 	rsv1 := false
 	if w.deflater != nil && len(p) >= w.threshold {
 		w.zbuf = w.deflater.Deflate(w.zbuf[:0], p)
@@ -73,7 +124,9 @@ func (w *frameWriter) writeMessage(op byte, p []byte) error {
 	for {
 		n := min(len(p), maxFrame)
 		fin := n == len(p)
-		if err := w.writeFrame(fin, rsv1, op, p[:n]); err != nil {
+		written, err := w.writeFrame(fin, rsv1, op, p[:n])
+		w.sent += written
+		if err != nil {
 			return err
 		}
 		if fin {
@@ -83,16 +136,26 @@ func (w *frameWriter) writeMessage(op byte, p []byte) error {
 	}
 }
 
-// writeFrame writes one frame, masked, in one write.
-func (w *frameWriter) writeFrame(fin, rsv1 bool, op byte, payload []byte) error {
+// writeFrame writes one frame, masked, in one write, and returns how many
+// of its bytes went out.
+func (w *frameWriter) writeFrame(fin, rsv1 bool, op byte, payload []byte) (int, error) {
 	w.mu.Lock()
 	defer w.unlock()
-	return w.frameLocked(fin, rsv1, op, payload)
+	return w.frameBytes(fin, rsv1, op, payload)
 }
 
+// frameLocked writes one frame under mu.
 func (w *frameWriter) frameLocked(fin, rsv1 bool, op byte, payload []byte) error {
+	_, err := w.frameBytes(fin, rsv1, op, payload)
+	return err
+}
+
+func (w *frameWriter) frameBytes(fin, rsv1 bool, op byte, payload []byte) (int, error) {
+	if w.broken {
+		return 0, errSendCut
+	}
 	if w.closeSent {
-		return errCloseSent
+		return 0, errCloseSent
 	}
 	if op == protocol.OpClose {
 		w.closeSent = true
@@ -111,19 +174,19 @@ func (w *frameWriter) frameLocked(fin, rsv1 bool, op byte, payload []byte) error
 // write writes b, refreshing the write deadline when less than half the
 // stall timeout is left (one clock reading per write, one timer change per
 // half timeout).
-func (w *frameWriter) write(b []byte) error {
+func (w *frameWriter) write(b []byte) (int, error) {
 	if w.stallTimeout > 0 && !w.closing.Load() {
 		if now := time.Now(); w.deadline.Sub(now) < w.stallTimeout/2 {
 			w.deadline = now.Add(w.stallTimeout)
 			_ = w.conn.SetWriteDeadline(w.deadline)
 		}
 	}
-	_, err := w.conn.Write(b)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !w.closing.Load() && w.stallTimeout > 0 {
+	n, err := w.conn.Write(b)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !w.closing.Load() && !w.cut.Load() && w.stallTimeout > 0 {
 		w.onStall()
-		return ErrUnresponsive
+		return n, ErrUnresponsive
 	}
-	return err
+	return n, err
 }
 
 // unlock releases mu after sending a pong owed by the dispatcher.
@@ -137,7 +200,8 @@ func (w *frameWriter) unlock() {
 // control writes a ping or pong of the application's: it waits at most for
 // the frame being written.
 func (w *frameWriter) control(op byte, payload []byte) error {
-	return w.writeFrame(true, false, op, payload)
+	_, err := w.writeFrame(true, false, op, payload)
+	return err
 }
 
 // pong answers a ping from the dispatcher goroutine, which must not wait for
@@ -183,3 +247,16 @@ func (w *frameWriter) sentClose() bool {
 	defer w.mu.Unlock()
 	return w.closeSent
 }
+
+// tryLockMessage takes the message lock if it is free.
+func (w *frameWriter) tryLockMessage() bool {
+	select {
+	case w.msgMu <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// unlockMessage releases the message lock.
+func (w *frameWriter) unlockMessage() { <-w.msgMu }

@@ -3,7 +3,8 @@
 //
 // Every event records when it was received, has a Name equal to lomond's
 // event name (for example "text" or "back_off") and a String form that reads
-// like lomond's repr, with long payloads truncated.
+// like lomond's repr, with long payloads truncated and every text the server
+// controls escaped (no terminal escapes or bidi overrides reach a log).
 //
 // Events are delivered by pointer. The dispatcher allocates a fresh event for
 // every delivery and never reuses it, so a handler may keep an event (and its
@@ -46,7 +47,8 @@ func Stamp() Meta { return Meta{Received: time.Now()} }
 // Connecting is always the first event of a session.
 type Connecting struct {
 	Meta
-	// URL is the websocket URL being connected to.
+	// URL is the websocket URL being connected to, with the values of
+	// sensitive query keys shown as "xxxxx" (lomond.WithSensitiveQueryKeys).
 	URL string
 }
 
@@ -55,7 +57,7 @@ type Connecting struct {
 // Disconnected follows, because Connected never happened.
 type ConnectFail struct {
 	Meta
-	// URL is the websocket URL.
+	// URL is the websocket URL, sensitive query values shown as "xxxxx".
 	URL string
 	// Reason is a short human-readable explanation.
 	Reason string
@@ -69,9 +71,10 @@ type ConnectFail struct {
 // reaches Connected ends with Disconnected.
 type Connected struct {
 	Meta
-	// URL is the websocket URL.
+	// URL is the websocket URL, sensitive query values shown as "xxxxx".
 	URL string
-	// Proxy is the proxy URL used, with any credentials removed, or "".
+	// Proxy is the proxy used, as scheme://host:port (no user name, no
+	// password), or "".
 	Proxy string
 }
 
@@ -84,7 +87,8 @@ type Rejected struct {
 	StatusCode int
 	// Status is the HTTP status line text, such as "403 Forbidden".
 	Status string
-	// Header holds the response headers.
+	// Header holds the response headers, with the values of Set-Cookie,
+	// Cookie, Authorization and Proxy-Authorization replaced by "xxxxx".
 	Header http.Header
 	// Body holds at most the first 1024 bytes of the response body.
 	Body []byte
@@ -210,8 +214,9 @@ type BackOff struct {
 	Meta
 	// Delay is how long the loop will wait before the next attempt.
 	Delay time.Duration
-	// Attempt counts consecutive attempts since the last stable connection,
-	// starting at 1.
+	// Attempt numbers the reconnection the wait leads to: 1 after Persist's
+	// first session or after a stable connection, then 2, 3, ... for each
+	// following session that did not become stable.
 	Attempt int
 	// Cause is why the previous session ended.
 	Cause error

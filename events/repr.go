@@ -43,28 +43,42 @@ func quote(s string) string {
 	q := pyQuoteChar(s)
 	var b strings.Builder
 	b.WriteByte(q)
+	writeEscaped(&b, s, q)
+	b.WriteByte(q)
+	return b.String()
+}
+
+// escape renders s as quote does, without the quotes: for text that is
+// shown bare, such as an HTTP status line, but that a server controls.
+func escape(s string) string {
+	var b strings.Builder
+	writeEscaped(&b, s, 0)
+	return b.String()
+}
+
+// writeEscaped writes s with Python repr's escapes; q is the quote to
+// escape, or 0 for none.
+func writeEscaped(b *strings.Builder, s string, q byte) {
 	for i, w := 0, 0; i < len(s); i += w {
 		var r rune
 		r, w = utf8.DecodeRuneInString(s[i:])
 		switch {
-		case r == rune(q) || r == '\\':
+		case q != 0 && r == rune(q) || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
-		case pyEscape(&b, r):
+		case pyEscape(b, r):
 		case r == utf8.RuneError && w == 1: // invalid UTF-8
 			b.WriteString(`\ufffd`)
 		case r < 0x7f || strconv.IsPrint(r):
 			b.WriteRune(r)
 		case r <= 0xff:
-			fmt.Fprintf(&b, `\x%02x`, r)
+			fmt.Fprintf(b, `\x%02x`, r)
 		case r <= 0xffff:
-			fmt.Fprintf(&b, `\u%04x`, r)
+			fmt.Fprintf(b, `\u%04x`, r)
 		default:
-			fmt.Fprintf(&b, `\U%08x`, r)
+			fmt.Fprintf(b, `\U%08x`, r)
 		}
 	}
-	b.WriteByte(q)
-	return b.String()
 }
 
 // quoteBytes renders p like Python's repr of bytes: b'...'.
@@ -146,16 +160,17 @@ func (e *Connected) String() string {
 	return fmt.Sprintf("Connected(url=%s, proxy=%s)", quote(e.URL), quote(e.Proxy))
 }
 
-// String reads like lomond's repr of the event.
+// String reads like lomond's repr of the event. The status text is the
+// server's: it is escaped, as every server-controlled text in a String.
 func (e *Rejected) String() string {
-	return fmt.Sprintf("Rejected(response=<response HTTP/1.1 %s>, reason=%s)", e.Status, quote(e.Reason))
+	return fmt.Sprintf("Rejected(response=<response HTTP/1.1 %s>, reason=%s)", escape(e.Status), quote(e.Reason))
 }
 
 // String reads like lomond's repr of the event.
 func (e *Ready) String() string {
 	status := "101 Switching Protocols"
 	if e.Response != nil && e.Response.Status != "" {
-		status = e.Response.Status
+		status = escape(e.Response.Status)
 	}
 	proto := "None"
 	if e.Protocol != "" {

@@ -1,0 +1,152 @@
+package lomond
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/wstest"
+)
+
+// Regression tests for API edges (issue 8): handlers and WebSockets that
+// cannot run (item 7) and http:// and https:// URLs (item 14).
+
+// TestUnusableHandlersFailClearly: Run and Persist with HandlerFunc(nil),
+// Compose() of nothing, or a Compose holding a nil HandlerFunc must fail
+// with ErrInvalidHandler before dialing. Before the fix HandlerFunc(nil)
+// ran and panicked at the first event, and Compose() ran a session that
+// delivered to nobody.
+func TestUnusableHandlersFailClearly(t *testing.T) {
+	dialed := false
+	ws := tdNew(t, "ws://127.0.0.1:1/", WithDialer(func(context.Context, string, string) (net.Conn, error) {
+		dialed = true
+		return nil, errors.New("test: must not dial")
+	}), WithoutProxy())
+	cases := []struct {
+		name string
+		h    EventHandler
+		want string
+	}{
+		{"nil HandlerFunc", HandlerFunc(nil), "nil HandlerFunc"},
+		{"Compose of nothing", Compose(), "Compose of no handler"},
+		{"Compose holding a nil HandlerFunc", Compose(BaseHandler{}, HandlerFunc(nil)), "nil HandlerFunc"},
+		{"nested Compose of nothing", Compose(BaseHandler{}, Compose()), "Compose of no handler"},
+	}
+	// A bounded context: an unusable handler that is run anyway must not
+	// hang the test.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, c := range cases {
+		for name, run := range map[string]func() error{
+			"Run":     func() error { return ws.Run(ctx, c.h) },
+			"Persist": func() error { return ws.Persist(ctx, c.h) },
+		} {
+			err := run()
+			if !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s(%s) = %v, want ErrInvalidHandler saying %q", name, c.name, err, c.want)
+			}
+		}
+	}
+	if dialed {
+		t.Error("an unusable handler was run")
+	}
+}
+
+// TestZeroWebSocketFailsClearly: a WebSocket not made by New must say so
+// from every entry point, never panic. Before the fix Run panicked.
+func TestZeroWebSocketFailsClearly(t *testing.T) {
+	var ws WebSocket
+	h := HandlerFunc(func(*WebSocket, events.Event) {})
+	bounded, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	checks := map[string]func() error{
+		"Run":     func() error { return ws.Run(bounded, h) },
+		"Persist": func() error { return ws.Persist(bounded, h) },
+		"Events": func() error {
+			var err error
+			for ev := range ws.Events(bounded) {
+				if cf, ok := ev.(*events.ConnectFail); ok {
+					err = cf.Err
+				}
+			}
+			return err
+		},
+		"PersistEvents": func() error {
+			var err error
+			for ev := range ws.PersistEvents(bounded) {
+				if cf, ok := ev.(*events.ConnectFail); ok {
+					err = cf.Err
+				}
+			}
+			return err
+		},
+	}
+	for name, f := range checks {
+		var err error
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					t.Errorf("%s on a zero WebSocket panicked: %v", name, v)
+				}
+			}()
+			err = f()
+		}()
+		if !errors.Is(err, ErrInvalidURL) || !strings.Contains(err.Error(), "New") {
+			t.Errorf("%s on a zero WebSocket = %v, want ErrInvalidURL telling to use New", name, err)
+		}
+	}
+	for name, err := range map[string]error{
+		"SendText":  ws.SendText("x"),
+		"Close":     ws.Close(StatusNormal, ""),
+		"Reconnect": ws.Reconnect(),
+	} {
+		if !errors.Is(err, ErrNotConnected) {
+			t.Errorf("%s on a zero WebSocket = %v, want ErrNotConnected", name, err)
+		}
+	}
+	if u := ws.URL(); u != "" {
+		t.Errorf("URL() = %q, want empty", u)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := ws.WaitReady(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitReady = %v, want the context's error", err)
+	}
+}
+
+// TestHTTPSchemesAccepted: http:// and https:// URLs are taken as ws://
+// and wss://, as coder/websocket and browsers do. Before the fix New
+// refused them.
+func TestHTTPSchemesAccepted(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://example.com/feed?x=1": "ws://example.com/feed?x=1",
+		"HTTPS://example.com":         "wss://example.com/",
+		"https://example.com:8443/a":  "wss://example.com:8443/a",
+	} {
+		ws, err := New(in)
+		if err != nil {
+			t.Errorf("New(%q) = %v, want it accepted", in, err)
+			continue
+		}
+		if got := ws.URL(); got != want {
+			t.Errorf("New(%q).URL() = %q, want %q", in, got, want)
+		}
+	}
+	for _, bad := range []string{"ftp://example.com/", "file:///tmp/x", "httpx://example.com/"} {
+		_, err := New(bad)
+		if !errors.Is(err, ErrInvalidURL) || !strings.Contains(err.Error(), "ws, wss, http or https") {
+			t.Errorf("New(%q) = %v, want ErrInvalidURL naming the schemes accepted", bad, err)
+		}
+	}
+	// A real session over an http:// URL.
+	srv := wstest.NewServer(t, rcAnswerClose)
+	u := strings.Replace(srv.URL(), "ws://", "http://", 1)
+	rec := tdRunReady(t, tdNew(t, u, WithoutProxy()))
+	if got := tdOne[*events.Connecting](t, rec).URL; !strings.HasPrefix(got, "ws://") {
+		t.Errorf("Connecting.URL = %q, want the ws:// form", got)
+	}
+}

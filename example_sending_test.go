@@ -1,0 +1,111 @@
+package lomond_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/lomond-go/lomond"
+	"github.com/lomond-go/lomond/events"
+)
+
+// A producer may send before the first connection: the queue holds the
+// messages, and the first session flushes them after OnReady, in the order
+// they were sent.
+func ExampleWithSendQueue() {
+	url, stop := exampleEchoServer()
+	defer stop()
+
+	ws, err := lomond.New(url, append(quiet, lomond.WithSendQueue(100, lomond.RejectNewest))...)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, m := range []string{"one", "two"} {
+		if err := ws.SendText(m); err != nil { // no session yet: queued
+			fmt.Println(err)
+		}
+	}
+	fmt.Println("queued:", ws.Queued())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	echoes := 0
+	err = ws.Run(ctx, lomond.HandlerFunc(func(ws *lomond.WebSocket, ev events.Event) {
+		switch ev := ev.(type) {
+		case *events.Ready:
+			_ = ws.SendText("three") // joins the queue behind "one" and "two"
+		case *events.Text:
+			fmt.Println("echo:", ev.Text)
+			if echoes++; echoes == 3 {
+				_ = ws.Close(lomond.StatusNormal, "bye")
+			}
+		}
+	}))
+	fmt.Println("run returned", err)
+	// Output:
+	// queued: 2
+	// echo: one
+	// echo: two
+	// echo: three
+	// run returned <nil>
+}
+
+// Stop ends Persist for good from a handler (ws.Close would only end the
+// connection, and Persist would connect again).
+func ExampleWebSocket_Stop() {
+	url, stop := exampleEchoServer()
+	defer stop()
+
+	ws, err := lomond.New(url, quiet...)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = ws.Persist(ctx, lomond.HandlerFunc(func(ws *lomond.WebSocket, ev events.Event) {
+		fmt.Println(ev.Name())
+		switch ev := ev.(type) {
+		case *events.Ready:
+			_ = ws.SendText("last words")
+		case *events.Text:
+			fmt.Println("echo:", ev.Text)
+			_ = ws.Stop(lomond.StatusNormal, "done for today")
+		}
+	}))
+	fmt.Println("persist returned", err)
+	// Output:
+	// connecting
+	// connected
+	// ready
+	// text
+	// echo: last words
+	// closed
+	// disconnected
+	// persist returned <nil>
+}
+
+// Query values that are secrets are sent, and shown as xxxxx in events,
+// errors and logs.
+func ExampleWithSensitiveQueryKeys() {
+	refuse := func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("no network in this example")
+	}
+	ws, err := lomond.New("wss://feed.example/v1?room=lobby&token=s3cr3t&sig=f00d",
+		lomond.WithSensitiveQueryKeys("sig"), lomond.WithDialer(refuse), lomond.WithoutProxy())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	err = ws.Run(context.Background(), lomond.HandlerFunc(func(_ *lomond.WebSocket, ev events.Event) {
+		fmt.Println(ev)
+	}))
+	fmt.Println(err)
+	// Output:
+	// Connecting(url='wss://feed.example/v1?room=lobby&token=xxxxx&sig=xxxxx')
+	// ConnectFail(reason='unable to connect; no network in this example')
+	// lomond: connect to wss://feed.example/v1?room=lobby&token=xxxxx&sig=xxxxx failed: unable to connect; no network in this example
+}
