@@ -20,7 +20,7 @@ func TestCommand(t *testing.T) {
 	}
 	for _, want := range []string{
 		"## Peer benchmark",
-		"### Push:", "### Round trip:", "### lomond ÷ peer", "### Idle connections", "### Targets (issue 7)",
+		"### Push:", "### Round trip:", "### lomond ÷ peer: msgs/s", "### lomond ÷ peer: messages per second of client CPU time", "### Idle connections", "### Targets (issue 7)",
 		"### Failures\n\nnone\n",
 		"| 16 B | gws |", "| 1 KiB | coder |", "| push | 1 KiB | lomond-borrowed |", "| echo | 16 B | lomond |",
 		"| gorilla |", "lomond allocations per pushed message ≤ 1",
@@ -76,11 +76,11 @@ func TestRatiosWithinRounds(t *testing.T) {
 		{"push", 16, "gws"}:     {rate(200), rate(100), rate(10)},
 		{"push", 16, "gorilla"}: {rate(50), rate(600), {Err: "failed"}},
 	}}
-	got := rep.ratios("push", 16, "lomond", []string{"gws"})
+	got := rep.ratios("push", 16, "lomond", []string{"gws"}, result.msgsPerSec)
 	if !equal(got, []float64{0.5, 3, 5}) {
 		t.Errorf("lomond ÷ gws = %v", got)
 	}
-	got = rep.ratios("push", 16, "lomond", []string{"gws", "gorilla"})
+	got = rep.ratios("push", 16, "lomond", []string{"gws", "gorilla"}, result.msgsPerSec)
 	if !equal(got, []float64{0.5, 0.5}) {
 		t.Errorf("lomond ÷ best peer = %v", got)
 	}

@@ -56,6 +56,16 @@ func (r result) allocsPerMsg() float64 {
 }
 func (r result) bytesPerMsg() float64 { return float64(r.Bytes) / float64(r.Msgs) }
 
+// msgsPerCPUSec is messages per second of the client's CPU time: what the
+// client would reach with a core of its own, steadier than msgsPerSec on a
+// busy machine.
+func (r result) msgsPerCPUSec() float64 { return float64(r.Msgs) / r.CPU.Seconds() }
+
+// busy is the client's CPU time over the wall time: near 1 when the client
+// is the bottleneck and has its core to itself; lower when it waits (for the
+// network or the server in round trips) or other work takes its core.
+func (r result) busy() float64 { return r.CPU.Seconds() / r.Wall.Seconds() }
+
 // runWorker is the worker process's main: a spec on stdin, a result on
 // stdout.
 func runWorker(stdin io.Reader, stdout io.Writer) int {
