@@ -147,7 +147,7 @@ func runWorkerProcess(s spec, cpu int) (result, error) {
 	if err := startPinned(cmd, cpu); err != nil {
 		return result{}, fmt.Errorf("start worker: %w", err)
 	}
-	if err := waitOrKill(cmd, runTimeout+s.Warmup+s.Duration+30*time.Second); err != nil {
+	if err := waitOrKill(cmd, s.timeout()+30*time.Second); err != nil {
 		return result{}, fmt.Errorf("worker: %w", err)
 	}
 	var r result

@@ -118,9 +118,13 @@ func measure(ctx context.Context, s spec) (res result) {
 	return res
 }
 
-// runTimeout bounds one stream run beyond its planned length (a client
-// that hangs fails its run instead of the whole benchmark).
-const runTimeout = 60 * time.Second
+// timeout bounds one run (a client that hangs fails its run, not the whole
+// benchmark): 30 s beyond its planned length, counting 100 µs per message
+// in count mode and 1 ms per idle connection.
+func (s spec) timeout() time.Duration {
+	return 30*time.Second + 4*(s.Warmup+s.Duration) +
+		time.Duration(s.Messages)*100*time.Microsecond + time.Duration(s.Conns)*time.Millisecond
+}
 
 func measureStream(ctx context.Context, c *client, s spec, res *result) error {
 	w := workload{echo: s.Mode == "echo", size: s.Size}
@@ -129,7 +133,7 @@ func measureStream(ctx context.Context, c *client, s spec, res *result) error {
 	}
 	m := newMeter(s.Messages, s.Warmup, s.Duration)
 	m.clientCloses = w.echo || s.Messages == 0
-	ctx, cancel := context.WithTimeout(ctx, runTimeout+s.Warmup+s.Duration)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 	err := c.stream(ctx, s.Addr, w, m)
 	m.stop()
@@ -166,7 +170,7 @@ func measureIdle(ctx context.Context, c *client, s spec, res *result) error {
 	if !c.idle {
 		return fmt.Errorf("%s: no idle measurement", c.name)
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, s.Conns)
