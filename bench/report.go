@@ -25,6 +25,9 @@ func (rep *report) write(w io.Writer) {
 	if c.messages > 0 {
 		runs = fmt.Sprintf("%d messages (round trips)", c.messages)
 	}
+	if contains(c.modes, "push") {
+		fmt.Fprintf(w, "- %s\n", rep.coreNote())
+	}
 	fmt.Fprintf(w, "- Runs: %d interleaved rounds, the client order rotated each round; push and echo runs %s; binary messages; %d idle connections per idle run. Figures are medians across rounds; ratios are taken within each round: median (min..max).\n", c.rounds, runs, c.conns)
 
 	if contains(c.modes, "push") {
@@ -48,6 +51,33 @@ func (rep *report) write(w io.Writer) {
 	}
 	for _, f := range rep.failed {
 		fmt.Fprintf(w, "- %s\n", f)
+	}
+}
+
+// busyThreshold: push runs of the smallest size keep the client busy
+// nearly all the time on a quiet machine (the client is the bottleneck);
+// well below that, other work took the client's core.
+const busyThreshold = 0.8
+
+// coreNote says whether the client had its core to itself: the median
+// "client busy" of every push run at the smallest size.
+func (rep *report) coreNote() string {
+	var v []float64
+	for _, name := range rep.cfg.clients {
+		for _, r := range rep.runs[key{"push", rep.cfg.sizes[0], name}] {
+			if r.Err == "" {
+				v = append(v, r.busy())
+			}
+		}
+	}
+	m := median(v)
+	switch {
+	case math.IsNaN(m):
+		return "Client core: n/a."
+	case m < busyThreshold:
+		return fmt.Sprintf("Client core: push runs at %s were busy %s of the time (median): other work shared the client's core, so msgs/s figures are unreliable; trust the per-CPU-second ratios.", sizeName(rep.cfg.sizes[0]), fmtPercent(m))
+	default:
+		return fmt.Sprintf("Client core: push runs at %s were busy %s of the time (median): the client had its core.", sizeName(rep.cfg.sizes[0]), fmtPercent(m))
 	}
 }
 
