@@ -58,7 +58,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.duration, "duration", 300*time.Millisecond, "timed length of each push and echo run (after a warm-up of a quarter of it)")
 	fs.Int64Var(&c.messages, "messages", 0, "if > 0, messages per push run and round trips per echo run instead of -duration")
 	fs.IntVar(&c.conns, "conns", 1000, "idle connections per idle run")
-	fs.BoolVar(&c.pin, "pin", canPin(), "pin the fixture server to CPU 1 and each client process to CPU 0 (Linux, 2+ CPUs)")
+	_, _, canPin := pinCPUs()
+	fs.BoolVar(&c.pin, "pin", canPin, "pin each client process to one CPU and the fixture server to another (Linux, 2+ CPUs)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of every client run into this directory")
 	fs.BoolVar(&c.verbose, "v", false, "print every run's result on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -99,7 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	case c.conns < 1:
 		return c, fmt.Errorf("-conns must be at least 1")
 	}
-	if c.pin && !canPin() {
+	if c.pin && !canPin {
 		return c, fmt.Errorf("-pin needs Linux and 2 CPUs or more")
 	}
 	return c, nil

@@ -31,12 +31,6 @@ type report struct {
 	elapsed    time.Duration
 }
 
-// CPUs the processes are pinned to.
-const (
-	clientCPU  = 0
-	fixtureCPU = 1
-)
-
 // runRounds starts the fixture server, runs every round and stops the
 // server.
 func runRounds(c config, progress io.Writer) (*report, error) {
@@ -44,7 +38,7 @@ func runRounds(c config, progress io.Writer) (*report, error) {
 	began := time.Now()
 	fcpu, wcpu := -1, -1
 	if c.pin {
-		fcpu, wcpu = fixtureCPU, clientCPU
+		wcpu, fcpu, _ = pinCPUs()
 	}
 	fx, err := startFixture(fcpu)
 	if err != nil {

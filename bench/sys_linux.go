@@ -45,6 +45,22 @@ func startPinned(cmd *exec.Cmd, cpu int) error {
 	return <-errc
 }
 
+// allowedCPUs lists the CPUs this process may run on.
+func allowedCPUs() []int {
+	var m cpuMask
+	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETAFFINITY, 0, unsafe.Sizeof(m), uintptr(unsafe.Pointer(&m)))
+	if errno != 0 {
+		return nil
+	}
+	var cpus []int
+	for cpu := 0; cpu < len(m)*64; cpu++ {
+		if m[cpu/64]&(1<<(cpu%64)) != 0 {
+			cpus = append(cpus, cpu)
+		}
+	}
+	return cpus
+}
+
 // affinity is the list of CPUs this process may run on ("0", "0-1").
 func affinity() string {
 	var m cpuMask
@@ -70,5 +86,12 @@ func affinity() string {
 	return strings.Join(cpus, ",")
 }
 
-// canPin reports whether runs can be pinned: two CPUs at least.
-func canPin() bool { return runtime.NumCPU() >= 2 }
+// pinCPUs returns the CPUs for the client and the fixture server: the
+// first two this process may run on; ok is false with fewer than two.
+func pinCPUs() (client, server int, ok bool) {
+	cpus := allowedCPUs()
+	if len(cpus) < 2 {
+		return -1, -1, false
+	}
+	return cpus[0], cpus[1], true
+}

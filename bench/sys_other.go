@@ -10,5 +10,5 @@ func startPinned(cmd *exec.Cmd, _ int) error { return cmd.Start() }
 // affinity is unknown off Linux.
 func affinity() string { return "" }
 
-// canPin: pinning is implemented on Linux only.
-func canPin() bool { return false }
+// pinCPUs: pinning is implemented on Linux only.
+func pinCPUs() (client, server int, ok bool) { return -1, -1, false }
