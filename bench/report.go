@@ -1,0 +1,364 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// write prints the report as markdown. Its layout does not depend on the
+// figures: the same flags always give the same sections, rows and columns.
+func (rep *report) write(w io.Writer) {
+	c := rep.cfg
+	fmt.Fprintf(w, "## Peer benchmark\n\n")
+	fmt.Fprintf(w, "Command: `%s` (in bench/)\n\n", strings.TrimSpace("go run . "+strings.Join(c.args, " ")))
+	fmt.Fprintf(w, "- Machine: %s; load average %s before, %s after; %s in all.\n", machine(), orNA(rep.loadBefore), orNA(rep.loadAfter), rep.elapsed.Round(1e9))
+	if c.pin {
+		fmt.Fprintf(w, "- Processes: the fixture server on CPU %s; every client run in a process of its own on CPU %s (GOMAXPROCS=%d).\n", orNA(rep.fixtureCPU), orNA(rep.clientCPU), rep.clientProc)
+	} else {
+		fmt.Fprintf(w, "- Processes: the fixture server and every client run in processes of their own, not pinned (client GOMAXPROCS=%d).\n", rep.clientProc)
+	}
+	runs := fmt.Sprintf("%s timed after a %s warm-up", c.duration, c.duration/4)
+	if c.messages > 0 {
+		runs = fmt.Sprintf("%d messages (round trips)", c.messages)
+	}
+	if contains(c.modes, "push") {
+		fmt.Fprintf(w, "- %s\n", rep.coreNote())
+	}
+	fmt.Fprintf(w, "- Runs: %d interleaved rounds, the client order rotated each round; push and echo runs %s; binary messages; %d idle connections per idle run. Figures are medians across rounds; ratios are taken within each round: median (min..max).\n", c.rounds, runs, c.conns)
+
+	if contains(c.modes, "push") {
+		fmt.Fprintf(w, "\n### Push: the server writes pre-encoded messages as fast as the client takes them\n\n")
+		rep.writeStream(w, "push", "msgs/s", "msg")
+	}
+	if contains(c.modes, "echo") {
+		fmt.Fprintf(w, "\n### Round trip: the client sends a message and waits for its echo\n\n")
+		rep.writeStream(w, "echo", "round trips/s", "round trip")
+	}
+	if contains(c.modes, "push") || contains(c.modes, "echo") {
+		rep.writeRatios(w)
+	}
+	if contains(c.modes, "idle") {
+		rep.writeIdle(w)
+	}
+	rep.writeTargets(w)
+	fmt.Fprintf(w, "\n### Failures\n\n")
+	if len(rep.failed) == 0 {
+		fmt.Fprintf(w, "none\n")
+	}
+	for _, f := range rep.failed {
+		fmt.Fprintf(w, "- %s\n", f)
+	}
+}
+
+// busyThreshold: push runs of the smallest size keep the client busy
+// nearly all the time on a quiet machine (the client is the bottleneck);
+// well below that, other work took the client's core.
+const busyThreshold = 0.8
+
+// coreNote says whether the client had its core to itself: the median
+// "client busy" of every push run at the smallest size.
+func (rep *report) coreNote() string {
+	var v []float64
+	for _, name := range rep.cfg.clients {
+		for _, r := range rep.runs[key{"push", rep.cfg.sizes[0], name}] {
+			if r.Err == "" {
+				v = append(v, r.busy())
+			}
+		}
+	}
+	m := median(v)
+	switch {
+	case math.IsNaN(m):
+		return "Client core: n/a."
+	case m < busyThreshold:
+		return fmt.Sprintf("Client core: push runs at %s were busy %s of the time (median): other work shared the client's core, so msgs/s figures are unreliable; trust the per-CPU-second ratios.", sizeName(rep.cfg.sizes[0]), fmtPercent(m))
+	default:
+		return fmt.Sprintf("Client core: push runs at %s were busy %s of the time (median): the client had its core.", sizeName(rep.cfg.sizes[0]), fmtPercent(m))
+	}
+}
+
+func (rep *report) failures() int { return len(rep.failed) }
+
+func (rep *report) writeStream(w io.Writer, mode, rate, unit string) {
+	fmt.Fprintf(w, "| size | client | %s | MB/s | client CPU ns/%s | client busy | allocs/%s | B/%s |\n", rate, unit, unit, unit)
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, size := range rep.cfg.sizes {
+		for _, name := range rep.cfg.clients {
+			k := key{mode, size, name}
+			mps := rep.median(k, result.msgsPerSec)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", sizeName(size), name,
+				fmtRate(mps), fmtFloat(mps*float64(size)/1e6, 1),
+				fmtFloat(rep.median(k, result.cpuPerMsg), 0),
+				fmtPercent(rep.median(k, result.busy)),
+				fmtFloat(rep.median(k, result.allocsPerMsg), 2),
+				fmtFloat(rep.median(k, result.bytesPerMsg), 0))
+		}
+	}
+}
+
+// lomonds and peers are the selected clients of each kind.
+func (rep *report) lomonds() (names []string) {
+	for _, n := range rep.cfg.clients {
+		if clientNamed(n).lomond {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+func (rep *report) peers() (names []string) {
+	for _, n := range rep.cfg.clients {
+		if !clientNamed(n).lomond {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+func (rep *report) writeRatios(w io.Writer) {
+	fmt.Fprintf(w, "\n### lomond ÷ peer: msgs/s (round trips/s for echo), within each round\n\n")
+	rep.writeRatioTable(w, result.msgsPerSec)
+	fmt.Fprintf(w, "\n### lomond ÷ peer: messages per second of client CPU time, within each round\n\n")
+	fmt.Fprintf(w, "What each client would reach on a core of its own; steadier than msgs/s when other work shares the machine.\n\n")
+	rep.writeRatioTable(w, result.msgsPerCPUSec)
+}
+
+func (rep *report) writeRatioTable(w io.Writer, metric func(result) float64) {
+	peers := rep.peers()
+	fmt.Fprintf(w, "| mode | size | client |")
+	for _, p := range peers {
+		fmt.Fprintf(w, " ÷ %s |", p)
+	}
+	fmt.Fprintf(w, " ÷ best peer |\n|---|---|---|")
+	for range peers {
+		fmt.Fprintf(w, "---:|")
+	}
+	fmt.Fprintf(w, "---:|\n")
+	for _, mode := range []string{"push", "echo"} {
+		if !contains(rep.cfg.modes, mode) {
+			continue
+		}
+		for _, size := range rep.cfg.sizes {
+			for _, l := range rep.lomonds() {
+				fmt.Fprintf(w, "| %s | %s | %s |", mode, sizeName(size), l)
+				for _, p := range peers {
+					fmt.Fprintf(w, " %s |", fmtStats(rep.ratios(mode, size, l, []string{p}, metric)))
+				}
+				fmt.Fprintf(w, " %s |\n", fmtStats(rep.ratios(mode, size, l, peers, metric)))
+			}
+		}
+	}
+}
+
+// ratios is, for each round where all ran, lomond's metric over the best
+// of the peers' metric.
+func (rep *report) ratios(mode string, size int, lomond string, peers []string, metric func(result) float64) []float64 {
+	var out []float64
+	if len(peers) == 0 {
+		return nil
+	}
+	ls := rep.runs[key{mode, size, lomond}]
+	for r := range ls {
+		if ls[r].Err != "" {
+			continue
+		}
+		best, ok := 0.0, true
+		for _, p := range peers {
+			ps := rep.runs[key{mode, size, p}]
+			if r >= len(ps) || ps[r].Err != "" {
+				ok = false
+				break
+			}
+			best = math.Max(best, metric(ps[r]))
+		}
+		ratio := metric(ls[r]) / best
+		if ok && best > 0 && !math.IsNaN(ratio) && !math.IsInf(ratio, 0) {
+			out = append(out, ratio)
+		}
+	}
+	return out
+}
+
+func (rep *report) writeIdle(w io.Writer) {
+	fmt.Fprintf(w, "\n### Idle connections: heap in use + goroutine stacks after GC, client process only\n\n")
+	fmt.Fprintf(w, "| client | heap+stack B/conn | goroutines/conn | allocs/dial | B/dial |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|\n")
+	for _, name := range rep.cfg.clients {
+		if !clientNamed(name).idle {
+			continue
+		}
+		k := key{"idle", 0, name}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", name,
+			fmtFloat(rep.median(k, func(r result) float64 { return r.MemPerConn }), 0),
+			fmtFloat(rep.median(k, func(r result) float64 { return r.GoroutinesPerConn }), 2),
+			fmtFloat(rep.median(k, func(r result) float64 { return r.AllocsPerDial }), 0),
+			fmtFloat(rep.median(k, func(r result) float64 { return r.BytesPerDial }), 0))
+	}
+}
+
+// idleRatios is, for each round, lomond's heap+stack per idle connection
+// over gws's.
+func (rep *report) idleRatios() []float64 {
+	var out []float64
+	ls, gs := rep.runs[key{"idle", 0, "lomond"}], rep.runs[key{"idle", 0, "gws"}]
+	for r := range ls {
+		if r < len(gs) && ls[r].Err == "" && gs[r].Err == "" && gs[r].MemPerConn > 0 {
+			out = append(out, ls[r].MemPerConn/gs[r].MemPerConn)
+		}
+	}
+	return out
+}
+
+// allocTolerance absorbs the few allocations of a run that are not per
+// message (timers, the GC, the runtime) when a count is compared with a
+// whole number.
+const allocTolerance = 0.05
+
+func (rep *report) writeTargets(w io.Writer) {
+	fmt.Fprintf(w, "\n### Targets (issue 7)\n\n")
+	fmt.Fprintf(w, "Met or not by the median of the msgs/s ratios; the CPU-time ratio is beside it.\n\n")
+	fmt.Fprintf(w, "| target | measured (msgs/s) | per CPU second | met |\n|---|---|---|---|\n")
+	atLeastOne := func(m float64) bool { return m >= 1 }
+	for _, mode := range []string{"push", "echo"} {
+		if !contains(rep.cfg.modes, mode) {
+			continue
+		}
+		for _, size := range rep.cfg.sizes {
+			v := rep.ratios(mode, size, "lomond", []string{"gws"}, result.msgsPerSec)
+			c := rep.ratios(mode, size, "lomond", []string{"gws"}, result.msgsPerCPUSec)
+			fmt.Fprintf(w, "| lomond (default options) ≥ 1.0x gws, %s %s | %s | %s | %s |\n", mode, sizeName(size), fmtStats(v), fmtStats(c), met(v, atLeastOne))
+		}
+		for _, size := range rep.cfg.sizes {
+			v := rep.ratios(mode, size, "lomond-borrowed", rep.peers(), result.msgsPerSec)
+			c := rep.ratios(mode, size, "lomond-borrowed", rep.peers(), result.msgsPerCPUSec)
+			fmt.Fprintf(w, "| lomond WithBorrowedBinary ≥ 1.0x the best peer, %s %s | %s | %s | %s |\n", mode, sizeName(size), fmtStats(v), fmtStats(c), met(v, atLeastOne))
+		}
+	}
+	if contains(rep.cfg.modes, "idle") {
+		v := rep.idleRatios()
+		fmt.Fprintf(w, "| idle heap+stack per connection ≤ gws's (lomond ÷ gws) | %s | | %s |\n", fmtStats(v), met(v, func(m float64) bool { return m <= 1 }))
+	}
+	if contains(rep.cfg.modes, "push") {
+		for _, t := range []struct {
+			client string
+			want   float64
+		}{{"lomond", 1}, {"lomond-borrowed", 0}} {
+			var medians []string
+			ok := "n/a"
+			for _, size := range rep.cfg.sizes {
+				m := rep.median(key{"push", size, t.client}, result.allocsPerMsg)
+				medians = append(medians, sizeName(size)+": "+fmtFloat(m, 2))
+				switch {
+				case math.IsNaN(m) || ok == "no":
+				case m <= t.want+allocTolerance:
+					ok = "yes"
+				default:
+					ok = "no"
+				}
+			}
+			fmt.Fprintf(w, "| %s allocations per pushed message ≤ %.0f | %s | | %s |\n", t.client, t.want, strings.Join(medians, ", "), ok)
+		}
+	}
+}
+
+// met judges the median as printed (two decimals), so that a printed 1.00
+// is never "no".
+func met(v []float64, ok func(float64) bool) string {
+	if len(v) == 0 {
+		return "n/a"
+	}
+	if ok(math.Round(median(v)*100) / 100) {
+		return "yes"
+	}
+	return "no"
+}
+
+// median of metric over k's successful runs; NaN if none.
+func (rep *report) median(k key, metric func(result) float64) float64 {
+	var v []float64
+	for _, r := range rep.runs[k] {
+		if r.Err == "" {
+			v = append(v, metric(r))
+		}
+	}
+	return median(v)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// fmtStats is "median (min..max)", or "n/a".
+func fmtStats(v []float64) string {
+	if len(v) == 0 {
+		return "n/a"
+	}
+	lo, hi := v[0], v[0]
+	for _, x := range v {
+		lo, hi = math.Min(lo, x), math.Max(hi, x)
+	}
+	return fmt.Sprintf("%.2f (%.2f..%.2f)", median(v), lo, hi)
+}
+
+func fmtFloat(v float64, prec int) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64)
+}
+
+func fmtPercent(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(v*100, 'f', 0, 64) + "%"
+}
+
+// fmtRate prints a rate with three significant digits: 1.23M, 812k, 950.
+func fmtRate(v float64) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return "n/a"
+	case v >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', 2, 64) + "M"
+	case v >= 1e5:
+		return strconv.FormatFloat(v/1e3, 'f', 0, 64) + "k"
+	case v >= 1e4:
+		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + "k"
+	case v >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'f', 2, 64) + "k"
+	default:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+}
+
+// sizeName is 16 B, 1 KiB, 64 KiB.
+func sizeName(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + " KiB"
+	default:
+		return strconv.Itoa(n) + " B"
+	}
+}
+
+func orNA(s string) string {
+	if s == "" {
+		return "n/a"
+	}
+	return s
+}
