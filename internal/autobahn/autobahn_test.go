@@ -25,7 +25,8 @@ import (
 // package of the Python 3 port; Debian's python3-twisted, python3-autobahn,
 // python3-jinja2 and python3-openssl must be installed (pypy3 is used when
 // present: much faster). LOMOND_AUTOBAHN_CASES narrows the cases, as a JSON
-// list such as '["1.*","6.*"]'.
+// list such as '["1.*","6.*"]'; LOMOND_AUTOBAHN_OUT keeps the reports in a
+// folder of your choice.
 func TestAutobahn(t *testing.T) {
 	src := os.Getenv("LOMOND_AUTOBAHN_SRC")
 	if src == "" {
@@ -36,7 +37,10 @@ func TestAutobahn(t *testing.T) {
 		cases = `["*"]`
 	}
 	port := freePort(t)
-	out := t.TempDir()
+	out := os.Getenv("LOMOND_AUTOBAHN_OUT") // where to keep the reports
+	if out == "" {
+		out = t.TempDir()
+	}
 	spec := fmt.Sprintf(`{"url": "ws://127.0.0.1:%d", "outdir": %q, "cases": %s, "exclude-cases": [], "exclude-agent-cases": {}}`, port, out, cases)
 	specPath := filepath.Join(out, "spec.json")
 	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
