@@ -151,8 +151,12 @@ func (s *session) readData(h protocol.Header) error {
 		if in.active {
 			return &protocol.Error{Code: protocol.CloseProtocolError, Reason: "expected a continuation frame"}
 		}
-		*in = inMessage{active: true, text: h.Opcode == protocol.OpText, compressed: h.Rsv1,
-			discard: s.failure != nil || s.silent}
+		// Field by field: a whole-struct copy would cost a bulk write
+		// barrier per message while the GC runs. msg is empty here (taken
+		// by the last message) and utf8 ended clean.
+		in.active, in.text, in.compressed = true, h.Opcode == protocol.OpText, h.Rsv1
+		in.discard = s.failure != nil || s.silent
+		in.size, in.n = 0, 0
 	}
 	in.size += h.Length
 	if !in.discard && s.cfg.readLimit >= 0 && in.size > uint64(s.cfg.readLimit) {
@@ -180,6 +184,7 @@ func (s *session) readData(h protocol.Header) error {
 	}
 	in.active = false
 	if in.discard || s.failure != nil {
+		in.msg, in.utf8 = message{}, protocol.UTF8{}
 		return nil
 	}
 	if in.compressed {
