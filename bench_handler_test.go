@@ -36,7 +36,12 @@ type benchObserver struct{ n *int }
 
 func (o benchObserver) OnEvent(*WebSocket, events.Event) { *o.n++ }
 
-func benchDeliverLoop(t *table, ev events.Event, n int) time.Duration {
+// deliverer is the new table or the legacy one.
+type deliverer interface {
+	deliver(ws *WebSocket, ev events.Event)
+}
+
+func benchDeliverLoop(t deliverer, ev events.Event, n int) time.Duration {
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		t.deliver(nil, ev)
@@ -44,6 +49,10 @@ func benchDeliverLoop(t *table, ev events.Event, n int) time.Duration {
 	return time.Since(start)
 }
 
+// BenchmarkDeliver delivers one Text event per op through each shape of
+// handler, new table against old (legacy) in the same run. Metrics:
+// x-single is the time over a single application handler's (new table);
+// x-legacy is the time over the same composition in the old table.
 func BenchmarkDeliver(b *testing.B) {
 	var n int
 	single, err := discover(benchApp{n: &n})
@@ -52,26 +61,46 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 	ev := &events.Text{Text: "x"}
 	cases := []struct {
-		name string
-		h    EventHandler
+		name  string
+		parts []any
 	}{
-		{"single", benchApp{n: &n}},
-		{"text-plugin+app", Compose(benchTextPlugin{n: &n}, benchApp{n: &n})},
-		{"observer+app", Compose(benchObserver{n: &n}, benchApp{n: &n})},
-		{"4-plugins+app", Compose(benchObserver{n: &n}, benchTextPlugin{n: &n}, benchObserver{n: &n}, benchTextPlugin{n: &n}, benchApp{n: &n})},
+		{"single", []any{benchApp{n: &n}}},
+		{"text-plugin+app", []any{benchTextPlugin{n: &n}, benchApp{n: &n}}},
+		{"observer+app", []any{benchObserver{n: &n}, benchApp{n: &n}}},
+		{"4-plugins+app", []any{benchObserver{n: &n}, benchTextPlugin{n: &n}, benchObserver{n: &n}, benchTextPlugin{n: &n}, benchApp{n: &n}}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
-			tb, err := discover(c.h)
+			var h any = c.parts[0]
+			var lh any = c.parts[0]
+			if len(c.parts) > 1 {
+				h, lh = Compose(c.parts...), legacyComposite(c.parts)
+			}
+			tb, err := discover(h)
 			if err != nil {
 				b.Fatal(err)
 			}
-			base := benchDeliverLoop(single, ev, b.N)
+			legacy, err := legacyDiscover(lh)
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Rounds of legacy, single, new, so that a change of load on
+			// the machine weighs on the three alike.
+			var old, base, d time.Duration
 			b.ResetTimer()
-			d := benchDeliverLoop(tb, ev, b.N)
+			for done := 0; done < b.N; {
+				k := min(b.N-done, 10000)
+				b.StopTimer()
+				old += benchDeliverLoop(legacy, ev, k)
+				base += benchDeliverLoop(single, ev, k)
+				b.StartTimer()
+				d += benchDeliverLoop(tb, ev, k)
+				done += k
+			}
 			b.StopTimer()
-			if base > 0 {
+			if base > 0 && old > 0 {
 				b.ReportMetric(float64(d)/float64(base), "x-single")
+				b.ReportMetric(float64(d)/float64(old), "x-legacy")
 			}
 		})
 	}

@@ -169,7 +169,6 @@ func (s *session) run(ctx context.Context) error {
 	if err != nil {
 		s.state.Store(int32(StateIdle))
 		reason := connectFailReason(err)
-		cfg.logger.Info("lomond: connect failed", "url", s.target.raw, "err", err)
 		s.emit(&events.ConnectFail{Meta: events.Stamp(), URL: s.target.raw, Reason: reason, Err: err})
 		return &ConnectError{URL: s.target.raw, Reason: reason, Err: err}
 	}
@@ -218,7 +217,7 @@ func (s *session) run(ctx context.Context) error {
 	s.state.Store(int32(StateReady))
 	if pc := s.pendingClose; pc != nil {
 		s.state.Store(int32(StateClosing))
-		_ = s.wire.writeFrame(opClose, closePayload(pc.code, pc.reason))
+		_ = s.writeOwn(opClose, closePayload(pc.code, pc.reason), 0)
 	}
 	s.sendMu.Unlock()
 
@@ -242,7 +241,6 @@ func (s *session) run(ctx context.Context) error {
 	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" && strings.Contains(ext, "permessage-deflate") {
 		ready.Extensions = []string{"permessage-deflate"}
 	}
-	cfg.logger.Debug("lomond: ready", "url", s.target.raw, "protocol", ready.Protocol)
 	s.readyAt = now
 	defer s.ws.signalReady(false)
 	s.emit(ready)
@@ -397,7 +395,7 @@ func (s *session) fail(code int, err error) {
 	s.lockForClose()
 	if State(s.state.Load()) == StateReady {
 		s.state.Store(int32(StateClosing))
-		_ = s.wire.writeFrame(opClose, closePayload(code, err.Error()))
+		_ = s.writeOwn(opClose, closePayload(code, err.Error()), outAuto)
 		s.armCloseTimer()
 	}
 	s.sendMu.Unlock()
@@ -434,7 +432,7 @@ func (s *session) finish(err error) error {
 	if s.wire.violation != nil {
 		pe := &ProtocolError{Code: StatusProtocolError, Err: s.wire.violation}
 		s.lockForClose()
-		_ = s.wire.writeFrame(opClose, closePayload(StatusProtocolError, s.wire.violation.Error()))
+		_ = s.writeOwn(opClose, closePayload(StatusProtocolError, s.wire.violation.Error()), outAuto)
 		s.sendMu.Unlock()
 		return s.endWithProtocolError(pe)
 	}
@@ -504,11 +502,6 @@ func (s *session) disconnected(reason string, graceful bool, err error) {
 	if State(s.state.Load()) != StateClosed {
 		s.state.Store(int32(StateIdle))
 	}
-	if graceful {
-		s.cfg.logger.Debug("lomond: disconnected", "url", s.target.raw, "reason", reason)
-	} else {
-		s.cfg.logger.Info("lomond: disconnected", "url", s.target.raw, "reason", reason, "err", err)
-	}
 	s.emit(&events.Disconnected{Meta: events.Stamp(), Reason: reason, Graceful: graceful, Err: err})
 }
 
@@ -569,7 +562,7 @@ func (s *session) stopSession() {
 	s.lockForClose()
 	if State(s.state.Load()) == StateReady {
 		s.state.Store(int32(StateClosing))
-		_ = s.wire.writeFrame(opClose, closePayload(code, reason))
+		_ = s.writeOwn(opClose, closePayload(code, reason), outAuto)
 		s.armCloseTimer()
 	}
 	s.sendMu.Unlock()

@@ -274,18 +274,21 @@ func (ws *WebSocket) sendControl(op byte, data []byte) error {
 	if len(data) > maxControl {
 		return ErrControlTooLarge
 	}
-	s := ws.sess.Load()
-	if s == nil {
-		return ErrNotConnected
+	err := ErrNotConnected
+	if s := ws.sess.Load(); s != nil {
+		err = s.writeControl(op, data)
 	}
-	return s.writeControl(op, data)
+	ws.observeSent(op, data, 0, err)
+	return err
 }
 
 func (ws *WebSocket) send(typ websocket.MessageType, p []byte) error {
 	if q := ws.queue.Load(); q != nil {
 		return q.send(ws, typ, p)
 	}
-	return ws.sendNow(typ, p)
+	err := ws.sendNow(typ, p)
+	ws.observeSent(byte(typ), p, 0, err)
+	return err
 }
 
 func (ws *WebSocket) sendNow(typ websocket.MessageType, p []byte) error {
@@ -317,6 +320,7 @@ func (ws *WebSocket) Close(code int, reason string) error {
 	}
 	s := ws.sess.Load()
 	if s == nil {
+		ws.observeSent(opClose, closePayload(code, reason), 0, ErrNotConnected)
 		return ErrNotConnected
 	}
 	return s.close(code, reason)

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/coder/websocket"
+	"github.com/lomond-go/lomond/events"
 )
 
 // ErrQueueFull is returned by a send when Persist's send queue is full. With
@@ -80,32 +81,40 @@ func newSendQueue(size int, overflow Overflow) *sendQueue {
 }
 
 // send sends at once when a session is ready and the queue is not being
-// flushed; otherwise it queues.
+// flushed; otherwise it queues. Send observers hear of the outcome after
+// q.mu is released, so that they may call Queued.
 func (q *sendQueue) send(ws *WebSocket, typ websocket.MessageType, p []byte) error {
 	q.mu.Lock()
 	if !q.flushing && ws.State() == StateReady {
 		q.mu.Unlock()
 		err := ws.sendNow(typ, p)
 		if !errors.Is(err, ErrClosing) && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotConnected) {
+			ws.observeSent(byte(typ), p, 0, err)
 			return err
 		}
 		// The session ended under us before anything was written: queue.
 		q.mu.Lock()
 	}
-	defer q.mu.Unlock()
 	m := Message{Binary: typ == websocket.MessageBinary, Data: bytes.Clone(p)}
 	if m.Data == nil {
 		m.Data = []byte{}
 	}
 	if len(q.msgs) < q.size {
 		q.msgs = append(q.msgs, m)
+		q.mu.Unlock()
+		ws.observeQueue(m, events.Queued, nil)
 		return nil
 	}
 	if q.overflow == RejectNewest {
+		q.mu.Unlock()
+		ws.observeQueue(m, events.Failed, ErrQueueFull)
 		return ErrQueueFull
 	}
 	dropped := q.msgs[0]
 	q.msgs = append(q.msgs[1:], m)
+	q.mu.Unlock()
+	ws.observeQueue(dropped, events.Dropped, ErrQueueFull)
+	ws.observeQueue(m, events.Queued, nil)
 	return &DroppedError{Dropped: dropped}
 }
 
@@ -131,9 +140,13 @@ func (q *sendQueue) flush(ws *WebSocket, s *session) {
 			typ = websocket.MessageBinary
 		}
 		err := s.write(typ, m.Data)
+		requeue := errors.Is(err, ErrClosing) || errors.Is(err, ErrClosed) || errors.Is(err, ErrNotConnected)
+		if !requeue {
+			ws.observeSent(byte(typ), m.Data, outFromQueue, err)
+		}
 		q.mu.Lock()
 		if err != nil {
-			if errors.Is(err, ErrClosing) || errors.Is(err, ErrClosed) || errors.Is(err, ErrNotConnected) {
+			if requeue {
 				// Not written: keep it first for the next session.
 				q.msgs = append([]Message{m}, q.msgs...)
 			}
@@ -147,11 +160,15 @@ func (q *sendQueue) flush(ws *WebSocket, s *session) {
 // shutdown keeps what was never sent for Unsent.
 func (q *sendQueue) shutdown(ws *WebSocket) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	left := q.msgs
 	ws.unsentMu.Lock()
-	ws.unsent = append(ws.unsent, q.msgs...)
+	ws.unsent = append(ws.unsent, left...)
 	ws.unsentMu.Unlock()
 	q.msgs = nil
+	q.mu.Unlock()
+	for _, m := range left {
+		ws.observeQueue(m, events.Unsent, nil)
+	}
 }
 
 // Unsent returns, and forgets, the messages a send queue still held when

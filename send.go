@@ -106,7 +106,7 @@ func (s *session) lockForClose() {
 // while the lock was busy (see onPing).
 func (s *session) unlockSend() {
 	if p := s.owedPong.Swap(nil); p != nil {
-		_ = s.wire.writeFrame(opPong, *p)
+		_ = s.writeOwn(opPong, *p, outAuto)
 	}
 	s.sendMu.Unlock()
 }
@@ -118,19 +118,21 @@ func (s *session) close(code int, reason string) error {
 	switch st := State(s.state.Load()); st {
 	case StateConnecting, StateHandshake:
 		if s.pendingClose != nil {
+			s.ws.observeSent(opClose, closePayload(code, reason), 0, ErrClosing)
 			return ErrClosing
 		}
 		s.pendingClose = &closeFrame{code: code, reason: reason}
 		return nil
 	case StateReady:
 		s.state.Store(int32(StateClosing))
-		err := s.wire.writeFrame(opClose, closePayload(code, reason))
+		err := s.writeOwn(opClose, closePayload(code, reason), 0)
 		s.armCloseTimer() // even if the frame did not go out: the session ends in bounded time
 		if err != nil {
 			return s.sendFailed(err)
 		}
 		return nil
 	default:
+		s.ws.observeSent(opClose, closePayload(code, reason), 0, stateErr(st))
 		return stateErr(st)
 	}
 }

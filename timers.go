@@ -49,7 +49,7 @@ func (s *session) tick() error {
 			// not read) must not stall the read loop: skip this ping.
 			sent := s.sendMu.TryLock()
 			if sent {
-				_ = s.wire.writeFrame(opPing, s.pingPayload[:])
+				_ = s.writeOwn(opPing, s.pingPayload[:], outAuto)
 				s.unlockSend()
 			}
 			s.tmu.Lock()
@@ -106,7 +106,7 @@ func (s *session) armCloseTimer() {
 func (s *session) onPing(_ context.Context, payload []byte) bool {
 	if s.cfg.autoPong {
 		if s.sendMu.TryLock() {
-			_ = s.wire.writeFrame(opPong, payload)
+			_ = s.writeOwn(opPong, payload, outAuto)
 			s.unlockSend()
 		} else {
 			// A send holds the lock, perhaps stuck on a peer that does not
