@@ -273,22 +273,37 @@ func appendErr(attrs []slog.Attr, key string, err error, scrub func(string) stri
 }
 
 // appendPayload adds the first cfg.Payload bytes of a payload, when asked
-// for: text as text, binary as hex.
+// for: text as text (scrubbed before it is cut, so that a secret across
+// the cut is masked whole), binary as hex.
 func (x *Logger) appendPayload(attrs []slog.Attr, p []byte, text bool, scrub func(string) string) []slog.Attr {
-	if x.cfg.Payload <= 0 || len(p) == 0 {
+	n := x.cfg.Payload
+	if n <= 0 || len(p) == 0 {
 		return attrs
 	}
-	cut := p
-	if len(cut) > x.cfg.Payload {
-		cut = cut[:x.cfg.Payload]
-		for text && len(cut) > 0 && !utf8.Valid(cut) {
-			cut = cut[:len(cut)-1] // do not split a character
+	if !text {
+		return append(attrs, slog.String("payload_hex", hex.EncodeToString(p[:min(n, len(p))])))
+	}
+	s := scrub(string(p[:min(n+scrubWindow, len(p))]))
+	if len(s) > n {
+		s = s[:n]
+		for len(s) > 0 && !utf8.ValidString(s) {
+			s = s[:len(s)-1] // do not split a character
 		}
 	}
-	if text {
-		return append(attrs, slog.String("payload", scrub(string(cut))))
-	}
-	return append(attrs, slog.String("payload_hex", hex.EncodeToString(cut)))
+	return append(attrs, slog.String("payload", s))
+}
+
+// scrubWindow is how far past the cut a payload is scrubbed: longer than
+// any credential.
+const scrubWindow = 512
+
+// sendMessages are the records' messages by result.
+var sendMessages = map[events.OutboundResult]string{
+	events.Sent:    "websocket sent",
+	events.Failed:  "websocket send failed",
+	events.Queued:  "websocket send queued",
+	events.Dropped: "websocket send dropped",
+	events.Unsent:  "websocket send left unsent",
 }
 
 // Outbound logs an outgoing message or frame: sent and queued ones at the
@@ -326,5 +341,5 @@ func (x *Logger) Outbound(ev *events.Outbound) {
 	if ev.Kind == events.KindText || ev.Kind == events.KindBinary {
 		attrs = x.appendPayload(attrs, ev.Data, ev.Kind == events.KindText, scrub)
 	}
-	x.l.LogAttrs(ctx, level, "websocket send "+ev.Result.String(), attrs...)
+	x.l.LogAttrs(ctx, level, sendMessages[ev.Result], attrs...)
 }
