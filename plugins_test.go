@@ -2,8 +2,11 @@ package lomond
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
@@ -194,4 +197,66 @@ func TestWithPluginsRejectsMistakesInNew(t *testing.T) {
 	if _, err := New("ws://127.0.0.1:1/", WithPlugins(nil)); !errors.Is(err, ErrInvalidOption) {
 		t.Errorf("WithPlugins(nil) = %v, want ErrInvalidOption", err)
 	}
+}
+
+// TestWithLoggerInstallsTheLoggingPlugin: WithLogger logs every event and
+// every send of a session, redacted, through slog.NewJSONHandler, and the
+// three records the dispatcher used to write itself are gone.
+func TestWithLoggerInstallsTheLoggingPlugin(t *testing.T) {
+	srv, done := scriptServer(t, func(c *wstest.Conn) {
+		if !srvHandshake(t, c) || !srvWrite(t, c, wstest.Text("hi")) {
+			return
+		}
+		if code, reason, err := c.ExpectClose(); err == nil {
+			_ = c.WriteFrame(wstest.Close(code, reason))
+		}
+	})
+	var out strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &out}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ws := newTestWS(t, srv.URL()+"?token=SECRET-T0KEN", WithLogger(logger))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	app := HandlerFunc(func(ws *WebSocket, ev events.Event) {
+		if _, ok := ev.(*events.Text); ok {
+			_ = ws.Close(StatusNormal, "bye")
+		}
+	})
+	if err := ws.Run(ctx, app); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	waitScript(t, done)
+	mu.Lock()
+	text := out.String()
+	mu.Unlock()
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		var r struct{ Level, Msg, Event, URL string }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("record %q: %v", line, err)
+		}
+		got = append(got, r.Level+" "+r.Event)
+		if !strings.HasSuffix(r.URL, "/?token=REDACTED") {
+			t.Errorf("record %q: url not redacted", line)
+		}
+	}
+	want := []string{"INFO connecting", "INFO connected", "INFO ready", "DEBUG poll", "DEBUG text",
+		"DEBUG send", "INFO closed", "INFO disconnected"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("records %q, want %q", got, want)
+	}
+	if strings.Contains(text, "SECRET-T0KEN") || strings.Contains(text, `"lomond: `) {
+		t.Errorf("log leaks the token or has the dispatcher's old records:\n%s", text)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -90,7 +90,7 @@ func (p Policy) URL(raw string) (clean string, secrets []string) {
 const minSecret = 4
 
 func nonEmpty(ss []string) []string {
-	out := ss[:0]
+	var out []string
 	for _, s := range ss {
 		if len(s) >= minSecret && s != Mask {
 			out = append(out, s)
