@@ -19,7 +19,7 @@ func TestURL(t *testing.T) {
 		{"wss://h/?access_token=a%2Bb%3Dcc", "wss://h/?access_token=REDACTED", []string{"a%2Bb%3Dcc", "a+b=cc"}},
 		{"http://user:passw0rd@proxy:3128", "http://proxy:3128", []string{"passw0rd"}},
 		{"wss://h/#frag", "wss://h/", nil},
-		{"wss://h/?api_key=", "wss://h/?api_key=", nil}, // nothing to hide
+		{"wss://h/?api_key=", "wss://h/?api_key=", nil},   // nothing to hide
 		{"wss://h/?key=ab", "wss://h/?key=REDACTED", nil}, // masked, too short to scrub elsewhere
 		{"ws://h/%zz", Mask, nil},
 		{"", "", nil},
