@@ -105,3 +105,30 @@ func BenchmarkDeliver(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkObserveSent is the report a send makes: with no send observer
+// (the cost every send pays), and with one.
+//
+//	go test -run '^$' -bench BenchmarkObserveSent -benchmem .
+func BenchmarkObserveSent(b *testing.B) {
+	p := []byte("payload")
+	b.Run("unobserved", func(b *testing.B) {
+		ws, err := New("ws://127.0.0.1:1/")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < b.N; i++ {
+			ws.observeSent(opText, p, 0, nil)
+		}
+	})
+	b.Run("observed", func(b *testing.B) {
+		var n int
+		ws, err := New("ws://127.0.0.1:1/", WithPlugins(sendCounter(func(*events.Outbound) { n++ })))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < b.N; i++ {
+			ws.observeSent(opText, p, 0, nil)
+		}
+	})
+}
