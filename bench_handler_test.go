@@ -41,10 +41,10 @@ type deliverer interface {
 	deliver(ws *WebSocket, ev events.Event)
 }
 
-func benchDeliverLoop(t deliverer, ev events.Event, n int) time.Duration {
+func benchDeliverLoop(t deliverer, ws *WebSocket, ev events.Event, n int) time.Duration {
 	start := time.Now()
 	for i := 0; i < n; i++ {
-		t.deliver(nil, ev)
+		t.deliver(ws, ev)
 	}
 	return time.Since(start)
 }
@@ -60,6 +60,10 @@ func BenchmarkDeliver(b *testing.B) {
 		b.Fatal(err)
 	}
 	ev := &events.Text{Text: "x"}
+	ws, err := New("ws://127.0.0.1:1/") // a WebSocket without plugins, as deliver gets it
+	if err != nil {
+		b.Fatal(err)
+	}
 	cases := []struct {
 		name  string
 		parts []any
@@ -91,10 +95,10 @@ func BenchmarkDeliver(b *testing.B) {
 			for done := 0; done < b.N; {
 				k := min(b.N-done, 10000)
 				b.StopTimer()
-				old += benchDeliverLoop(legacy, ev, k)
-				base += benchDeliverLoop(single, ev, k)
+				old += benchDeliverLoop(legacy, ws, ev, k)
+				base += benchDeliverLoop(single, ws, ev, k)
 				b.StartTimer()
-				d += benchDeliverLoop(tb, ev, k)
+				d += benchDeliverLoop(tb, ws, ev, k)
 				done += k
 			}
 			b.StopTimer()

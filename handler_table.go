@@ -96,6 +96,17 @@ func (l *listeners) compile() *table {
 	}
 }
 
+// deliverFirst hands ev to the WebSocket's plugins (unless t is they) and
+// to the range loop's observer.
+func (t *table) deliverFirst(ws *WebSocket, ev events.Event) {
+	if ws != nil && ws.cfg.plugins != nil && ws.cfg.plugins != t {
+		ws.cfg.plugins.deliver(ws, ev)
+	}
+	if t.observer != nil {
+		t.observer(ws, ev)
+	}
+}
+
 // fanOut returns one function calling fs in order, or nil for none.
 func fanOut[E any](fs []func(*WebSocket, E)) func(*WebSocket, E) {
 	switch len(fs) {
@@ -219,11 +230,8 @@ func (l *listeners) addObserver(f func(*WebSocket, events.Event)) {
 // then to the range loop's observer, then to the table's calls in order.
 // Each is one type switch and one call.
 func (t *table) deliver(ws *WebSocket, ev events.Event) {
-	if ws != nil && ws.cfg.plugins != nil && ws.cfg.plugins != t {
-		ws.cfg.plugins.deliver(ws, ev)
-	}
-	if t.observer != nil {
-		t.observer(ws, ev)
+	if t.observer != nil || (ws != nil && ws.cfg.plugins != nil) {
+		t.deliverFirst(ws, ev) // out of line: the plain handler's path stays lean
 	}
 	switch e := ev.(type) {
 	case *events.Text:
