@@ -320,7 +320,6 @@ func (ws *WebSocket) Close(code int, reason string) error {
 	}
 	s := ws.sess.Load()
 	if s == nil {
-		ws.observeSent(opClose, closePayload(code, reason), 0, ErrNotConnected)
 		return ErrNotConnected
 	}
 	return s.close(code, reason)

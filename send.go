@@ -118,7 +118,6 @@ func (s *session) close(code int, reason string) error {
 	switch st := State(s.state.Load()); st {
 	case StateConnecting, StateHandshake:
 		if s.pendingClose != nil {
-			s.ws.observeSent(opClose, closePayload(code, reason), 0, ErrClosing)
 			return ErrClosing
 		}
 		s.pendingClose = &closeFrame{code: code, reason: reason}
@@ -132,7 +131,6 @@ func (s *session) close(code int, reason string) error {
 		}
 		return nil
 	default:
-		s.ws.observeSent(opClose, closePayload(code, reason), 0, stateErr(st))
 		return stateErr(st)
 	}
 }
