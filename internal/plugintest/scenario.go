@@ -124,7 +124,7 @@ func Run(t testing.TB, newPlugin func() any) {
 	srv := server(t)
 	ws, err := lomond.New(srv.URL(), lomond.WithoutProxy(), lomond.WithPlugins(newPlugin()),
 		lomond.WithPollInterval(0), lomond.WithPingRate(20*time.Millisecond),
-		lomond.WithPingTimeout(200*time.Millisecond), lomond.WithCloseTimeout(2*time.Second))
+		lomond.WithPingTimeout(time.Second), lomond.WithCloseTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,7 +170,7 @@ func TestLogsEveryEventAndNoSecret(t *testing.T) {
 		lomond.WithHeader("Authorization", "Bearer AUTH-SECRET-1"),
 		lomond.WithHeader("Cookie", "sid=COOKIE-SECRET-1"),
 		lomond.WithPollInterval(time.Hour), // one Poll, right after Ready
-		lomond.WithPingRate(30*time.Millisecond), lomond.WithPingTimeout(300*time.Millisecond),
+		lomond.WithPingRate(30*time.Millisecond), lomond.WithPingTimeout(time.Second),
 		lomond.WithCloseTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
