@@ -177,7 +177,6 @@ func (s *session) run(ctx context.Context) error {
 	if err != nil {
 		s.state.Store(int32(StateIdle))
 		reason := connectFailReason(err)
-		cfg.logger.Info("lomond: connect failed", "url", s.target.raw, "err", err)
 		s.emit(&events.ConnectFail{Meta: events.Stamp(), URL: s.target.raw, Reason: reason, Err: err})
 		return &ConnectError{URL: s.target.raw, Reason: reason, Err: err}
 	}
@@ -228,7 +227,6 @@ func (s *session) run(ctx context.Context) error {
 	if res.deflate != nil {
 		ready.Extensions = []string{"permessage-deflate"}
 	}
-	cfg.logger.Debug("lomond: ready", "url", s.target.raw, "protocol", ready.Protocol)
 	s.readyAt = now
 	defer s.ws.signalReady(false)
 	s.emit(ready)
@@ -252,6 +250,7 @@ func (s *session) run(ctx context.Context) error {
 func (s *session) setup(res *handshakeResult) {
 	cfg := s.cfg
 	s.w.init(s.conn, cfg.pingTimeout, s.onStall)
+	s.w.onOwedPong = func(p []byte, err error) { s.ws.observeSent(protocol.OpPong, p, outAuto, err) }
 	if d := res.deflate; d != nil {
 		s.inflater = protocol.NewInflater(*d)
 		s.w.deflater = protocol.NewDeflater(*d, cfg.compression.level())
@@ -262,11 +261,17 @@ func (s *session) setup(res *handshakeResult) {
 	s.w.mu.Lock()
 	s.state.Store(int32(StateReady))
 	pc := s.pending
+	var pcErr error
+	var pcPayload []byte
 	if pc != nil {
 		s.state.Store(int32(StateClosing))
-		_ = s.w.frameLocked(true, false, protocol.OpClose, protocol.AppendClosePayload(nil, pc.code, pc.reason))
+		pcPayload = protocol.AppendClosePayload(nil, pc.code, pc.reason)
+		pcErr = s.w.frameLocked(true, false, protocol.OpClose, pcPayload)
 	}
 	s.w.unlock()
+	if pc != nil {
+		s.ws.observeSent(protocol.OpClose, pcPayload, 0, pcErr)
+	}
 
 	s.tmu.Lock()
 	s.start = now
@@ -355,15 +360,19 @@ func (s *session) sendClose(code int, reason string) {
 	}
 	s.w.lockForClose(s.cfg.closeTimeout)
 	sent := false
+	var err error
+	var payload []byte
 	if !s.w.closeSent {
 		if State(s.state.Load()) == StateReady {
 			s.state.Store(int32(StateClosing))
 		}
-		_ = s.w.frameLocked(true, false, protocol.OpClose, protocol.AppendClosePayload(nil, code, reason))
+		payload = protocol.AppendClosePayload(nil, code, reason)
+		err = s.w.frameLocked(true, false, protocol.OpClose, payload)
 		sent = true
 	}
 	s.w.unlock()
 	if sent {
+		s.ws.observeSent(protocol.OpClose, payload, outAuto, err)
 		s.armCloseTimer()
 	}
 }
@@ -372,11 +381,6 @@ func (s *session) disconnected(reason string, graceful bool, err error) {
 	s.ws.signalReady(false)
 	// A send from the Disconnected handler on finds no session.
 	s.state.Store(int32(StateIdle))
-	if graceful {
-		s.cfg.logger.Debug("lomond: disconnected", "url", s.target.raw, "reason", reason)
-	} else {
-		s.cfg.logger.Info("lomond: disconnected", "url", s.target.raw, "reason", reason, "err", err)
-	}
 	s.emit(&events.Disconnected{Meta: events.Stamp(), Reason: reason, Graceful: graceful, Err: err})
 }
 

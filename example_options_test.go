@@ -450,13 +450,14 @@ func ExampleWithLogger() {
 	srv := echoServer()
 	defer srv.Close()
 
-	// Text records on stdout, without the time and with a fixed URL so that
-	// the output is the same on every run.
+	// Text records on stdout at Info (lifecycle and failures; messages are
+	// Debug), without the time, with a fixed URL and without the session's
+	// length, so that the output is the same on every run.
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
-		Level: slog.LevelDebug,
+		Level: slog.LevelInfo,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			switch a.Key {
-			case slog.TimeKey:
+			case slog.TimeKey, "session":
 				return slog.Attr{}
 			case "url":
 				a.Value = slog.StringValue("ws://server/")
@@ -471,6 +472,9 @@ func ExampleWithLogger() {
 		}
 	}), lomond.WithLogger(logger))
 	// Output:
-	// level=DEBUG msg="lomond: ready" url=ws://server/ protocol=""
-	// level=DEBUG msg="lomond: disconnected" url=ws://server/ reason=closed
+	// level=INFO msg="websocket connecting" event=connecting url=ws://server/
+	// level=INFO msg="websocket connected" event=connected url=ws://server/
+	// level=INFO msg="websocket ready" event=ready url=ws://server/
+	// level=INFO msg="websocket closed" event=closed url=ws://server/ code=1000 reason=""
+	// level=INFO msg="websocket disconnected" event=disconnected url=ws://server/ reason=closed graceful=true
 }

@@ -41,6 +41,11 @@ type (
 	htProtoErr     struct{ htRec }
 	htDisconnected struct{ htRec }
 	htBackOff      struct{ htRec }
+	htReady        struct{ htRec }
+	htText         struct{ htRec }
+	htBinary       struct{ htRec }
+	htClosed       struct{ htRec }
+	htSend         struct{ htRec }
 )
 
 func (h htObserver) OnEvent(_ *WebSocket, ev events.Event)         { h.add("event " + ev.Name()) }
@@ -66,6 +71,11 @@ func (h htDisconnected) OnDisconnected(*WebSocket, *events.Disconnected) {
 	h.add("OnDisconnected")
 }
 func (h htBackOff) OnBackOff(*WebSocket, *events.BackOff) { h.add("OnBackOff") }
+func (h htReady) OnReady(*WebSocket, *events.Ready)       { h.add("OnReady") }
+func (h htText) OnText(*WebSocket, *events.Text)          { h.add("OnText") }
+func (h htBinary) OnBinary(*WebSocket, *events.Binary)    { h.add("OnBinary") }
+func (h htClosed) OnClosed(*WebSocket, *events.Closed)    { h.add("OnClosed") }
+func (h htSend) OnSend(*WebSocket, *events.Outbound)      { h.add("OnSend") }
 
 // htFull implements every handler interface, Observer included.
 type htFull struct {
@@ -151,6 +161,10 @@ func TestDiscoverEachInterface(t *testing.T) {
 	log := &htLog{}
 	r := htRec{log: log, id: "h"}
 	handlers := map[string]any{
+		"OnReady":         htReady{r},
+		"OnText":          htText{r},
+		"OnBinary":        htBinary{r},
+		"OnClosed":        htClosed{r},
 		"OnConnecting":    htConnecting{r},
 		"OnConnectFail":   htConnectFail{r},
 		"OnConnected":     htConnected{r},
@@ -378,8 +392,12 @@ func TestDiscoverInvalid(t *testing.T) {
 		want string
 	}{
 		{"nil", nil, "nil handler"},
-		{"struct", struct{}{}, "implements no handler interface"},
-		{"int", 42, "int implements no handler interface"},
+		{"struct", struct{}{}, "struct {} has no handler method"},
+		{"int", 42, "int has no handler method"},
+		{"nil pointer", (*htEmbedded)(nil), "nil *lomond.htEmbedded"},
+		{"nil HandlerFunc", HandlerFunc(nil), "nil HandlerFunc"},
+		{"empty Compose", Compose(), "Compose with no handlers"},
+		{"nested empty Compose", Compose(BaseHandler{}, Compose()), "Compose argument 1: Compose with no handlers"},
 		{"Compose nil part", Compose(htObserver{htRec{&htLog{}, "a"}}, nil), "Compose argument 1"},
 		{"Compose empty part", Compose(BaseHandler{}, struct{}{}), "Compose argument 1"},
 		{"Compose string part", Compose("oops"), "Compose argument 0"},
@@ -393,6 +411,9 @@ func TestDiscoverInvalid(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %q does not mention %q", c.name, err, c.want)
+		}
+		if n := strings.Count(err.Error(), "lomond:"); n != 1 {
+			t.Errorf("%s: error %q says \"lomond:\" %d times, want once", c.name, err, n)
 		}
 	}
 }
@@ -429,5 +450,168 @@ func TestRunRejectsInvalidHandlerBeforeIO(t *testing.T) {
 	}
 	if dialed {
 		t.Error("Run dialed before validating the handler")
+	}
+}
+
+// TestSendObserverAloneIsAHandler: a value with only OnSend is a valid
+// plugin that receives no event.
+func TestSendObserverAloneIsAHandler(t *testing.T) {
+	log := &htLog{}
+	tb, err := discover(htSend{htRec{log, "s"}})
+	if err != nil {
+		t.Fatalf("discover(SendObserver): %v", err)
+	}
+	for _, c := range htEventMethods {
+		tb.deliver(nil, c.ev)
+	}
+	if len(log.calls) != 0 || len(tb.out) != 1 {
+		t.Errorf("SendObserver: calls %q and %d send observers, want none and 1", log.calls, len(tb.out))
+	}
+}
+
+// htCounter is the plugin: only OnText and OnPong, no BaseHandler.
+type htCounter struct{ texts, pongs, events int }
+
+func (c *htCounter) OnText(*WebSocket, *events.Text) { c.texts++ }
+func (c *htCounter) OnPong(*WebSocket, *events.Pong) { c.pongs++ }
+
+// htMeter is the metrics plugin: OnEvent, OnText and OnPong.
+type htMeter struct{ htCounter }
+
+func (m *htMeter) OnEvent(*WebSocket, events.Event) { m.events++ }
+
+// TestPartialPluginsReceiveTheirEvents: a plugin with some of the core
+// methods and no BaseHandler receives every event it has a method for,
+// composed with an application, in a mixed stream.
+func TestPartialPluginsReceiveTheirEvents(t *testing.T) {
+	counter, meter := &htCounter{}, &htMeter{}
+	log := &htLog{}
+	tb, err := discover(Compose(counter, meter, htEvents{htRec{log, "app"}}))
+	if err != nil {
+		t.Fatalf("discover: %v", err)
+	}
+	stream := []events.Event{&events.Ready{}}
+	for i := 0; i < 50; i++ {
+		stream = append(stream, &events.Text{Text: "t"}, &events.Binary{}, &events.Ping{})
+		if i%5 == 0 {
+			stream = append(stream, &events.Pong{})
+		}
+	}
+	stream = append(stream, &events.Closed{})
+	for _, ev := range stream {
+		tb.deliver(nil, ev)
+	}
+	for _, c := range []*htCounter{counter, &meter.htCounter} {
+		if c.texts != 50 || c.pongs != 10 {
+			t.Errorf("counter got texts=%d pongs=%d, want 50 and 10", c.texts, c.pongs)
+		}
+	}
+	if meter.events != len(stream) {
+		t.Errorf("OnEvent saw %d events, want %d", meter.events, len(stream))
+	}
+	if n := len(log.calls); n != 1+50+50+1 {
+		t.Errorf("the application got %d calls, want %d", n, 102)
+	}
+}
+
+// htPtrApp is the mistake: OnDisconnected has a pointer receiver,
+// and the application passes a value.
+type htPtrApp struct {
+	BaseHandler
+	disconnects int
+}
+
+func (a *htPtrApp) OnDisconnected(*WebSocket, *events.Disconnected) { a.disconnects++ }
+
+// htPtrPlugin has only pointer-receiver methods.
+type htPtrPlugin struct{ n int }
+
+func (p *htPtrPlugin) OnText(*WebSocket, *events.Text) { p.n++ }
+func (p *htPtrPlugin) OnPong(*WebSocket, *events.Pong) { p.n++ }
+
+// htPtrCount is not a struct: the hint cannot be &T{}.
+type htPtrCount int
+
+func (c *htPtrCount) OnText(*WebSocket, *events.Text) { *c++ }
+
+// htWrongSig has an OnPong that takes the event by value: never called.
+type htWrongSig struct{ BaseHandler }
+
+func (htWrongSig) OnPong(*WebSocket, events.Pong) {}
+
+func TestPointerReceiverMistakeNamesTheFix(t *testing.T) {
+	cases := []struct {
+		name string
+		h    any
+		want []string
+	}{
+		{"value with a pointer-receiver hook", htPtrApp{}, []string{
+			"lomond: invalid handler: OnDisconnected has a pointer receiver and would never be called on a lomond.htPtrApp value: pass a pointer (&lomond.htPtrApp{})"}},
+		{"Compose part with pointer methods only", Compose(htObserver{htRec{&htLog{}, "a"}}, htPtrPlugin{}), []string{
+			"lomond: invalid handler: Compose argument 1: OnPong, OnText have pointer receivers", "pass a pointer (&lomond.htPtrPlugin{})"}},
+		{"non-struct type", htPtrCount(0), []string{"pass a pointer (a *lomond.htPtrCount)"}},
+		{"wrong signature", htWrongSig{}, []string{
+			"lomond.htWrongSig.OnPong has the signature func(*lomond.WebSocket, events.Pong), want func(*lomond.WebSocket, *events.Pong)"}},
+	}
+	for _, c := range cases {
+		_, err := discover(c.h)
+		if !errors.Is(err, ErrInvalidHandler) {
+			t.Errorf("%s: discover = %v, want ErrInvalidHandler", c.name, err)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q\ndoes not contain %q", c.name, err, w)
+			}
+		}
+		if n := strings.Count(err.Error(), "lomond:"); n != 1 {
+			t.Errorf("%s: error %q says \"lomond:\" %d times", c.name, err, n)
+		}
+	}
+	// The pointers are fine.
+	for _, h := range []any{&htPtrApp{}, &htPtrPlugin{}, new(htPtrCount)} {
+		if _, err := discover(h); err != nil {
+			t.Errorf("discover(%T): %v", h, err)
+		}
+	}
+}
+
+// TestRunAndPersistRejectPointerMistakeBeforeIO: the mistake is an error
+// from Run and Persist before anything is dialed.
+func TestRunAndPersistRejectPointerMistakeBeforeIO(t *testing.T) {
+	dialed := false
+	ws, err := New("ws://127.0.0.1:1/", WithDialer(func(context.Context, string, string) (net.Conn, error) {
+		dialed = true
+		return nil, errors.New("test: must not dial")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Run(context.Background(), htPtrApp{}); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "pass a pointer") {
+		t.Errorf("Run(value) = %v, want ErrInvalidHandler naming the fix", err)
+	}
+	if err := ws.Persist(context.Background(), Compose(htPtrPlugin{}, BaseHandler{})); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "pass a pointer") {
+		t.Errorf("Persist(Compose(value)) = %v, want ErrInvalidHandler naming the fix", err)
+	}
+	if dialed {
+		t.Error("a handler mistake was found only after dialing")
+	}
+}
+
+// TestComposeFlattensNesting: nested Compose is delivered as one list, in
+// argument order, observer before own method within each part.
+func TestComposeFlattensNesting(t *testing.T) {
+	log := &htLog{}
+	a := htObserver{htRec{log, "a"}}
+	b := htText{htRec{log, "b"}}
+	c := newHTFull(log, "c")
+	tb, err := discover(Compose(Compose(a, Compose(b)), c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.deliver(nil, &events.Text{})
+	want := []string{"a:event text", "b:OnText", "c:event text", "c:OnText"}
+	if !reflect.DeepEqual(log.calls, want) {
+		t.Errorf("calls %q, want %q", log.calls, want)
 	}
 }

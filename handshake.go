@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -69,7 +70,7 @@ func (s *session) handshake() (*handshakeResult, error) {
 
 	s.cr = &connReader{conn: s.conn, limit: maxResponseHeader}
 	s.br = bufio.NewReaderSize(s.cr, readBufferSize)
-	resp, err := protocol.ReadResponse(s.br)
+	resp, err := protocol.ReadResponse(s.br, sentRequest(&req, s.target.url))
 	if err != nil {
 		return nil, s.handshakeIOError(err)
 	}
@@ -184,4 +185,28 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
+}
+
+// sentRequest is the upgrade request as an *http.Request, for the Ready
+// and Rejected events' Response.Request: what was sent, headers included.
+func sentRequest(r *protocol.Request, u *url.URL) *http.Request {
+	h := r.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Upgrade", "websocket")
+	h.Set("Connection", "Upgrade")
+	h.Set("Sec-WebSocket-Key", r.Key)
+	h.Set("Sec-WebSocket-Version", "13")
+	if len(r.Protocols) > 0 {
+		h.Set("Sec-WebSocket-Protocol", strings.Join(r.Protocols, ", "))
+	}
+	if r.Extensions != "" {
+		h.Set("Sec-WebSocket-Extensions", r.Extensions)
+	}
+	if r.UserAgent != "" {
+		h.Set("User-Agent", r.UserAgent)
+	}
+	return &http.Request{Method: http.MethodGet, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Host: r.Host, RequestURI: r.RequestURI}
 }

@@ -388,11 +388,12 @@ func (ws *WebSocket) sendControl(op byte, data []byte) error {
 	if len(data) > maxControl {
 		return ErrControlTooLarge
 	}
-	s := ws.sess.Load()
-	if s == nil {
-		return ErrNotConnected
+	err := ErrNotConnected
+	if s := ws.sess.Load(); s != nil {
+		err = s.writeControl(op, data)
 	}
-	return s.writeControl(op, data)
+	ws.observeSent(op, data, 0, err)
+	return err
 }
 
 // send sends a data message through the queue, if any. The plain sends pass
@@ -404,7 +405,9 @@ func (ws *WebSocket) send(ctx context.Context, typ byte, p []byte) error {
 	if ws.queue != nil {
 		return ws.queue.send(ctx, ws, typ, p)
 	}
-	return ws.sendNow(ctx, typ, p)
+	err := ws.sendNow(ctx, typ, p)
+	ws.observeSent(typ, p, 0, err)
+	return err
 }
 
 // sendNow writes a data message to the current session: after its turn

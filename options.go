@@ -76,7 +76,9 @@ type config struct {
 	borrowBinary     bool
 	readLimit        int64
 	dial             DialFunc
-	logger           *slog.Logger
+	logger           *slog.Logger  // WithLogger's; its plugin is in plugins
+	pluginList       []any         // WithPlugins', in order
+	plugins          *table        // the logger's plugin and pluginList, discovered; nil if none
 	sensitive        sensitiveKeys // query keys whose values are never shown
 	queueSize        int           // WithSendQueue; 0: no queue
 	overflow         Overflow
@@ -96,7 +98,6 @@ func defaultConfig() config {
 		closeTimeout:     DefaultCloseTimeout,
 		autoPong:         true,
 		readLimit:        DefaultReadLimit,
-		logger:           slog.New(discardHandler{}),
 		sensitive:        newSensitiveKeys(),
 	}
 }
@@ -396,33 +397,20 @@ func WithDialer(dial DialFunc) Option {
 	}
 }
 
-// WithLogger sets the structured logger (default: discard). Each session
-// logs at most two records, each with the session's "url" (as dialed, query
-// included):
-//   - Info "lomond: connect failed", with "err": the connection could not
-//     be made (the ConnectFail event); nothing else follows;
-//   - Debug "lomond: ready", with "protocol": the handshake was accepted;
-//   - Debug "lomond: disconnected", with "reason", when the session ended
-//     gracefully (a completed close handshake, or a Rejected upgrade);
-//     Info "lomond: disconnected", with "reason" and "err", otherwise.
-//
-// Messages, header values and proxy credentials are never logged. Persist
-// logs nothing of its own: its sessions log as above, and its waits are
-// BackOff events.
+// WithLogger logs every event and every outgoing message of the WebSocket
+// to l, redacted: it installs the logging plugin (plugins/logging) with its
+// defaults, ahead of any WithPlugins plugin. Lifecycle events are logged at
+// Info, failures at Warn, messages, pings, pongs and polls at Debug with
+// their size and never their payload; URLs lose their userinfo and the
+// values of query parameters that look like credentials, and headers are
+// never logged. For other settings, install logging.New(l, ...) with
+// WithPlugins instead. The default is no logging.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {
 			return optErr("nil logger")
 		}
 		c.logger = l
-		return nil
+		return c.buildPlugins()
 	}
 }
-
-// discardHandler drops every record (slog.DiscardHandler needs Go 1.24).
-type discardHandler struct{}
-
-func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
-func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
-func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discardHandler) WithGroup(string) slog.Handler           { return d }

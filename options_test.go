@@ -153,8 +153,8 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("unexpected non-zero defaults: tls=%v dial=%v host=%q protocols=%v header=%v",
 			c.tls, c.dial != nil, c.host, c.protocols, c.header)
 	}
-	if c.logger == nil {
-		t.Error("default logger is nil")
+	if c.logger != nil || c.plugins != nil {
+		t.Errorf("default logger %v, plugins %v: want no logging and no plugins", c.logger, c.plugins)
 	}
 	// The documented lomond-derived values.
 	if DefaultPollInterval != 5*time.Second || DefaultPingRate != 30*time.Second ||
@@ -528,8 +528,9 @@ func TestWithDialer(t *testing.T) {
 
 func TestWithLogger(t *testing.T) {
 	l := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if c := newWith(t, WithLogger(l)); c.logger != l {
-		t.Error("WithLogger did not store the logger")
+	c := newWith(t, WithLogger(l))
+	if c.logger != l || c.plugins == nil || c.plugins.text == nil || len(c.plugins.out) != 1 {
+		t.Error("WithLogger did not install its logging plugin (every event and every send)")
 	}
 	wantInvalidOption(t, "nil logger", WithLogger(nil))
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/lomond-go/lomond/events"
 )
 
 // ErrQueueFull is returned by a send when the send queue is full. With
@@ -107,38 +109,51 @@ func notWritten(err error) bool {
 }
 
 // send sends at once when a session is ready and nothing waits; otherwise
-// it queues.
+// it queues. Send observers hear of the outcome after q.mu is released, so
+// that they may call Queued.
 func (q *sendQueue) send(ctx context.Context, ws *WebSocket, typ byte, p []byte) error {
 	q.mu.Lock()
 	if !q.flushing && len(q.msgs) == 0 && ws.State() == StateReady {
 		q.mu.Unlock()
 		err := ws.sendNow(ctx, typ, p)
 		if !notWritten(err) {
+			ws.observeSent(typ, p, 0, err)
 			return err
 		}
 		// The session ended before anything was written: queue.
 		q.mu.Lock()
 	}
-	defer q.mu.Unlock()
-	return q.add(typ, p)
+	m, dropped, err := q.add(typ, p)
+	q.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrQueueFull) && dropped == nil:
+		ws.observeQueue(m, events.Failed, err)
+	case dropped != nil:
+		ws.observeQueue(*dropped, events.Dropped, ErrQueueFull)
+		ws.observeQueue(m, events.Queued, nil)
+	default:
+		ws.observeQueue(m, events.Queued, nil)
+	}
+	return err
 }
 
-// add queues a copy of p, applying the overflow policy. Under q.mu.
-func (q *sendQueue) add(typ byte, p []byte) error {
-	m := Message{Binary: typ == opBinary, Data: bytes.Clone(p)}
+// add queues a copy of p, applying the overflow policy, and returns the
+// message and the one dropped for it, if any. Under q.mu.
+func (q *sendQueue) add(typ byte, p []byte) (m Message, dropped *Message, err error) {
+	m = Message{Binary: typ == opBinary, Data: bytes.Clone(p)}
 	if m.Data == nil {
 		m.Data = []byte{}
 	}
 	if len(q.msgs)+q.inflight < q.size {
 		q.msgs = append(q.msgs, m)
-		return nil
+		return m, nil, nil
 	}
 	if q.overflow == RejectNewest || len(q.msgs) == 0 {
-		return ErrQueueFull
+		return m, nil, ErrQueueFull
 	}
-	dropped := q.msgs[0]
+	d := q.msgs[0]
 	q.msgs = append(q.msgs[1:], m)
-	return &DroppedError{Dropped: dropped}
+	return m, &d, &DroppedError{Dropped: d}
 }
 
 // take removes the first message for writing; it stays counted against the
@@ -178,6 +193,7 @@ func (q *sendQueue) flushNow(ws *WebSocket, s *session) (more bool) {
 		m := q.take()
 		q.mu.Unlock()
 		err := s.write(m.typ(), m.Data)
+		ws.observeSent(m.typ(), m.Data, outFromQueue, err)
 		q.mu.Lock()
 		if !q.done(m, err) {
 			break
@@ -202,6 +218,7 @@ func (q *sendQueue) flushPaced(ctx context.Context, ws *WebSocket, s *session) {
 		m := q.take()
 		q.mu.Unlock()
 		err = s.write(m.typ(), m.Data)
+		ws.observeSent(m.typ(), m.Data, outFromQueue, err)
 		q.mu.Lock()
 		if !q.done(m, err) {
 			break
@@ -245,9 +262,12 @@ func (ws *WebSocket) Unsent() []Message {
 		return nil
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	u := q.msgs
 	q.msgs = nil
+	q.mu.Unlock()
+	for _, m := range u {
+		ws.observeQueue(m, events.Unsent, nil)
+	}
 	return u
 }
 

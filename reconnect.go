@@ -451,12 +451,13 @@ func (pl *persistLoop) delay(cause error) time.Duration {
 	return pl.b.NextBackOff()
 }
 
-// MinDelay returns the shortest delay b would wait, the floor under a
+// minDelay returns the shortest delay b would wait, the floor under a
 // server's Retry-After: InitialInterval × (1 − RandomizationFactor) for a
 // *backoff.ExponentialBackOff (0.5 s for DefaultBackOff), Interval for a
 // *backoff.ConstantBackOff, MinWait for a *LomondBackOff, 0 for a
-// *backoff.ZeroBackOff, and for any other backoff the first delay it gives
-// after Reset (0 if that is backoff.Stop). b is reset.
+// *backoff.ZeroBackOff, what MinDelay returns for a backoff that has that
+// method, and 0 for any other: asking it for a delay would change its
+// state (and its own count of attempts).
 func minDelay(b backoff.BackOff) time.Duration {
 	switch x := b.(type) {
 	case *backoff.ExponentialBackOff:
@@ -465,13 +466,10 @@ func minDelay(b backoff.BackOff) time.Duration {
 		return x.Interval
 	case *LomondBackOff:
 		return x.MinWait
-	case *backoff.ZeroBackOff:
-		return 0
+	case interface{ MinDelay() time.Duration }:
+		return max(x.MinDelay(), 0)
 	}
-	b.Reset()
-	d := b.NextBackOff()
-	b.Reset()
-	return max(d, 0)
+	return 0
 }
 
 // wait sleeps for delay. It reports done, with Persist's result, when ctx

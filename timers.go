@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/protocol"
 )
 
 // The session's timers (poll, ping, ping timeout, close timeout) need no
@@ -71,7 +72,7 @@ func (s *session) onDeadline() error {
 
 	// A frame write in progress (perhaps stuck on a peer that does not
 	// read) is not waited for: it has a deadline of its own.
-	if ping && s.w.tryPing(payload[:]) {
+	if ping && s.tryPing(payload[:]) {
 		s.tmu.Lock()
 		s.pingSent = now
 		if s.cfg.pingTimeout > 0 && s.pongDue.IsZero() {
@@ -175,4 +176,14 @@ func (s *session) dropConnection() {
 	s.cutSend.Store(true)
 	s.rearm()
 	s.tmu.Unlock()
+}
+
+// tryPing sends the keep-alive ping unless a frame write is in progress,
+// and reports it to send observers.
+func (s *session) tryPing(payload []byte) bool {
+	ok, err := s.w.tryPing(payload)
+	if ok || err != nil {
+		s.ws.observeSent(protocol.OpPing, payload, outAuto, err)
+	}
+	return ok && err == nil
 }

@@ -36,9 +36,10 @@ type frameWriter struct {
 	closeSent bool          // our close frame went out: nothing more is written
 	deadline  time.Time     // the write deadline in force
 
-	stallTimeout time.Duration // 0: writes have no deadline of their own
-	closing      atomic.Bool   // a close bounded the writes: keep its deadline
-	onStall      func()        // the session's: a write made no progress
+	stallTimeout time.Duration                   // 0: writes have no deadline of their own
+	closing      atomic.Bool                     // a close bounded the writes: keep its deadline
+	onStall      func()                          // the session's: a write made no progress
+	onOwedPong   func(payload []byte, err error) // the session's: reports an automatic pong
 	owedPong     atomic.Pointer[[]byte]
 	cut          atomic.Bool // a send's context ended: its deadline is not a stall
 	sent         int         // bytes of the current message written, under msgMu
@@ -192,7 +193,10 @@ func (w *frameWriter) write(b []byte) (int, error) {
 // unlock releases mu after sending a pong owed by the dispatcher.
 func (w *frameWriter) unlock() {
 	if p := w.owedPong.Swap(nil); p != nil {
-		_ = w.frameLocked(true, false, protocol.OpPong, *p)
+		err := w.frameLocked(true, false, protocol.OpPong, *p)
+		if w.onOwedPong != nil {
+			w.onOwedPong(*p, err)
+		}
 	}
 	w.mu.Unlock()
 }
@@ -210,8 +214,11 @@ func (w *frameWriter) control(op byte, payload []byte) error {
 // RFC 6455 section 5.5.3).
 func (w *frameWriter) pong(payload []byte) {
 	if w.mu.TryLock() {
-		_ = w.frameLocked(true, false, protocol.OpPong, payload)
+		err := w.frameLocked(true, false, protocol.OpPong, payload)
 		w.unlock()
+		if w.onOwedPong != nil {
+			w.onOwedPong(payload, err)
+		}
 		return
 	}
 	owed := append([]byte(nil), payload...)
@@ -222,14 +229,14 @@ func (w *frameWriter) pong(payload []byte) {
 }
 
 // tryPing sends the dispatcher's ping unless a frame write is in progress
-// (that write has a deadline of its own).
-func (w *frameWriter) tryPing(payload []byte) bool {
+// (that write has a deadline of its own). sent is false when it did not try.
+func (w *frameWriter) tryPing(payload []byte) (sent bool, err error) {
 	if !w.mu.TryLock() {
-		return false
+		return false, nil
 	}
-	err := w.frameLocked(true, false, protocol.OpPing, payload)
+	err = w.frameLocked(true, false, protocol.OpPing, payload)
 	w.unlock()
-	return err == nil
+	return err == nil, err
 }
 
 // lockForClose takes mu to write a close frame. A write in progress may be

@@ -185,7 +185,7 @@ func TestUsageErrors(t *testing.T) {
 		{nil, "no URL"},
 		{[]string{"ws://a/", "ws://b/"}, "one URL expected"},
 		{[]string{"--binary", "hex", "ws://a/"}, "write --binary=hex"},
-		{[]string{"http://a/"}, `scheme "http" is not ws or wss`},
+		{[]string{"ftp://a/"}, `scheme "ftp" is not ws, wss, http or https`},
 		{[]string{"--bogus", "ws://a/"}, "not defined: -bogus"},
 		{[]string{"--proxy", "http://p:1", "--no-proxy", "ws://a/"}, "--proxy and --no-proxy"},
 		{[]string{"--backoff-min", "1s", "ws://a/"}, "--backoff-min needs --persist"},

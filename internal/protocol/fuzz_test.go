@@ -22,7 +22,7 @@ func FuzzHandshakeResponse(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 101\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		br := bufio.NewReader(bytes.NewReader(b))
-		resp, err := ReadResponse(br)
+		resp, err := ReadResponse(br, nil)
 		if err != nil {
 			return
 		}

@@ -79,13 +79,15 @@ func appendHeader(b []byte, name, value string) []byte {
 // HTTP/1.x response.
 var ErrNotHTTP = errors.New("the server's answer is not an HTTP response")
 
-// ReadResponse reads the server's answer to the upgrade request from br,
-// skipping informational (1xx) responses other than 101, as net/http does.
-// Lines may end in CRLF or a bare LF. The caller bounds the header's size
-// (the reader under br) and time (a deadline). What follows a 101 stays in
-// br: it is the first frame.
-func ReadResponse(br *bufio.Reader) (*http.Response, error) {
-	req := &http.Request{Method: http.MethodGet}
+// ReadResponse reads the server's answer to req from br, skipping
+// informational (1xx) responses other than 101, as net/http does. Lines may
+// end in CRLF or a bare LF. The caller bounds the header's size (the reader
+// under br) and time (a deadline). What follows a 101 stays in br: it is
+// the first frame. The response's Request is req.
+func ReadResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	if req == nil {
+		req = &http.Request{Method: http.MethodGet}
+	}
 	for {
 		resp, err := http.ReadResponse(br, req)
 		if err != nil {
