@@ -15,7 +15,7 @@ import (
 type connReader struct {
 	conn     net.Conn
 	lastRead time.Time // when bytes last arrived
-	reads    uint64    // reads that returned bytes: a probe's witness
+	total    uint64    // bytes read
 	limit    int64     // bytes left before the handshake's bound; <0: none
 }
 
@@ -37,7 +37,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 	n, err := r.conn.Read(p)
 	if n > 0 {
 		r.lastRead = time.Now()
-		r.reads++
+		r.total += uint64(n)
 		if r.limit >= 0 {
 			r.limit -= int64(n)
 		}

@@ -134,20 +134,22 @@ type session struct {
 	pending   *closeFrame // a Close during the opening handshake, under w.mu
 
 	// Timers, under tmu: Close, on any goroutine, arms the close timer.
-	tmu         sync.Mutex
-	nextPoll    time.Time
-	nextPing    time.Time
-	pongDue     time.Time
-	closeDue    time.Time
-	pingSent    time.Time
-	pingPayload [8]byte
-	start       time.Time
-	probing     bool        // a judgement waits for a read that finds nothing
-	probeReads  uint64      // cr.reads when the probe began
-	judging     atomic.Bool // pongDue or closeDue is armed: handler time is not counted
-	armedAt     time.Time   // when the latest judging timer was armed
-	stalled     atomic.Bool // a write made no progress for the ping timeout
-	cutSend     atomic.Bool // a send's context cut a frame short: the stream is broken
+	tmu           sync.Mutex
+	nextPoll      time.Time
+	nextPing      time.Time
+	pongDue       time.Time
+	closeDue      time.Time
+	pingSent      time.Time
+	pingPayload   [8]byte
+	start         time.Time
+	probing       bool        // a judgement waits for a read that finds nothing
+	probeReads    uint64      // cr.reads when the probe began
+	judging       atomic.Bool // pongDue or closeDue is armed: handler time is not counted
+	armedAt       time.Time   // when the latest judging timer was armed
+	closeOverdue  bool        // the close timeout was found passed, with
+	closeDueBytes uint64      // cr.total then
+	stalled       atomic.Bool // a write made no progress for the ping timeout
+	cutSend       atomic.Bool // a send's context cut a frame short: the stream is broken
 
 	// Dispatcher goroutine only.
 	in        inMessage

@@ -15,12 +15,21 @@ import (
 //
 // Two of them judge the server: the ping timeout (no pong) and the close
 // timeout (no close reply). Neither counts time spent in handlers, and
-// neither is declared before everything already received was processed: a
-// pong queued behind a backlog of messages is not a dead server.
+// neither is declared before everything already received was processed (a
+// read finds nothing more): a pong queued behind a backlog of messages is
+// not a dead server, and a server whose messages keep arriving is not
+// unresponsive. After the close timeout, at most maxCloseDrain more bytes
+// are read.
 
 // probeWindow is how long a judgement waits for bytes that have already
 // arrived (they are in the kernel's buffer: a read returns them at once).
 const probeWindow = 5 * time.Millisecond
+
+// maxCloseDrain bounds what the dispatcher reads after the close timeout
+// passed while data keeps arriving: far more than any socket buffer holds,
+// so a backlog is always read, and a server that floods instead of replying
+// is not waited for beyond it.
+const maxCloseDrain = 64 << 20
 
 // onDeadline runs the timers that are due. It returns ErrUnresponsive or
 // ErrCloseTimeout when the session must end.
@@ -34,25 +43,29 @@ func (s *session) onDeadline() error {
 	now := time.Now()
 	s.tmu.Lock()
 	var judged error
-	var last time.Time // past this, no backlog defers the judgement any more
+	flooded := false // a server that floods after our close is not waited for
 	switch {
 	case !s.closeDue.IsZero() && !now.Before(s.closeDue):
-		judged, last = ErrCloseTimeout, s.closeDue.Add(s.cfg.closeTimeout)
+		judged = ErrCloseTimeout
+		if !s.closeOverdue {
+			s.closeOverdue, s.closeDueBytes = true, s.cr.total
+		}
+		flooded = s.cr.total-s.closeDueBytes > maxCloseDrain
 	case !s.pongDue.IsZero() && !now.Before(s.pongDue):
-		judged, last = ErrUnresponsive, s.pongDue.Add(s.cfg.pingTimeout)
+		judged = ErrUnresponsive
 	}
 	if judged != nil {
-		if (s.probing && s.cr.reads == s.probeReads) || now.After(last) {
+		if flooded || !s.moreArrived(now) {
 			s.tmu.Unlock()
 			return s.timedOut(judged)
 		}
-		// Read what has arrived first; judge when a read finds nothing.
-		s.probing, s.probeReads = true, s.cr.reads
-		_ = s.conn.SetReadDeadline(now.Add(probeWindow))
+		// Something arrived: read it first, and judge again after it
+		// (the passed deadline brings the dispatcher back here as soon as
+		// the buffered bytes are processed).
+		_ = s.conn.SetReadDeadline(now)
 		s.tmu.Unlock()
 		return nil
 	}
-	s.probing = false
 	ping := false
 	if !s.nextPing.IsZero() && !now.Before(s.nextPing) {
 		s.nextPing = nextTick(s.nextPing, s.cfg.pingRate, now)
@@ -87,6 +100,19 @@ func (s *session) onDeadline() error {
 		s.emit(&events.Poll{Meta: events.Stamp()})
 	}
 	return nil
+}
+
+// moreArrived reports whether bytes are waiting to be read: buffered, or in
+// the kernel's buffer (one read with a short deadline finds them at once).
+// Caller holds tmu; the dispatcher is between two reads.
+func (s *session) moreArrived(now time.Time) bool {
+	n := s.br.Buffered()
+	if n >= s.br.Size() {
+		return true
+	}
+	_ = s.conn.SetReadDeadline(now.Add(probeWindow))
+	_, err := s.br.Peek(n + 1)
+	return err == nil
 }
 
 // timedOut ends the session for a judged timer.
