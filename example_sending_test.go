@@ -109,3 +109,89 @@ func ExampleWithSensitiveQueryKeys() {
 	// ConnectFail(reason='unable to connect; no network in this example')
 	// lomond: connect to wss://feed.example/v1?room=lobby&token=xxxxx&sig=xxxxx failed: unable to connect; no network in this example
 }
+
+// SendTextContext bounds a send by a context: it gives up when the context
+// ends first (here it has already ended, so nothing is sent).
+func ExampleWebSocket_SendTextContext() {
+	url, stop := exampleEchoServer()
+	defer stop()
+	ws, err := lomond.New(url, quiet...)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	err = ws.Run(context.Background(), lomond.HandlerFunc(func(ws *lomond.WebSocket, ev events.Event) {
+		switch ev := ev.(type) {
+		case *events.Ready:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			fmt.Println("send:", ws.SendTextContext(ctx, "within a second"))
+			ended, end := context.WithCancel(context.Background())
+			end()
+			fmt.Println("ended context:", ws.SendTextContext(ended, "never sent"))
+		case *events.Text:
+			fmt.Println("echo:", ev.Text)
+			_ = ws.Close(lomond.StatusNormal, "")
+		}
+	}))
+	fmt.Println("run returned", err)
+	// Output:
+	// send: <nil>
+	// ended context: context canceled
+	// echo: within a second
+	// run returned <nil>
+}
+
+func ExampleWebSocket_SendBinaryContext() {
+	url, stop := exampleEchoServer()
+	defer stop()
+	ws, err := lomond.New(url, quiet...)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = ws.Run(context.Background(), lomond.HandlerFunc(func(ws *lomond.WebSocket, ev events.Event) {
+		switch ev := ev.(type) {
+		case *events.Ready:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = ws.SendBinaryContext(ctx, []byte{1, 2, 3})
+		case *events.Binary:
+			fmt.Println("echo:", ev.Data)
+			_ = ws.Close(lomond.StatusNormal, "")
+		}
+	}))
+	// Output:
+	// echo: [1 2 3]
+}
+
+// WithSendRate paces sends: here 50 messages a second with a burst of 2, so
+// the third and fourth sends each wait their turn (about 20 ms).
+func ExampleWithSendRate() {
+	url, stop := exampleEchoServer()
+	defer stop()
+	ws, err := lomond.New(url, append(quiet, lomond.WithSendRate(50, 2))...)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	echoes := 0
+	_ = ws.Run(context.Background(), lomond.HandlerFunc(func(ws *lomond.WebSocket, ev events.Event) {
+		switch ev.(type) {
+		case *events.Ready:
+			start := time.Now()
+			for i := 0; i < 4; i++ {
+				_ = ws.SendText(fmt.Sprint("m", i))
+			}
+			fmt.Println("paced:", time.Since(start) >= 30*time.Millisecond)
+		case *events.Text:
+			if echoes++; echoes == 4 {
+				fmt.Println("all echoed")
+				_ = ws.Close(lomond.StatusNormal, "")
+			}
+		}
+	}))
+	// Output:
+	// paced: true
+	// all echoed
+}

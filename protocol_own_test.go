@@ -493,3 +493,30 @@ func TestClosingHandlerSendsAndChoosesTheReply(t *testing.T) {
 	}
 	expectLines(t, l, seq(opening(srv.URL()), []string{`closing 1000 "bye"`, `closed 1000 "bye"`, "disconnected graceful=true err=false"}))
 }
+
+// TestCorruptCompressedData: a compressed message that does not inflate
+// fails the connection with 1007 and a ProtocolError (it ended as "socket
+// fail" with no close frame).
+func TestCorruptCompressedData(t *testing.T) {
+	srv, done := scriptServer(t, func(c *wstest.Conn) {
+		if !deflateAccept(t, c, "") {
+			return
+		}
+		srvWrite(t, c, wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: []byte{0xff, 0xff, 0xff, 0xff}})
+		if code, _, err := c.ExpectClose(); err != nil || code != 1007 {
+			t.Errorf("server saw close %d (%v), want 1007", code, err)
+		}
+		_ = c.WriteFrame(wstest.Close(1007, ""))
+	})
+	ws := newTestWS(t, srv.URL(), WithCompression(CompressionContextTakeover))
+	l := &evLog{}
+	err := ws.Run(context.Background(), l.handler())
+	waitScript(t, done)
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Code != 1007 {
+		t.Fatalf("Run = %v, want a *ProtocolError 1007", err)
+	}
+	if ev := lastEvent[*events.ProtocolError](t, l); !strings.HasPrefix(ev.Err.Error(), "invalid compressed data") {
+		t.Errorf("ProtocolError.Err = %q, want the stable reason", ev.Err)
+	}
+}
