@@ -16,6 +16,7 @@ type connReader struct {
 	conn     net.Conn
 	lastRead time.Time // when bytes last arrived
 	total    uint64    // bytes read
+	full     bool      // the last read filled all the room it was given: a busy stream
 	limit    int64     // bytes left before the handshake's bound; <0: none
 }
 
@@ -38,6 +39,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 	if n > 0 {
 		r.lastRead = time.Now()
 		r.total += uint64(n)
+		r.full = n == len(p)
 		if r.limit >= 0 {
 			r.limit -= int64(n)
 		}

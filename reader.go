@@ -1,6 +1,7 @@
 package lomond
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -86,6 +87,10 @@ func insideFrame(err error) error {
 
 // readHeader reads and checks the next frame header.
 func (s *session) readHeader() (protocol.Header, error) {
+	if s.cr.full && s.br.Buffered() == 0 && s.br.Size() < busyReadBufferSize {
+		// Nothing buffered: the reader can be swapped without losing a byte.
+		s.br = bufio.NewReaderSize(s.cr, busyReadBufferSize)
+	}
 	b, err := s.peek(2)
 	if err != nil {
 		return protocol.Header{}, err

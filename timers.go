@@ -1,6 +1,7 @@
 package lomond
 
 import (
+	"bufio"
 	"encoding/binary"
 	"time"
 
@@ -24,6 +25,10 @@ import (
 // probeWindow is how long a judgement waits for bytes that have already
 // arrived (they are in the kernel's buffer: a read returns them at once).
 const probeWindow = 5 * time.Millisecond
+
+// idleAfter is how long without bytes makes a connection idle, for the read
+// buffer's size.
+const idleAfter = time.Second
 
 // maxCloseDrain bounds what the dispatcher reads after the close timeout
 // passed while data keeps arriving: far more than any socket buffer holds,
@@ -65,6 +70,11 @@ func (s *session) onDeadline() error {
 		_ = s.conn.SetReadDeadline(now)
 		s.tmu.Unlock()
 		return nil
+	}
+	if s.br.Buffered() == 0 && s.br.Size() > readBufferSize && now.Sub(s.cr.lastRead) > idleAfter {
+		// Idle: give the busy buffer back (nothing is buffered to lose).
+		s.br = bufio.NewReaderSize(s.cr, readBufferSize)
+		s.cr.full = false
 	}
 	ping := false
 	if !s.nextPing.IsZero() && !now.Before(s.nextPing) {
