@@ -178,6 +178,8 @@ func (s *session) readData(h protocol.Header) error {
 		err = s.readCompressed(h)
 	case !in.text && s.cfg.borrowBinary:
 		err = s.readBorrowed(h)
+	case h.Fin && in.msg.buf == nil:
+		return s.readWhole(h)
 	default:
 		err = s.readOwned(h)
 	}
@@ -218,9 +220,31 @@ func (s *session) readData(h protocol.Header) error {
 // maxMessageSlack is the unused room a delivered payload may keep.
 const maxMessageSlack = 4096
 
-// readOwned reads a frame's payload into the message's own buffer: sized
-// exactly from the frame header for a message of one frame (the common
-// case), grown for fragments. Text is checked as it arrives.
+// readWhole reads a message of one frame (the common case) into a buffer
+// sized exactly from its header, and delivers it. The message stays in
+// locals: storing it in the session would cost write barriers per message
+// while the GC runs.
+func (s *session) readWhole(h protocol.Header) error {
+	in := &s.in
+	msg := newMessage(in.text, int(h.Length))
+	if err := s.readPayload(msg.buf[:h.Length]); err != nil {
+		return err
+	}
+	in.active = false
+	if s.failure != nil {
+		in.utf8 = protocol.UTF8{}
+		return nil
+	}
+	if in.text && !in.utf8.Done() {
+		s.fail(&protocol.Error{Code: protocol.CloseInvalidPayload, Reason: "invalid UTF-8 in text"})
+		return nil
+	}
+	s.emit(msg.finish(s.messageMeta(), in.n))
+	return nil
+}
+
+// readOwned reads a fragment's payload into the message's own buffer,
+// grown as fragments arrive. Text is checked as it arrives.
 func (s *session) readOwned(h protocol.Header) error {
 	in := &s.in
 	need := in.n + int(h.Length)

@@ -2,7 +2,6 @@ package lomond
 
 import (
 	"context"
-	cryptorand "crypto/rand"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -32,7 +31,6 @@ type frameWriter struct {
 
 	mu        sync.Mutex
 	buf       []byte        // frame bytes, under mu
-	rng       *rand.ChaCha8 // mask keys, under mu
 	closeSent bool          // our close frame went out: nothing more is written
 	deadline  time.Time     // the write deadline in force
 
@@ -57,9 +55,7 @@ const maxKeptWriteBuffer = 1 << 20
 var errCloseSent = errors.New("close frame sent")
 
 func (w *frameWriter) init(conn net.Conn, stallTimeout time.Duration, onStall func()) {
-	var seed [32]byte
-	_, _ = cryptorand.Read(seed[:])
-	w.conn, w.rng, w.stallTimeout, w.onStall = conn, rand.NewChaCha8(seed), stallTimeout, onStall
+	w.conn, w.stallTimeout, w.onStall = conn, stallTimeout, onStall
 	w.msgMu = make(chan struct{}, 1)
 }
 
@@ -161,7 +157,10 @@ func (w *frameWriter) frameBytes(fin, rsv1 bool, op byte, payload []byte) (int, 
 	if op == protocol.OpClose {
 		w.closeSent = true
 	}
-	key := uint32(w.rng.Uint64())
+	// Mask keys must be unpredictable (RFC 6455 section 10.3): math/rand/v2's
+	// top-level generator is the runtime's ChaCha8, seeded by the system,
+	// per thread: no lock, and no generator per connection.
+	key := rand.Uint32()
 	b := protocol.AppendHeader(w.buf[:0], fin, rsv1, op, len(payload), key)
 	start := len(b)
 	b = append(b, payload...)
