@@ -23,7 +23,7 @@ import (
 // cost of a stream of 1 KiB messages. It shrinks back when the connection
 // is found idle by a timer.
 const (
-	readBufferSize     = 4 << 10
+	readBufferSize     = 2 << 10
 	busyReadBufferSize = 64 << 10
 )
 
