@@ -30,9 +30,9 @@ type frameWriter struct {
 	zbuf      []byte             // a compressed message, under msgMu
 
 	mu        sync.Mutex
-	buf       []byte        // frame bytes, under mu
-	closeSent bool          // our close frame went out: nothing more is written
-	deadline  time.Time     // the write deadline in force
+	buf       []byte    // frame bytes, under mu
+	closeSent bool      // our close frame went out: nothing more is written
+	deadline  time.Time // the write deadline in force
 
 	stallTimeout time.Duration                   // 0: writes have no deadline of their own
 	closing      atomic.Bool                     // a close bounded the writes: keep its deadline
