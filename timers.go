@@ -122,7 +122,9 @@ func (s *session) moreArrived(now time.Time) bool {
 	}
 	_ = s.conn.SetReadDeadline(now.Add(probeWindow))
 	_, err := s.br.Peek(n + 1)
-	return err == nil
+	// Only a read that waited in vain says nothing arrived; the end of the
+	// connection is for the read loop to report.
+	return err == nil || !isTimeout(err)
 }
 
 // timedOut ends the session for a judged timer.
