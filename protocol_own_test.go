@@ -529,3 +529,39 @@ func TestCorruptCompressedData(t *testing.T) {
 		t.Errorf("ProtocolError.Err = %q, want the stable reason", ev.Err)
 	}
 }
+
+// TestFloodAfterCloseIsCut: a server that answers the client's close with
+// an endless stream of messages instead of a close reply is not waited for
+// beyond the drain bound after the close timeout.
+func TestFloodAfterCloseIsCut(t *testing.T) {
+	old := maxCloseDrain
+	maxCloseDrain = 1 << 20
+	defer func() { maxCloseDrain = old }()
+	srv, done := scriptServer(t, func(c *wstest.Conn) {
+		if !srvHandshake(t, c) || !srvExpectClose(t, c, 1000, "bye") {
+			return
+		}
+		batch := bytes.Repeat(wstest.Text("flood").Encode(), 1000)
+		for c.WriteRaw(batch) == nil {
+		}
+	})
+	ws := newTestWS(t, srv.URL(), WithCloseTimeout(100*time.Millisecond))
+	texts := 0
+	start := time.Now()
+	err := ws.Run(context.Background(), HandlerFunc(func(ws *WebSocket, ev events.Event) {
+		switch ev.(type) {
+		case *events.Ready:
+			_ = ws.Close(1000, "bye")
+		case *events.Text:
+			texts++
+		}
+	}))
+	waitScript(t, done)
+	if !errors.Is(err, ErrCloseTimeout) {
+		t.Errorf("Run = %v, want ErrCloseTimeout", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("Run took %v", d)
+	}
+	t.Logf("%d texts delivered before the cut, in %v", texts, time.Since(start))
+}

@@ -34,7 +34,7 @@ const idleAfter = time.Second
 // passed while data keeps arriving: far more than any socket buffer holds,
 // so a backlog is always read, and a server that floods instead of replying
 // is not waited for beyond it.
-const maxCloseDrain = 64 << 20
+var maxCloseDrain uint64 = 64 << 20 // a variable for its test
 
 // onDeadline runs the timers that are due. It returns ErrUnresponsive or
 // ErrCloseTimeout when the session must end.
