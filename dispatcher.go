@@ -142,8 +142,6 @@ type session struct {
 	pingSent      time.Time
 	pingPayload   [8]byte
 	start         time.Time
-	probing       bool        // a judgement waits for a read that finds nothing
-	probeReads    uint64      // cr.reads when the probe began
 	judging       atomic.Bool // pongDue or closeDue is armed: handler time is not counted
 	armedAt       time.Time   // when the latest judging timer was armed
 	closeOverdue  bool        // the close timeout was found passed, with
@@ -266,9 +264,7 @@ func (s *session) setup(res *handshakeResult) {
 	var pcErr error
 	var pcPayload []byte
 	if pc != nil {
-		s.state.Store(int32(StateClosing))
-		pcPayload = protocol.AppendClosePayload(nil, pc.code, pc.reason)
-		pcErr = s.w.frameLocked(true, false, protocol.OpClose, pcPayload)
+		pcPayload, pcErr = s.closeFrameLocked(pc.code, pc.reason)
 	}
 	s.w.unlock()
 	if pc != nil {
@@ -365,11 +361,7 @@ func (s *session) sendClose(code int, reason string) {
 	var err error
 	var payload []byte
 	if !s.w.closeSent {
-		if State(s.state.Load()) == StateReady {
-			s.state.Store(int32(StateClosing))
-		}
-		payload = protocol.AppendClosePayload(nil, code, reason)
-		err = s.w.frameLocked(true, false, protocol.OpClose, payload)
+		payload, err = s.closeFrameLocked(code, reason)
 		sent = true
 	}
 	s.w.unlock()
@@ -377,6 +369,15 @@ func (s *session) sendClose(code int, reason string) {
 		s.ws.observeSent(protocol.OpClose, payload, outAuto, err)
 		s.armCloseTimer()
 	}
+}
+
+// closeFrameLocked writes our close frame (the caller holds w.mu) and moves
+// the session to closing. The caller reports the frame to send observers
+// once w.mu is released.
+func (s *session) closeFrameLocked(code int, reason string) (payload []byte, err error) {
+	s.state.Store(int32(StateClosing))
+	payload = protocol.AppendClosePayload(nil, code, reason)
+	return payload, s.w.frameLocked(true, false, protocol.OpClose, payload)
 }
 
 func (s *session) disconnected(reason string, graceful bool, err error) {

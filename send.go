@@ -102,9 +102,7 @@ func (s *session) close(code int, reason string) error {
 		}
 		return stateErr(st)
 	}
-	s.state.Store(int32(StateClosing))
-	payload := protocol.AppendClosePayload(nil, code, reason)
-	err := s.w.frameLocked(true, false, protocol.OpClose, payload)
+	payload, err := s.closeFrameLocked(code, reason)
 	s.w.unlock()
 	s.ws.observeSent(protocol.OpClose, payload, 0, err)
 	s.armCloseTimer() // even if the frame did not go out: the session ends in bounded time

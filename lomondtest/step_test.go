@@ -12,17 +12,6 @@ import (
 	"github.com/lomond-go/lomond/lomondtest"
 )
 
-// texts returns the payloads of the recorded Text events.
-func texts(rec *lomondtest.Recorder) []string {
-	var out []string
-	for _, ev := range rec.Events() {
-		if tx, ok := ev.(*events.Text); ok {
-			out = append(out, tx.Text)
-		}
-	}
-	return out
-}
-
 // onText returns a handler that sends msgs when ready and calls reply for
 // every text message.
 func onText(reply func(ws *lomond.WebSocket, text string), msgs ...string) lomond.HandlerFunc {
