@@ -296,7 +296,7 @@ func (s *session) emitBorrowed(data []byte) {
 	ev := s.borrowed
 	ev.Meta, ev.Data = s.messageMeta(), data[:len(data):len(data)]
 	s.emit(ev)
-	if cap(s.scratch) > maxKeptWriteBuffer { // a huge one is not kept for the session
+	if cap(s.scratch) > maxKeptBuffer { // a huge one is not kept for the session
 		s.scratch = nil
 	}
 }
@@ -348,7 +348,7 @@ func (s *session) inflate() error {
 
 // keep empties a reused buffer, dropping a huge one.
 func keep(b []byte) []byte {
-	if cap(b) > maxKeptWriteBuffer {
+	if cap(b) > maxKeptBuffer {
 		return nil
 	}
 	return b[:0]

@@ -48,8 +48,9 @@ type frameWriter struct {
 // fragmented, so that control frames wait at most one frame.
 const maxFrame = 64 << 10
 
-// maxKeptWriteBuffer bounds the frame buffer kept between writes.
-const maxKeptWriteBuffer = 1 << 20
+// maxKeptBuffer bounds a reused buffer a session keeps between messages
+// (frames written, borrowed and compressed messages read).
+const maxKeptBuffer = 1 << 20
 
 // errCloseSent fails a write after our close frame went out.
 var errCloseSent = errors.New("close frame sent")
@@ -114,7 +115,7 @@ func (w *frameWriter) messageLocked(op byte, p []byte) error {
 	if w.deflater != nil && len(p) >= w.threshold {
 		w.zbuf = w.deflater.Deflate(w.zbuf[:0], p)
 		p, rsv1 = w.zbuf, true
-		if cap(w.zbuf) > maxKeptWriteBuffer {
+		if cap(w.zbuf) > maxKeptBuffer {
 			defer func() { w.zbuf = nil }()
 		}
 	}
@@ -165,7 +166,7 @@ func (w *frameWriter) frameBytes(fin, rsv1 bool, op byte, payload []byte) (int, 
 	start := len(b)
 	b = append(b, payload...)
 	protocol.Mask(b[start:], key)
-	if cap(b) <= maxKeptWriteBuffer {
+	if cap(b) <= maxKeptBuffer {
 		w.buf = b
 	}
 	return w.write(b)
