@@ -60,7 +60,7 @@ func (ws *WebSocket) Events(ctx context.Context) iter.Seq[events.Event] {
 				}
 			})
 		}
-		if errors.Is(err, ErrAlreadyRunning) || errors.Is(err, errZeroWebSocket) {
+		if errors.Is(err, ErrAlreadyRunning) || errors.Is(err, errZeroWebSocket) || errors.Is(err, ErrInvalidOption) {
 			yield(&events.ConnectFail{Meta: events.Stamp(), URL: ws.raw, Reason: startFailReason(err), Err: err})
 		}
 	}
@@ -70,7 +70,14 @@ func (ws *WebSocket) runSession(ctx context.Context, t *table, recoverPanics boo
 	return ws.runSessionWith(ctx, t, recoverPanics, nil)
 }
 
-func (ws *WebSocket) runSessionWith(ctx context.Context, t *table, recoverPanics bool, prepare func(*session)) error {
+func (ws *WebSocket) runSessionWith(ctx context.Context, t *table, recoverPanics bool, prepare func(*session)) (err error) {
+	if ws.persist.Load() == nil {
+		defer func() {
+			if !errors.Is(err, ErrAlreadyRunning) {
+				ws.setErr(err)
+			}
+		}()
+	}
 	if ctx == nil {
 		return fmt.Errorf("%w: nil context", ErrInvalidOption)
 	}
@@ -82,6 +89,7 @@ func (ws *WebSocket) runSessionWith(ctx context.Context, t *table, recoverPanics
 	}
 	defer ws.busy.Store(false)
 	s := &session{ws: ws, cfg: &ws.cfg, t: t, recoverPanics: recoverPanics, target: ws.defaultTarget()}
+	s.w.init(nil, ws.cfg.stallTimeout())
 	if prepare != nil {
 		prepare(s)
 	}
@@ -89,11 +97,7 @@ func (ws *WebSocket) runSessionWith(ctx context.Context, t *table, recoverPanics
 	s.state.Store(int32(StateConnecting))
 	ws.sess.Store(s)
 	defer ws.sess.Store(nil)
-	err := s.run(ctx)
-	if ws.persist.Load() == nil {
-		ws.setErr(err)
-	}
-	return err
+	return s.run(ctx)
 }
 
 // target is where a session connects: the WebSocket's own URL, headers and
@@ -110,46 +114,44 @@ func (ws *WebSocket) defaultTarget() target {
 	return target{url: ws.url, raw: ws.raw, header: ws.cfg.header, host: ws.cfg.host, protocols: ws.cfg.protocols}
 }
 
-// session is one run of a WebSocket: from Connecting to Disconnected. Its
-// dispatcher goroutine is the caller of Run: it reads the connection through
+// session is one run of a WebSocket: from Connecting to Disconnected.
+// docs/architecture.md describes its goroutines and owners. The session
+// goroutine is the caller of Run: it alone reads the connection (through
 // one buffered reader, from the first byte of the upgrade response to the
-// last frame, fires the timers between reads, and calls every handler
-// between I/O calls, never inside one.
+// last frame), runs the timers, calls the handlers (between I/O calls,
+// never inside one), changes the state, and decides, in finish, how the
+// session ends. Other goroutines write through the writer (w), and tell the
+// session goroutine what it must know through its mailbox (post).
 type session struct {
 	ws            *WebSocket
 	cfg           *config
 	t             *table
 	recoverPanics bool
 	target        target
-	onReady       func() // after Ready was delivered (Persist flushes its queue)
+	ctx           context.Context // the caller's: its cause may name the close code
+	onReady       func()          // after Ready was delivered (the send queue's flush)
 	readyAt       time.Time
 
-	state     atomic.Int32
-	cancelled atomic.Bool // the caller's context ended
-	conn      net.Conn    // set before StateHandshake is stored
+	// Published: written by the session goroutine, read by any.
+	state    atomic.Int32
+	protocol string // the subprotocol; written before StateReady is stored
+
+	w writer // the write side, with its own lock and mailbox
+
+	// The mailbox, under mu (never held during I/O): what other goroutines
+	// tell the session goroutine, the connection (set once, after the dial),
+	// and the read deadline, which is set only here: by the session
+	// goroutine for its timers (setReadDeadline), and in the past by post
+	// to wake it, so that neither undoes the other.
+	mu           sync.Mutex
+	conn         net.Conn
+	mail         mail
+	woken        bool      // the read deadline is in the past: mail waits
+	readDeadline time.Time // the session goroutine's deadline
+
+	// Session goroutine only.
 	cr        *connReader
 	br        *bufio.Reader
-	w         frameWriter
-	protocol  string      // the subprotocol; set before StateReady is stored
-	pending   *closeFrame // a Close during the opening handshake, under w.mu
-
-	// Timers, under tmu: Close, on any goroutine, arms the close timer.
-	tmu           sync.Mutex
-	nextPoll      time.Time
-	nextPing      time.Time
-	pongDue       time.Time
-	closeDue      time.Time
-	pingSent      time.Time
-	pingPayload   [8]byte
-	start         time.Time
-	judging       atomic.Bool // pongDue or closeDue is armed: handler time is not counted
-	armedAt       time.Time   // when the latest judging timer was armed
-	closeOverdue  bool        // the close timeout was found passed, with
-	closeDueBytes uint64      // cr.total then
-	stalled       atomic.Bool // a write made no progress for the ping timeout
-	cutSend       atomic.Bool // a send's context cut a frame short: the stream is broken
-
-	// Dispatcher goroutine only.
 	in        inMessage
 	inflater  *protocol.Inflater
 	zin, zout []byte // a compressed message and its inflated bytes
@@ -157,9 +159,68 @@ type session struct {
 	lastStamp time.Time      // ReceivedTime of the last event delivered
 	scratch   []byte         // borrowed binary messages
 	borrowed  *events.Binary // the reused event of WithBorrowedBinary
-	silent    bool           // deliver no more events (the handler stopped)
+	tm        timers
+	cancelled bool           // the caller's context ended
+	silent    bool           // the handler stopped: events go to plugins only
 	stopErr   error          // why the handler stopped: ErrStopped or a *PanicError
+	stopNow   bool           // the handler just stopped: close the session
 	failure   *ProtocolError // the client failed the connection
+}
+
+// mail is what other goroutines tell the session goroutine.
+type mail struct {
+	cancelled  bool  // the caller's context ended
+	closeAsked bool  // Close was called: start the close timer
+	broken     error // the write stream broke
+}
+
+// post hands mail to the session goroutine and wakes it: its read (or the
+// handshake's) returns at once, and onDeadline reads the mail.
+func (s *session) post(f func(*mail)) {
+	s.mu.Lock()
+	f(&s.mail)
+	s.woken = true
+	if s.conn != nil {
+		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.mu.Unlock()
+}
+
+// takeMail empties the mailbox. Session goroutine.
+func (s *session) takeMail() mail {
+	s.mu.Lock()
+	m := s.mail
+	s.mail = mail{}
+	if s.woken {
+		s.woken = false
+		_ = s.conn.SetReadDeadline(s.readDeadline)
+	}
+	s.mu.Unlock()
+	if m.cancelled {
+		s.cancelled = true
+	}
+	return m
+}
+
+// setReadDeadline sets the session goroutine's read deadline, unless mail
+// waits (then the deadline stays in the past until takeMail).
+func (s *session) setReadDeadline(t time.Time) {
+	s.mu.Lock()
+	s.readDeadline = t
+	if !s.woken {
+		_ = s.conn.SetReadDeadline(t)
+	}
+	s.mu.Unlock()
+}
+
+// setConn records the dialled connection; a wake posted before stays.
+func (s *session) setConn(c net.Conn) {
+	s.mu.Lock()
+	s.conn = c
+	if s.woken {
+		_ = c.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.mu.Unlock()
 }
 
 type closeFrame struct {
@@ -167,58 +228,75 @@ type closeFrame struct {
 	reason string
 }
 
+// ending is how a session ended: what Run returns, and its Disconnected
+// event (none when reason is empty: a ConnectFail). It travels as an error
+// out of the read loop to finish.
+type ending struct {
+	result   error  // what Run returns
+	reason   string // Disconnected's Reason; "": no Disconnected
+	graceful bool
+	err      error // Disconnected's Err
+}
+
+func (e *ending) Error() string { return "session ended: " + e.reason }
+
 func (s *session) run(ctx context.Context) error {
 	cfg := s.cfg
+	s.ctx = ctx
 	s.emit(&events.Connecting{Meta: events.Stamp(), URL: s.target.raw})
 	if s.stopErr != nil {
-		return s.handlerStopped()
+		s.state.Store(int32(StateIdle))
+		return s.finish(&ending{result: s.stopErr})
 	}
 	dr, err := cfg.dialTransport(ctx, s.target.url)
 	if err != nil {
 		s.state.Store(int32(StateIdle))
 		reason := connectFailReason(err)
 		s.emit(&events.ConnectFail{Meta: events.Stamp(), URL: s.target.raw, Reason: reason, Err: err})
-		return &ConnectError{URL: s.target.raw, Reason: reason, Err: err}
+		return s.finish(&ending{result: &ConnectError{URL: s.target.raw, Reason: reason, Err: err}})
 	}
-	s.conn = dr.conn
-	defer s.conn.Close()
+	s.setConn(dr.conn)
+	s.w.conn = dr.conn
+	defer dr.conn.Close()
+	defer s.w.abandon()
 	if !s.recoverPanics {
 		// A range loop's body panicked: close with 1011, as for a
-		// handler's panic, and let the panic go on.
+		// handler's panic (before the connection closes), and let the
+		// panic go on.
 		defer func() {
 			if v := recover(); v != nil {
-				s.sendClose(StatusInternalError, "handler panic")
+				if State(s.state.Load()) >= StateReady {
+					_ = s.w.postClose(protocol.AppendClosePayload(nil, StatusInternalError, "handler panic"), outAuto)
+				}
+				s.ws.setReady(s, false)
 				panic(v)
 			}
 		}()
 	}
 	s.state.Store(int32(StateHandshake))
 
-	// One watcher for the caller's context: a graceful close when it ends.
-	cancelled := make(chan struct{})
+	// The caller's context: mail for the session goroutine, which starts
+	// the close (or abandons the handshake). The watcher does no I/O.
+	watched := make(chan struct{})
 	stopWatch := context.AfterFunc(ctx, func() {
-		defer close(cancelled)
-		s.cancelled.Store(true)
-		if State(s.state.Load()) == StateHandshake {
-			_ = s.conn.SetReadDeadline(time.Now()) // cut the handshake short
-		}
-		_ = s.close(StatusGoingAway, "going away")
+		defer close(watched)
+		s.post(func(m *mail) { m.cancelled = true })
 	})
 	defer func() {
 		if !stopWatch() {
-			s.conn.Close() // unblock a close write stuck on a dead peer
-			<-cancelled
+			<-watched
 		}
 	}()
 
 	s.emit(&events.Connected{Meta: events.Stamp(), URL: s.target.raw, Proxy: shownProxy(dr.proxy)})
-	if s.stopErr != nil {
-		return s.handlerStopped()
+	if s.stopErr != nil || s.takeMail().cancelled {
+		hc := &handshakeCancelled{err: context.Canceled}
+		return s.finish(&ending{result: hc, reason: "cancelled during the handshake", err: hc})
 	}
 
 	res, err := s.handshake()
 	if err != nil {
-		return s.handshakeFailed(err)
+		return s.finish(s.handshakeFailed(err))
 	}
 	s.setup(res)
 
@@ -228,20 +306,18 @@ func (s *session) run(ctx context.Context) error {
 		ready.Extensions = []string{"permessage-deflate"}
 	}
 	s.readyAt = now
-	defer s.ws.signalReady(false)
 	s.emit(ready)
 	if s.onReady != nil && !s.silent {
+		// WaitReady returns once OnReady's own messages (a protocol's
+		// opening) and the send queue's messages went out.
 		s.onReady()
-	}
-	// WaitReady returns only now: after OnReady's own messages (a
-	// protocol's opening) and Persist's queue went out.
-	if State(s.state.Load()) == StateReady {
-		s.ws.signalReady(true)
+	} else {
+		s.ws.setReady(s, true)
 	}
 	if cfg.pollInterval > 0 {
 		s.emit(&events.Poll{Meta: events.Stamp()})
 	}
-	return s.readLoop()
+	return s.finish(s.readLoop())
 }
 
 // setup readies the session after an accepted handshake: the writer, the
@@ -249,91 +325,70 @@ func (s *session) run(ctx context.Context) error {
 // and the timers.
 func (s *session) setup(res *handshakeResult) {
 	cfg := s.cfg
-	s.w.init(s.conn, cfg.pingTimeout, s.onStall)
-	s.w.onOwedPong = func(p []byte, err error) { s.ws.observeSent(protocol.OpPong, p, outAuto, err) }
+	s.w.report = func(op byte, p []byte, flags outFlags, err error) { s.ws.observeSent(op, p, flags, err) }
+	s.w.broke = func(err error) { s.post(func(m *mail) { m.broken = err }) }
 	if d := res.deflate; d != nil {
 		s.inflater = protocol.NewInflater(*d)
 		s.w.deflater = protocol.NewDeflater(*d, cfg.compression.level())
 		s.w.threshold = cfg.compression.threshold()
 	}
 	s.protocol = res.protocol
-	now := time.Now()
-	s.w.mu.Lock()
 	s.state.Store(int32(StateReady))
-	pc := s.pending
-	var pcErr error
-	var pcPayload []byte
-	if pc != nil {
-		pcPayload, pcErr = s.closeFrameLocked(pc.code, pc.reason)
-	}
-	s.w.unlock()
-	if pc != nil {
-		s.ws.observeSent(protocol.OpClose, pcPayload, 0, pcErr)
-	}
-
-	s.tmu.Lock()
-	s.start = now
+	closing := s.w.start()
+	s.tm.start = time.Now()
 	if cfg.pollInterval > 0 {
-		s.nextPoll = now.Add(cfg.pollInterval)
+		s.tm.nextPoll = s.tm.start.Add(cfg.pollInterval)
 	}
-	if cfg.pingRate > 0 && pc == nil {
-		s.nextPing = now.Add(cfg.pingRate)
+	if closing {
+		s.closeStarted()
+	} else if cfg.pingRate > 0 {
+		s.tm.nextPing = s.tm.start.Add(cfg.pingRate)
 	}
-	if pc != nil {
-		s.armedAt, s.closeDue = now, now.Add(cfg.closeTimeout)
-		s.judging.Store(true)
-	}
-	s.rearm()
-	s.tmu.Unlock()
+	s.rearm(s.tm.start)
 }
 
-// handlerStopped ends a session whose handler stopped before the connection
-// was up (a panic in OnConnecting or OnConnected).
-func (s *session) handlerStopped() error {
-	s.state.Store(int32(StateIdle))
+// finish is where every session ends, once: it delivers the last event
+// (Disconnected, for a session that reached Connected) to the handler and
+// to the plugins, whatever the handler or range loop did, and returns what
+// Run returns. A handler's panic overrides every other outcome.
+func (s *session) finish(e *ending) error {
+	pe, panicked := s.stopErr.(*PanicError)
+	if panicked {
+		e = &ending{result: pe, reason: "handler panic", err: pe}
+		s.silent = false // every listener hears how the session ended
+	}
+	s.ws.setReady(s, false) // and the state is Idle: a send from OnDisconnected finds no session
+	if e.reason != "" {
+		s.emit(&events.Disconnected{Meta: events.Stamp(), Reason: e.reason, Graceful: e.graceful, Err: e.err})
+	}
 	if pe, ok := s.stopErr.(*PanicError); ok {
-		s.silent = false
-		s.disconnected("handler panic", false, pe)
-		return pe
+		return pe // a panic in OnDisconnected too
 	}
-	return s.stopErr
+	if s.stopErr != nil {
+		return s.stopErr // ErrStopped: the range loop was left
+	}
+	return e.result
 }
 
-// sessionEnd carries Run's result out of the read loop once the session's
-// last events were delivered (a completed close handshake).
-type sessionEnd struct{ result error }
-
-func (e sessionEnd) Error() string { return "session ended" }
-
-// end turns the error that ended the read loop into the session's last
-// events and Run's result.
-func (s *session) end(err error) error {
-	var done sessionEnd
-	if errors.As(err, &done) {
-		return done.result
-	}
-	if s.stopErr != nil && s.silent && s.failure == nil {
-		// The handler stopped; its close handshake has ended one way or another.
-		return s.handlerStopped()
+// end turns the error that ended the read loop into the session's ending.
+func (s *session) end(err error) *ending {
+	var e *ending
+	if errors.As(err, &e) {
+		return e
 	}
 	var perr *protocol.Error
 	switch {
 	case errors.As(err, &perr):
 		pe := s.fail(perr)
-		s.disconnected("protocol error", false, pe)
-		return pe
+		return &ending{result: pe, reason: "protocol error", err: pe}
 	case s.failure != nil:
-		s.disconnected("protocol error", false, s.failure)
-		return s.failure
+		return &ending{result: s.failure, reason: "protocol error", err: s.failure}
 	case errors.Is(err, ErrUnresponsive):
-		s.disconnected("ping timeout", false, ErrUnresponsive)
-		return ErrUnresponsive
+		return &ending{result: ErrUnresponsive, reason: "ping timeout", err: ErrUnresponsive}
 	case errors.Is(err, ErrCloseTimeout):
-		s.disconnected("close timeout", false, ErrCloseTimeout)
-		return ErrCloseTimeout
+		return &ending{result: ErrCloseTimeout, reason: "close timeout", err: ErrCloseTimeout}
 	}
-	s.disconnected("connection lost", false, err)
-	return err
+	return &ending{result: err, reason: "connection lost", err: err}
 }
 
 // fail fails the connection for a protocol violation: a close frame with the
@@ -345,46 +400,37 @@ func (s *session) fail(perr *protocol.Error) *ProtocolError {
 		return s.failure
 	}
 	s.failure = &ProtocolError{Code: perr.Code, Err: perr}
-	s.sendClose(perr.Code, perr.Reason)
+	s.startClose(perr.Code, perr.Reason)
 	s.emit(&events.ProtocolError{Meta: events.Stamp(), Err: perr, Code: perr.Code})
 	return s.failure
 }
 
-// sendClose sends the dispatcher's own close frame (a failure, a stopped
-// handler) unless a close frame went out already.
-func (s *session) sendClose(code int, reason string) {
+// startClose posts the session's own close frame (a failure, a stopped
+// handler, the caller's context, the reply to the server's close) unless
+// one was asked for already, and starts the close timer. It never waits
+// for the write lock: the frame goes out when the message being written
+// ends, or the close timer ends the session.
+func (s *session) startClose(code int, reason string) {
 	if State(s.state.Load()) < StateReady {
 		return
 	}
-	s.w.lockForClose(s.cfg.closeTimeout)
-	sent := false
-	var err error
 	var payload []byte
-	if !s.w.closeSent {
-		payload, err = s.closeFrameLocked(code, reason)
-		sent = true
+	if code != 0 {
+		payload = protocol.AppendClosePayload(nil, code, reason)
+	} else {
+		payload = []byte{} // an empty close answers an empty close
 	}
-	s.w.unlock()
-	if sent {
-		s.ws.observeSent(protocol.OpClose, payload, outAuto, err)
-		s.armCloseTimer()
-	}
+	_ = s.w.postClose(payload, outAuto)
+	s.closeStarted()
 }
 
-// closeFrameLocked writes our close frame (the caller holds w.mu) and moves
-// the session to closing. The caller reports the frame to send observers
-// once w.mu is released.
-func (s *session) closeFrameLocked(code int, reason string) (payload []byte, err error) {
-	s.state.Store(int32(StateClosing))
-	payload = protocol.AppendClosePayload(nil, code, reason)
-	return payload, s.w.frameLocked(true, false, protocol.OpClose, payload)
-}
-
-func (s *session) disconnected(reason string, graceful bool, err error) {
-	s.ws.signalReady(false)
-	// A send from the Disconnected handler on finds no session.
-	s.state.Store(int32(StateIdle))
-	s.emit(&events.Disconnected{Meta: events.Stamp(), Reason: reason, Graceful: graceful, Err: err})
+// closeStarted moves the session to closing once a close frame was asked
+// for: the close timer runs, pings stop. Session goroutine.
+func (s *session) closeStarted() {
+	if State(s.state.Load()) == StateReady {
+		s.state.Store(int32(StateClosing))
+	}
+	s.armCloseTimer(time.Now())
 }
 
 // messageMeta stamps a message with when its last bytes arrived, but never
@@ -397,37 +443,42 @@ func (s *session) messageMeta() events.Meta {
 	return events.Meta{Received: t}
 }
 
-// emit delivers one event to the handler, unless the handler stopped. While
-// a pong or a close reply is awaited, the time the handler takes is not
-// counted against it. If the handler stops now (a panic, or a range loop
-// left), the session starts its close handshake.
+// emit delivers one event to the handler and the plugins; once the handler
+// stopped, to the plugins only. While a pong or a close reply is awaited,
+// the time the handlers take is not counted against the server. If the
+// handler stops now (a panic, or a range loop left), the session starts its
+// close handshake.
 func (s *session) emit(ev events.Event) {
+	s.lastStamp = ev.ReceivedTime()
 	if s.silent {
+		if p := s.ws.cfg.plugins; p != nil {
+			s.deliverTo(p, ev)
+		}
 		return
 	}
-	s.lastStamp = ev.ReceivedTime()
-	if s.judging.Load() {
+	if s.tm.judging() {
 		began := time.Now()
-		s.deliver(ev)
+		s.deliverTo(s.t, ev)
 		s.excludeHandlerTime(began)
 	} else {
-		s.deliver(ev)
-		if s.judging.Load() {
+		s.deliverTo(s.t, ev)
+		if s.tm.judging() {
 			// Armed during the handler (a Close from it, say): the rest
 			// of the handler's time does not count either.
 			s.excludeHandlerTime(time.Time{})
 		}
 	}
-	if s.stopErr != nil {
+	if s.stopNow {
+		s.stopNow = false
 		s.stopSession()
 	}
 }
 
-func (s *session) deliver(ev events.Event) {
+func (s *session) deliverTo(t *table, ev events.Event) {
 	if s.recoverPanics {
 		defer s.recoverHandler()
 	}
-	s.t.deliver(s.ws, ev)
+	t.deliver(s.ws, ev)
 }
 
 func (s *session) recoverHandler() {
@@ -437,21 +488,23 @@ func (s *session) recoverHandler() {
 }
 
 // stopRequested records that the handler stopped (a panic, or a range loop
-// left early): no event is delivered after this one.
+// left early): from now on events go to the plugins only.
 func (s *session) stopRequested(err error) {
 	if s.stopErr == nil {
 		s.stopErr = err
+		s.stopNow = true
 	}
 	s.silent = true
 }
 
 // stopSession closes a session whose handler stopped: 1011 after a panic,
-// 1000 after a range loop was left. The read loop then drains silently
-// until the close reply, the close timeout, or the connection's end.
+// 1000 after a range loop was left. The read loop then goes on, delivering
+// to plugins only, until the close reply, the close timeout, or the
+// connection's end.
 func (s *session) stopSession() {
 	code, reason := StatusNormal, "goodbye"
 	if _, ok := s.stopErr.(*PanicError); ok {
 		code, reason = StatusInternalError, "handler panic"
 	}
-	s.sendClose(code, reason)
+	s.startClose(code, reason)
 }

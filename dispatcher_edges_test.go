@@ -245,10 +245,8 @@ func TestSendContextWaitingBehindBlockedSend(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s := ws.sess.Load()
-		if s != nil && !s.w.tryLockMessage() {
+		if s != nil && s.w.locked() {
 			break
-		} else if s != nil {
-			s.w.unlockMessage()
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the big send never took the lock")

@@ -47,6 +47,12 @@ var (
 	// ErrHandshakeTimeout ends a session whose server did not answer the
 	// upgrade request within the handshake timeout.
 	ErrHandshakeTimeout = errors.New("lomond: opening handshake timed out")
+	// ErrConnectionLost is wrapped by a send that found the connection
+	// broken (a write failed, or made no progress for the ping timeout)
+	// before any byte of its message went out: the message was not sent,
+	// and the session is ending. With a send queue the message is queued
+	// for the next session instead.
+	ErrConnectionLost = errors.New("lomond: connection lost")
 	// ErrStopped is the session's record that its range loop (Events or
 	// PersistEvents) was left early. No method returns it: a loop the
 	// caller left ends cleanly, and Err returns nil after it, as Run and

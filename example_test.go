@@ -250,3 +250,29 @@ func ExampleHandlerFunc() {
 	// closed 1000
 	// disconnected closed
 }
+
+// Cancelling Run's context with a CloseCause closes the session with that
+// code and reason instead of 1001 "going away".
+func ExampleCloseCause() {
+	url, stop := exampleEchoServer()
+	defer stop()
+	ws, err := lomond.New(url, lomond.WithPollInterval(0), lomond.WithPingRate(0))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	err = ws.Run(ctx, lomond.HandlerFunc(func(ws *lomond.WebSocket, ev events.Event) {
+		switch e := ev.(type) {
+		case *events.Ready:
+			cancel(lomond.CloseCause(4000, "maintenance"))
+		case *events.Closed:
+			fmt.Println("closed with code", e.Code)
+		}
+	}))
+	fmt.Println("Run:", err)
+	// Output:
+	// closed with code 4000
+	// Run: <nil>
+}

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lomond-go/lomond/events"
@@ -48,7 +50,12 @@ func (e *upgradeError) Unwrap() error { return e.err }
 // follows the 101 in the same read stays buffered: the first frame.
 func (s *session) handshake() (*handshakeResult, error) {
 	cfg := s.cfg
-	_ = s.conn.SetDeadline(time.Now().Add(cfg.handshakeTimeout))
+	// Until the writer starts, the session goroutine owns both deadlines;
+	// the read deadline goes through setReadDeadline, so that a
+	// cancellation posted meanwhile is not undone.
+	deadline := time.Now().Add(cfg.handshakeTimeout)
+	_ = s.conn.SetWriteDeadline(deadline)
+	s.setReadDeadline(deadline)
 
 	var random [16]byte
 	_, _ = cryptorand.Read(random[:])
@@ -103,20 +110,23 @@ func (s *session) handshake() (*handshakeResult, error) {
 		}
 	}
 	s.cr.limit = -1
-	_ = s.conn.SetDeadline(noDeadline)
+	_ = s.conn.SetWriteDeadline(noDeadline)
+	s.setReadDeadline(noDeadline)
 	return res, nil
 }
 
-// handshakeIOError names a handshake that failed on the transport: a
-// timeout, the caller's cancellation, or a lost connection.
+// handshakeIOError names a handshake that failed on the transport: the
+// caller's cancellation, a timeout, or a lost connection.
 func (s *session) handshakeIOError(err error) error {
 	switch {
-	case s.cancelled.Load():
+	case s.takeMail().cancelled || s.cancelled:
 		return &handshakeCancelled{err: err}
 	case isTimeout(err):
 		return fmt.Errorf("%w after %v", ErrHandshakeTimeout, s.cfg.handshakeTimeout)
 	case errors.Is(err, io.EOF):
-		return fmt.Errorf("connection closed before the response: %w", io.ErrUnexpectedEOF)
+		return &handshakeLost{err: fmt.Errorf("lomond: connection closed before the upgrade response: %w", io.ErrUnexpectedEOF)}
+	case isConnLoss(err):
+		return &handshakeLost{err: fmt.Errorf("lomond: connection lost before the upgrade response: %w", err)}
 	}
 	return err
 }
@@ -127,9 +137,22 @@ type handshakeCancelled struct{ err error }
 func (e *handshakeCancelled) Error() string { return "cancelled during the handshake" }
 func (e *handshakeCancelled) Unwrap() error { return context.Canceled }
 
-// handshakeFailed reports a failed opening handshake: Rejected when the
-// server answered and the answer was refused, then Disconnected.
-func (s *session) handshakeFailed(err error) error {
+// handshakeLost is a connection that ended during the opening handshake.
+type handshakeLost struct{ err error }
+
+func (e *handshakeLost) Error() string { return e.err.Error() }
+func (e *handshakeLost) Unwrap() error { return e.err }
+
+// isConnLoss reports whether err is the transport's end (reset, broken
+// pipe, closed): a lost connection rather than a broken handshake.
+func isConnLoss(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, net.ErrClosed)
+}
+
+// handshakeFailed ends a session whose opening handshake failed: Rejected
+// when the server answered and the answer was refused, then Disconnected.
+func (s *session) handshakeFailed(err error) *ending {
 	var ue *upgradeError
 	if errors.As(err, &ue) {
 		rej := rejection(ue.resp, ue.err)
@@ -139,20 +162,20 @@ func (s *session) handshakeFailed(err error) error {
 		s.emit(&events.Rejected{Meta: events.Stamp(), StatusCode: rej.StatusCode, Status: rej.Status,
 			Header: rej.Header, Body: body, Reason: rej.Reason, RetryAfter: rej.RetryAfter,
 			HasRetryAfter: rej.HasRetryAfter, Err: ue.err})
-		s.disconnected("closed", true, nil)
-		return rej
+		return &ending{result: rej, reason: "closed", graceful: true}
 	}
 	s.conn.Close()
 	var hc *handshakeCancelled
+	var hl *handshakeLost
 	switch {
 	case errors.As(err, &hc):
-		s.disconnected("cancelled during the handshake", false, err)
+		return &ending{result: err, reason: "cancelled during the handshake", err: err}
 	case errors.Is(err, ErrHandshakeTimeout):
-		s.disconnected("handshake timeout", false, err)
-	default:
-		s.disconnected("handshake failed", false, err)
+		return &ending{result: err, reason: "handshake timeout", err: err}
+	case errors.As(err, &hl):
+		return &ending{result: hl.err, reason: "connection lost", err: hl.err}
 	}
-	return err
+	return &ending{result: err, reason: "handshake failed", err: err}
 }
 
 func readBody(resp *http.Response) []byte {

@@ -224,17 +224,23 @@ func unusableHandler(h any) string {
 	return ""
 }
 
-// signalReady opens or shuts the gate WaitReady waits at.
-func (ws *WebSocket) signalReady(ready bool) {
+// setReady opens or shuts the gate WaitReady waits at, for session s. The
+// gate opens only while s is ready; shutting it also moves s to idle, under
+// the same lock, so that a late opening (the send queue's flush) cannot
+// follow the session's end.
+func (ws *WebSocket) setReady(s *session, ready bool) {
 	ws.readyMu.Lock()
 	defer ws.readyMu.Unlock()
+	if !ready {
+		s.state.Store(int32(StateIdle))
+	}
 	select {
 	case <-ws.readyCh:
 		if !ready {
 			ws.readyCh = make(chan struct{})
 		}
 	default:
-		if ready {
+		if ready && State(s.state.Load()) == StateReady && !s.w.closing.Load() {
 			close(ws.readyCh)
 		}
 	}
@@ -304,9 +310,14 @@ func (ws *WebSocket) URL() string {
 }
 
 // State returns the state of the current session (StateIdle when none runs).
+// It is StateClosing from the moment Close is called.
 func (ws *WebSocket) State() State {
 	if s := ws.sess.Load(); s != nil {
-		return State(s.state.Load())
+		st := State(s.state.Load())
+		if st == StateReady && s.w.closing.Load() {
+			st = StateClosing
+		}
+		return st
 	}
 	return StateIdle
 }
@@ -348,12 +359,15 @@ func (ws *WebSocket) SendJSON(v any) error {
 }
 
 // SendTextContext is SendText bounded by ctx: it returns ctx's error when
-// ctx ends first, while waiting for the rate limit or while the write is
-// blocked (a server that does not read). A message cut off in the middle of
-// its frame cannot be taken back, so when ctx ends during the write the
-// connection is dropped: the session ends (Disconnected, not graceful) and
-// Persist reconnects. A ctx that has already ended sends nothing. A queued
-// message (WithSendQueue) is not bound by ctx once queued.
+// ctx ends while the send waits for its turn (the rate limit, or another
+// goroutine's message being written), and then nothing of the message was
+// written and the connection is as it was. Once the message's first byte
+// is written, the message is written whole, whatever ctx does: a message cut
+// off could not be taken back. A write that makes no progress for the ping
+// timeout (the close timeout when pings are off) ends the session as
+// Unresponsive, and the send returns an error. A ctx that has already ended
+// sends nothing. A queued message (WithSendQueue) is not bound by ctx once
+// queued.
 func (ws *WebSocket) SendTextContext(ctx context.Context, text string) error {
 	if ctx == nil {
 		return fmt.Errorf("%w: nil context", ErrInvalidOption)
@@ -405,30 +419,30 @@ func (ws *WebSocket) send(ctx context.Context, typ byte, p []byte) error {
 	if ws.queue != nil {
 		return ws.queue.send(ctx, ws, typ, p)
 	}
-	err := ws.sendNow(ctx, typ, p)
+	_, err := ws.sendNow(ctx, typ, p)
 	ws.observeSent(typ, p, 0, err)
 	return err
 }
 
 // sendNow writes a data message to the current session: after its turn
-// under the rate limit, if any.
-func (ws *WebSocket) sendNow(ctx context.Context, typ byte, p []byte) error {
+// under the rate limit, if any. started reports whether any of it went out.
+func (ws *WebSocket) sendNow(ctx context.Context, typ byte, p []byte) (started bool, err error) {
 	s := ws.sess.Load()
 	if s == nil {
-		return ErrNotConnected
+		return false, ErrNotConnected
 	}
 	if ws.limiter != nil {
 		if st := State(s.state.Load()); st != StateReady {
-			return stateErr(st) // no turn taken for a message that cannot go
+			return false, stateErr(st) // no turn taken for a message that cannot go
 		}
 		if err := ws.limiter.wait(ctx); err != nil {
-			return err
+			return false, err
 		}
 		if s = ws.sess.Load(); s == nil {
-			return ErrNotConnected
+			return false, ErrNotConnected
 		}
 	}
-	return s.writeContext(ctx, typ, p)
+	return s.write(ctx, typ, p)
 }
 
 // Close starts the close handshake with code and reason (lomond's default

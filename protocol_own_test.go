@@ -534,9 +534,9 @@ func TestCorruptCompressedData(t *testing.T) {
 // an endless stream of messages instead of a close reply is not waited for
 // beyond the drain bound after the close timeout.
 func TestFloodAfterCloseIsCut(t *testing.T) {
-	old := maxCloseDrain
-	maxCloseDrain = 1 << 20
-	defer func() { maxCloseDrain = old }()
+	old := maxJudgeDrain
+	maxJudgeDrain = 1 << 20
+	defer func() { maxJudgeDrain = old }()
 	srv, done := scriptServer(t, func(c *wstest.Conn) {
 		if !srvHandshake(t, c) || !srvExpectClose(t, c, 1000, "bye") {
 			return

@@ -89,7 +89,14 @@ func WithSendQueue(size int, overflow Overflow) Option {
 
 // sendQueue holds the sends made while no session is ready, and the ones
 // made after them until the flush is done.
+//
+// Its lock is mu. reportMu orders what send observers hear of a message:
+// a send holds it from queueing a message until "queued" was reported, and
+// the flush takes it before reporting "sent", so that "queued" always comes
+// first. reportMu is taken before mu, never after.
 type sendQueue struct {
+	reportMu sync.Mutex
+
 	mu       sync.Mutex
 	size     int
 	overflow Overflow
@@ -105,7 +112,8 @@ func newSendQueue(size int, overflow Overflow) *sendQueue {
 // notWritten reports whether a send's error means nothing was written, so
 // the message may go to the queue.
 func notWritten(err error) bool {
-	return errors.Is(err, ErrClosing) || errors.Is(err, ErrClosed) || errors.Is(err, ErrNotConnected)
+	return errors.Is(err, ErrClosing) || errors.Is(err, ErrClosed) || errors.Is(err, ErrNotConnected) ||
+		errors.Is(err, ErrConnectionLost)
 }
 
 // send sends at once when a session is ready and nothing waits; otherwise
@@ -115,14 +123,18 @@ func (q *sendQueue) send(ctx context.Context, ws *WebSocket, typ byte, p []byte)
 	q.mu.Lock()
 	if !q.flushing && len(q.msgs) == 0 && ws.State() == StateReady {
 		q.mu.Unlock()
-		err := ws.sendNow(ctx, typ, p)
-		if !notWritten(err) {
+		started, err := ws.sendNow(ctx, typ, p)
+		if started || !notWritten(err) {
 			ws.observeSent(typ, p, 0, err)
 			return err
 		}
-		// The session ended before anything was written: queue.
+		// Nothing was written, and the session is gone or going: queue.
 		q.mu.Lock()
 	}
+	q.mu.Unlock()
+	q.reportMu.Lock()
+	defer q.reportMu.Unlock()
+	q.mu.Lock()
 	m, dropped, err := q.add(typ, p)
 	q.mu.Unlock()
 	switch {
@@ -156,80 +168,56 @@ func (q *sendQueue) add(typ byte, p []byte) (m Message, dropped *Message, err er
 	return m, &d, &DroppedError{Dropped: d}
 }
 
-// take removes the first message for writing; it stays counted against the
-// bound until done. Under q.mu.
-func (q *sendQueue) take() Message {
-	m := q.msgs[0]
-	q.msgs = q.msgs[1:]
-	q.inflight++
-	return m
-}
-
-// done ends the write of m taken by take: if it failed before anything was
-// written, m goes back first. It reports whether the flush may go on.
-// Under q.mu.
-func (q *sendQueue) done(m Message, err error) bool {
-	q.inflight--
-	if err == nil {
-		return true
-	}
-	if notWritten(err) {
-		q.msgs = append([]Message{m}, q.msgs...)
-	}
-	return false
-}
-
-// flushNow sends the queue in order on the session's goroutine, as far as
-// the rate limit allows without waiting. It reports whether messages remain
-// for flushPaced; then the queue stays in its flushing state.
-func (q *sendQueue) flushNow(ws *WebSocket, s *session) (more bool) {
+// flush sends the queue in order, on the session's flush goroutine, until
+// the queue is empty, a message cannot be written (it stays first for the
+// next session unless part of it went out) or ctx ends (the session is
+// over). Sends made meanwhile join the back of the queue. After the
+// messages that waited when it began went out, ready is called (WaitReady
+// returns from then on). Under a rate limit, each message waits for its
+// turn.
+func (q *sendQueue) flush(ctx context.Context, ws *WebSocket, s *session, ready func()) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.flushing = true
+	first := len(q.msgs) // the messages that waited for this session
 	for len(q.msgs) > 0 {
-		if ws.limiter != nil && !ws.limiter.take() {
-			return true
+		if ws.limiter != nil {
+			q.mu.Unlock()
+			err := ws.limiter.wait(ctx)
+			q.mu.Lock()
+			if err != nil || len(q.msgs) == 0 {
+				break
+			}
 		}
-		m := q.take()
+		m := q.msgs[0]
+		q.msgs = q.msgs[1:]
+		q.inflight++
 		q.mu.Unlock()
-		err := s.write(m.typ(), m.Data)
+		started, err := s.write(ctx, m.typ(), m.Data)
+		q.reportMu.Lock() // m's "queued" was reported
+		q.reportMu.Unlock()
 		ws.observeSent(m.typ(), m.Data, outFromQueue, err)
 		q.mu.Lock()
-		if !q.done(m, err) {
+		q.inflight--
+		if err != nil {
+			if !started {
+				q.msgs = append([]Message{m}, q.msgs...)
+			}
 			break
+		}
+		if first--; first == 0 {
+			ready()
 		}
 	}
 	q.flushing = false
-	return false
-}
-
-// flushPaced sends the rest of the queue at the rate limit's pace, until the
-// queue is empty, a write fails or ctx ends (the session is over).
-func (q *sendQueue) flushPaced(ctx context.Context, ws *WebSocket, s *session) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for len(q.msgs) > 0 {
-		q.mu.Unlock()
-		err := ws.limiter.wait(ctx)
-		q.mu.Lock()
-		if err != nil || len(q.msgs) == 0 {
-			break
-		}
-		m := q.take()
-		q.mu.Unlock()
-		err = s.write(m.typ(), m.Data)
-		ws.observeSent(m.typ(), m.Data, outFromQueue, err)
-		q.mu.Lock()
-		if !q.done(m, err) {
-			break
-		}
+	q.mu.Unlock()
+	if first > 0 {
+		ready() // an empty queue, or a failed write: the gate shows the session's state
 	}
-	q.flushing = false
 }
 
-// attachQueue binds the send queue to session s: the flush after OnReady,
-// and the paced flush under a rate limit. The returned function ends the
-// paced flush and waits for it; call it when the session is over.
+// attachQueue binds the send queue to session s: after OnReady, a flush
+// goroutine of the session sends what waits, so that the session goroutine
+// goes on reading however fast messages are queued. The returned function
+// ends the flush and waits for it; call it when the session is over.
 func (ws *WebSocket) attachQueue(s *session) (detach func()) {
 	q := ws.queue
 	if q == nil {
@@ -238,13 +226,19 @@ func (ws *WebSocket) attachQueue(s *session) (detach func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	s.onReady = func() {
-		if q.flushNow(ws, s) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				q.flushPaced(ctx, ws, s)
-			}()
+		q.mu.Lock()
+		if len(q.msgs) == 0 {
+			q.mu.Unlock()
+			ws.setReady(s, true)
+			return
 		}
+		q.flushing = true
+		q.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q.flush(ctx, ws, s, func() { ws.setReady(s, true) })
+		}()
 	}
 	return func() {
 		cancel()

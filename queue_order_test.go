@@ -148,12 +148,13 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 	for _, m := range []string{"a", "b"} {
 		q.msgs = append(q.msgs, txt(m))
 	}
-	s.w.msgMu = make(chan struct{}, 1)
-	s.w.msgMu <- struct{}{} // another send is writing
+	s.w.init(nil, 0)
+	s.w.lock <- struct{}{} // another send is writing
+	q.flushing = true
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
-		q.flushNow(ws, s)
+		q.flush(context.Background(), ws, s, func() {})
 	}()
 	// Wait until the flush has taken "a" out and waits for the lock.
 	deadline := time.Now().Add(5 * time.Second)
@@ -174,7 +175,7 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 	}
 	s.state.Store(int32(StateClosing))
 	s.w.closeSent = true // the client's close frame went out
-	s.w.unlockMessage()
+	<-s.w.lock
 	<-flushed
 	if n := len(q.msgs); n > size {
 		t.Errorf("queue holds %d messages (%q), more than its size %d", n, rcMsgs(q.msgs), size)

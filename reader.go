@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/lomond-go/lomond/events"
@@ -30,7 +31,7 @@ type inMessage struct {
 }
 
 // readLoop reads frames until the session ends.
-func (s *session) readLoop() error {
+func (s *session) readLoop() *ending {
 	for {
 		h, err := s.readHeader()
 		if err == nil {
@@ -163,7 +164,17 @@ func (s *session) readData(h protocol.Header) error {
 		in.discard = s.failure != nil || s.silent
 		in.size, in.n = 0, 0
 	}
-	in.size += h.Length
+	if h.Length > maxMessageSize-in.size {
+		// Sizes from the wire are checked before anything is allocated:
+		// without a read limit, no message may outgrow what an int counts.
+		in.size = maxMessageSize
+		if !in.discard {
+			s.fail(&protocol.Error{Code: protocol.CloseMessageTooBig, Reason: "message larger than the client can hold"})
+			in.discard = true
+		}
+	} else {
+		in.size += h.Length
+	}
 	if !in.discard && s.cfg.readLimit >= 0 && in.size > uint64(s.cfg.readLimit) {
 		// The frames stay in step: fail, and drop the rest of the message.
 		s.fail(&protocol.Error{Code: protocol.CloseMessageTooBig,
@@ -178,7 +189,7 @@ func (s *session) readData(h protocol.Header) error {
 		err = s.readCompressed(h)
 	case !in.text && s.cfg.borrowBinary:
 		err = s.readBorrowed(h)
-	case h.Fin && in.msg.buf == nil:
+	case h.Fin && in.msg.buf == nil && h.Length <= maxUpfront:
 		return s.readWhole(h)
 	default:
 		err = s.readOwned(h)
@@ -243,19 +254,43 @@ func (s *session) readWhole(h protocol.Header) error {
 	return nil
 }
 
-// readOwned reads a fragment's payload into the message's own buffer,
-// grown as fragments arrive. Text is checked as it arrives.
+// readOwned reads a fragment's payload into the message's own buffer. The
+// buffer grows with the bytes that actually arrive, never ahead of them by
+// more than maxUpfront: a header announcing a huge length costs nothing
+// until its bytes come.
 func (s *session) readOwned(h protocol.Header) error {
 	in := &s.in
-	need := in.n + int(h.Length)
-	if in.msg.buf == nil {
-		in.msg = newMessage(in.text, need)
-	} else if need > len(in.msg.buf) {
-		grown := newMessage(in.text, max(need, 2*len(in.msg.buf)))
-		copy(grown.buf, in.msg.buf[:in.n])
-		in.msg = grown
+	for left := h.Length; left > 0; {
+		if in.n == len(in.msg.buf) {
+			size := grownSize(len(in.msg.buf), in.n, left)
+			grown := newMessage(in.text, size)
+			copy(grown.buf, in.msg.buf[:in.n])
+			in.msg = grown
+		}
+		n := min(left, uint64(len(in.msg.buf)-in.n))
+		if err := s.readPayload(in.msg.buf[in.n : in.n+int(n)]); err != nil {
+			return err
+		}
+		left -= n
 	}
-	return s.readPayload(in.msg.buf[in.n:need])
+	return nil
+}
+
+// maxUpfront is the most allocated for a message ahead of its bytes.
+const maxUpfront = 1 << 20
+
+// maxMessageSize bounds the size of any message (an int must count it).
+const maxMessageSize = uint64(math.MaxInt >> 1)
+
+// grownSize is a message buffer's next size: double the current one, at
+// least what the next maxUpfront bytes need, never more than the message's
+// announced rest.
+func grownSize(cur, n int, left uint64) int {
+	size := max(2*cur, 4096)
+	if need := uint64(n) + left; uint64(size) > need {
+		size = int(need)
+	}
+	return max(size, n+int(min(left, maxUpfront)))
 }
 
 // readPayload reads a frame's payload into p, checking text as it arrives
@@ -277,16 +312,22 @@ func (s *session) readPayload(p []byte) error {
 }
 
 // readBorrowed reads a binary frame into the session's reused buffer
-// (WithBorrowedBinary): no allocation per message.
+// (WithBorrowedBinary): no allocation per message. It grows as readOwned's.
 func (s *session) readBorrowed(h protocol.Header) error {
 	in := &s.in
-	need := in.n + int(h.Length)
-	if need > len(s.scratch) {
-		grown := make([]byte, max(need, 2*len(s.scratch), 4096))
-		copy(grown, s.scratch[:in.n])
-		s.scratch = grown
+	for left := h.Length; left > 0; {
+		if in.n == len(s.scratch) {
+			grown := make([]byte, grownSize(len(s.scratch), in.n, left))
+			copy(grown, s.scratch[:in.n])
+			s.scratch = grown
+		}
+		n := min(left, uint64(len(s.scratch)-in.n))
+		if err := s.readPayload(s.scratch[in.n : in.n+int(n)]); err != nil {
+			return err
+		}
+		left -= n
 	}
-	return s.readPayload(s.scratch[in.n:need])
+	return nil
 }
 
 func (s *session) emitBorrowed(data []byte) {
@@ -301,12 +342,20 @@ func (s *session) emitBorrowed(data []byte) {
 	}
 }
 
-// readCompressed collects a compressed message's frames.
+// readCompressed collects a compressed message's frames, growing with the
+// bytes that arrive.
 func (s *session) readCompressed(h protocol.Header) error {
-	start := len(s.zin)
-	s.zin = append(s.zin, make([]byte, h.Length)...)
-	if err := s.readFull(s.zin[start:]); err != nil {
-		return err
+	for left := h.Length; left > 0; {
+		if len(s.zin) == cap(s.zin) {
+			s.zin = append(s.zin, 0)[:len(s.zin)]
+		}
+		n := min(left, uint64(cap(s.zin)-len(s.zin)), maxUpfront)
+		start := len(s.zin)
+		s.zin = s.zin[:start+int(n)]
+		if err := s.readFull(s.zin[start:]); err != nil {
+			return err
+		}
+		left -= n
 	}
 	s.in.n += int(h.Length)
 	return nil
@@ -317,7 +366,7 @@ func (s *session) readCompressed(h protocol.Header) error {
 func (s *session) inflate() error {
 	in := &s.in
 	limit := -1
-	if s.cfg.readLimit >= 0 {
+	if s.cfg.readLimit >= 0 && uint64(s.cfg.readLimit) < maxMessageSize {
 		limit = int(s.cfg.readLimit)
 	}
 	out, err := s.inflater.Inflate(s.zout[:0], s.zin, limit)
@@ -362,22 +411,22 @@ func (s *session) readControl(h protocol.Header) error {
 	}
 	switch h.Opcode {
 	case protocol.OpPing:
-		// The pong goes out before the handler sees the Ping, as in lomond.
-		if s.cfg.autoPong && State(s.state.Load()) == StateReady {
-			s.w.pong(p)
+		// The pong goes out before the handler sees the Ping, as in
+		// lomond; of pings that arrived together only the last is answered
+		// (RFC 6455 section 5.5.3), so a flood of pings is not a flood of
+		// pongs.
+		if s.cfg.autoPong && State(s.state.Load()) == StateReady && !s.pingFollows() {
+			s.w.postPong(p, outAuto)
 		}
 		if s.failure == nil {
 			s.emit(&events.Ping{Meta: s.messageMeta(), Data: bytes.Clone(p)})
 		}
 	case protocol.OpPong:
 		ev := &events.Pong{Meta: s.messageMeta(), Data: bytes.Clone(p)}
-		s.tmu.Lock()
-		if !s.pingSent.IsZero() && bytes.Equal(p, s.pingPayload[:]) {
-			ev.RTT = s.cr.lastRead.Sub(s.pingSent)
-			s.pongDue = time.Time{}
-			s.setJudging()
+		if at, ok := s.tm.pingSentAt(p); ok {
+			ev.RTT = s.cr.lastRead.Sub(at)
 		}
-		s.tmu.Unlock()
+		s.tm.pongReceived()
 		if s.failure == nil {
 			s.emit(ev)
 		}
@@ -387,9 +436,20 @@ func (s *session) readControl(h protocol.Header) error {
 	return nil
 }
 
+// pingFollows reports whether the next frame, already buffered, is a ping
+// (a final frame with the ping opcode: 0x89).
+func (s *session) pingFollows() bool {
+	if s.br.Buffered() == 0 {
+		return false
+	}
+	b, _ := s.br.Peek(1)
+	return len(b) == 1 && b[0] == 0x80|protocol.OpPing
+}
+
 // closeReceived handles the server's close frame: the reply to ours, or the
 // server's own close, which the Closing handler sees before the reply goes
-// out (it may send last messages, or Close with a code of its own).
+// out (it may send last messages, or Close with a code of its own). The
+// session ends once our close frame is written, or at the close timeout.
 func (s *session) closeReceived(p []byte) error {
 	code, reason, perr := protocol.ParseClose(p)
 	if perr != nil {
@@ -398,26 +458,46 @@ func (s *session) closeReceived(p []byte) error {
 	if s.failure != nil {
 		return s.failure // the reply to our failing close
 	}
-	if !s.w.sentClose() {
+	serverStarted := !s.w.closeAsked()
+	if serverStarted {
 		s.state.Store(int32(StateClosing))
 		s.emit(&events.Closing{Meta: events.Stamp(), Code: code, Reason: reason})
 		if code == protocol.CloseNoStatus {
-			code, reason = 0, "" // an empty close is answered with an empty close
+			s.startClose(0, "") // an empty close is answered with an empty close
+		} else {
+			s.startClose(code, reason)
 		}
-		s.sendClose(code, reason)
-		if code == 0 {
-			code = protocol.CloseNoStatus
-		}
-		s.state.Store(int32(StateClosed))
-		s.emit(&events.Closed{Meta: events.Stamp(), Code: code, Reason: reason})
-		s.disconnected("closed", true, nil)
-		return sessionEnd{&CloseError{Code: code, Reason: reason}}
+	}
+	if !serverStarted {
+		s.closeStarted() // the close timer, if its mail is not read yet
+	}
+	if !s.awaitCloseWritten() {
+		return ErrCloseTimeout
 	}
 	s.state.Store(int32(StateClosed))
-	if s.stopErr != nil {
-		return sessionEnd{s.handlerStopped()}
-	}
 	s.emit(&events.Closed{Meta: events.Stamp(), Code: code, Reason: reason})
-	s.disconnected("closed", true, nil)
-	return sessionEnd{nil}
+	e := &ending{reason: "closed", graceful: true}
+	if serverStarted {
+		e.result = &CloseError{Code: code, Reason: reason}
+	}
+	return e
+}
+
+// awaitCloseWritten waits for our close frame to be written, at most until
+// the close timeout: a send stuck on a server that does not read holds the
+// write lock, and the frame goes out only when that send's frame ends.
+func (s *session) awaitCloseWritten() bool {
+	select {
+	case <-s.w.closeDone:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(s.tm.closeDue))
+	defer t.Stop()
+	select {
+	case <-s.w.closeDone:
+		return true
+	case <-t.C:
+		return false
+	}
 }

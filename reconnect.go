@@ -589,7 +589,9 @@ func (ws *WebSocket) Stop(code int, reason string) error {
 	if cancel == nil {
 		return nil // between sessions: the loop sees stopAsked
 	}
-	if ws.State() == StateReady {
+	if st := ws.State(); st == StateReady || st == StateClosing {
+		// A ready session closes with Stop's code; in OnClosing, Stop's
+		// close is the reply to the server's.
 		if err := ws.Close(code, reason); err == nil || errors.Is(err, ErrClosing) {
 			return nil
 		}

@@ -1,8 +1,10 @@
 package lomond
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/lomond-go/lomond/internal/protocol"
 )
@@ -39,75 +41,80 @@ func (s *session) ready() error {
 	return nil
 }
 
-// sendFailed explains a failed write: ErrClosing (or ErrClosed) if a close
-// frame went out meanwhile, the transport's error otherwise.
-func (s *session) sendFailed(err error) error {
-	if errors.Is(err, errCloseSent) {
+// sendError explains a write that failed. started says whether any byte of
+// the message went out.
+func (s *session) sendError(err error, started bool) error {
+	var be *brokenError
+	switch {
+	case errors.Is(err, errCloseSent):
 		if st := State(s.state.Load()); st == StateClosed || st == StateIdle {
 			return stateErr(st)
 		}
 		return ErrClosing
+	case errors.As(err, &be) && !started:
+		// Nothing of this message was written: it can be sent again (the
+		// send queue keeps it for the next session).
+		return fmt.Errorf("%w: %w", ErrConnectionLost, be.err)
+	case errors.Is(err, errStalled):
+		return fmt.Errorf("lomond: send failed: %w (the server stopped reading): %w", ErrUnresponsive, err)
+	case errors.Is(err, net.ErrClosed):
+		return fmt.Errorf("lomond: send failed: %w: the session ended while the message was being written", ErrClosed)
 	}
 	return fmt.Errorf("lomond: send failed: %w", err)
 }
 
-// write sends a data message. A write blocked on a peer that does not read
-// ends at the ping timeout (the session is then Unresponsive), or when the
-// session closes the connection.
-func (s *session) write(op byte, p []byte) error {
+// write sends a data message; ctx (nil: none) bounds only the wait for the
+// write lock. written reports whether any of it went out.
+func (s *session) write(ctx context.Context, op byte, p []byte) (started bool, err error) {
 	if err := s.ready(); err != nil {
-		return err
+		return false, err
 	}
-	if err := s.w.writeMessage(op, p); err != nil {
-		return s.sendFailed(err)
+	if err := s.w.acquire(ctx); err != nil {
+		return false, err
 	}
-	return nil
+	started, err = s.w.message(op, p)
+	s.w.release()
+	if err != nil {
+		return started, s.sendError(err, started)
+	}
+	return true, nil
 }
 
-// writeControl sends a ping or pong of the caller's.
+// writeControl sends a ping or pong of the caller's: it waits for the
+// message being written, if any.
 func (s *session) writeControl(op byte, payload []byte) error {
 	if err := s.ready(); err != nil {
 		return err
 	}
-	if err := s.w.control(op, payload); err != nil {
-		return s.sendFailed(err)
+	if err := s.w.acquire(nil); err != nil {
+		return err
+	}
+	err := s.w.control(op, payload)
+	s.w.release()
+	if err != nil {
+		return s.sendError(err, true)
 	}
 	return nil
 }
 
-// close starts the client's close handshake, or, from the Closing handler,
-// chooses the reply to the server's close.
+// close starts the client's close handshake (Close, Stop), or, from the
+// Closing handler, chooses the reply to the server's close. The frame is
+// written at once if no message is being written, else when that message
+// ends; the session goroutine starts the close timer either way, so a
+// writer stuck on a server that does not read is bounded by it.
 func (s *session) close(code int, reason string) error {
-	if State(s.state.Load()) < StateReady {
-		s.w.mu.Lock()
-		if st := State(s.state.Load()); st < StateReady {
-			defer s.w.mu.Unlock()
-			if st == StateIdle {
-				return ErrNotConnected
-			}
-			if s.pending != nil {
-				return ErrClosing
-			}
-			s.pending = &closeFrame{code: code, reason: reason}
-			return nil
-		}
-		s.w.mu.Unlock()
-	}
-	s.w.lockForClose(s.cfg.closeTimeout)
 	st := State(s.state.Load())
-	if (st != StateReady && st != StateClosing) || s.w.closeSent {
-		s.w.unlock()
-		if st == StateReady {
-			st = StateClosing
-		}
-		return stateErr(st)
+	switch {
+	case st == StateIdle:
+		return ErrNotConnected
+	case st >= StateClosed:
+		return ErrClosed
 	}
-	payload, err := s.closeFrameLocked(code, reason)
-	s.w.unlock()
-	s.ws.observeSent(protocol.OpClose, payload, 0, err)
-	s.armCloseTimer() // even if the frame did not go out: the session ends in bounded time
-	if err != nil {
-		return s.sendFailed(err)
+	payload := protocol.AppendClosePayload(nil, code, reason)
+	if st >= StateReady {
+		// The mail first: the session goroutine starts the close timer
+		// even if the reply overtakes this goroutine's write.
+		s.post(func(m *mail) { m.closeAsked = true })
 	}
-	return nil
+	return s.w.postClose(payload, 0)
 }

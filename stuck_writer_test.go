@@ -54,10 +54,8 @@ func TestStuckWriterCannotHangTheSession(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s := ws.sess.Load()
-		if s != nil && State(s.state.Load()) == StateReady && !s.w.tryLockMessage() {
+		if s != nil && State(s.state.Load()) == StateReady && s.w.locked() {
 			break
-		} else if s != nil && State(s.state.Load()) == StateReady {
-			s.w.unlockMessage()
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the send never took the lock")

@@ -3,24 +3,67 @@ package lomond
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/lomond-go/lomond/events"
-	"github.com/lomond-go/lomond/internal/protocol"
 )
 
 // The session's timers (poll, ping, ping timeout, close timeout) need no
-// goroutine: the read deadline is set to the earliest of them, and when a
-// read returns for it the dispatcher runs onDeadline between two reads, with
-// no I/O call in progress.
+// goroutine and belong to the session goroutine alone: the read deadline is
+// set to the earliest of them (setReadDeadline, the deadline's one owner),
+// and when a read returns for it the session goroutine runs onDeadline
+// between two reads, with no I/O call in progress. Mail from other
+// goroutines arrives the same way (post sets the deadline in the past).
 //
 // Two of them judge the server: the ping timeout (no pong) and the close
-// timeout (no close reply). Neither counts time spent in handlers, and
-// neither is declared before everything already received was processed (a
-// read finds nothing more): a pong queued behind a backlog of messages is
-// not a dead server, and a server whose messages keep arriving is not
-// unresponsive. After the close timeout, at most maxCloseDrain more bytes
-// are read.
+// timeout (no close reply). Neither counts time spent in handlers. Before
+// either is declared, bytes that have already arrived are processed (a pong
+// queued behind a backlog is not a dead server), but at most maxJudgeDrain
+// of them: a server that floods cannot put the judgement off for ever.
+
+// timers are the session goroutine's deadlines. A zero time is off.
+type timers struct {
+	start    time.Time // when the session became ready: pings carry the time since
+	nextPoll time.Time
+	nextPing time.Time
+	pongDue  time.Time
+	closeDue time.Time
+	armedAt  time.Time // when the latest judging timer was armed
+	overdue  bool      // a judging timer passed while bytes were waiting, with
+	dueFrom  uint64    // cr.total then
+	pings    [4]uint64 // the latest keep-alive pings' payloads, for RTTs
+	npings   int
+}
+
+// judging reports whether a pong or a close reply is awaited.
+func (t *timers) judging() bool { return !t.pongDue.IsZero() || !t.closeDue.IsZero() }
+
+// sentPing records a keep-alive ping's payload.
+func (t *timers) sentPing(v uint64) {
+	t.pings[t.npings%len(t.pings)] = v
+	t.npings++
+}
+
+// pingSentAt returns when the keep-alive ping whose payload is p was sent,
+// if p is one of the latest.
+func (t *timers) pingSentAt(p []byte) (time.Time, bool) {
+	if len(p) != 8 {
+		return time.Time{}, false
+	}
+	v := binary.BigEndian.Uint64(p)
+	for i := 0; i < min(t.npings, len(t.pings)); i++ {
+		if t.pings[i] == v {
+			return t.start.Add(time.Duration(v)), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// pongReceived ends the wait for a pong: any pong does (RFC 6455 allows a
+// server to answer only the latest ping, or to send pongs unasked).
+func (t *timers) pongReceived() { t.pongDue = time.Time{} }
 
 // probeWindow is how long a judgement waits for bytes that have already
 // arrived (they are in the kernel's buffer: a read returns them at once).
@@ -30,97 +73,91 @@ const probeWindow = 5 * time.Millisecond
 // buffer's size.
 const idleAfter = time.Second
 
-// maxCloseDrain bounds what the dispatcher reads after the close timeout
-// passed while data keeps arriving: far more than any socket buffer holds,
-// so a backlog is always read, and a server that floods instead of replying
-// is not waited for beyond it.
-var maxCloseDrain uint64 = 64 << 20 // a variable for its test
+// maxJudgeDrain bounds what the session goroutine reads after the ping
+// timeout or the close timeout passed while data keeps arriving: more than
+// socket buffers hold, so a backlog is read, and a server that floods
+// instead of answering is not waited for beyond it.
+var maxJudgeDrain uint64 = 16 << 20 // a variable for its test
 
-// onDeadline runs the timers that are due. It returns ErrUnresponsive or
-// ErrCloseTimeout when the session must end.
+// onDeadline reads the mail and runs the timers that are due. It returns an
+// error when the session must end.
 func (s *session) onDeadline() error {
-	if s.cutSend.Load() {
-		return errSendCut
+	m := s.takeMail()
+	if m.broken != nil {
+		return s.writeBroken(m.broken)
 	}
-	if s.stalled.Load() {
-		return s.timedOut(ErrUnresponsive)
+	if m.cancelled {
+		s.startClose(closeForContext(s.ctx))
+	}
+	if m.closeAsked {
+		s.closeStarted()
 	}
 	now := time.Now()
-	s.tmu.Lock()
+	tm := &s.tm
 	var judged error
-	flooded := false // a server that floods after our close is not waited for
 	switch {
-	case !s.closeDue.IsZero() && !now.Before(s.closeDue):
+	case !tm.closeDue.IsZero() && !now.Before(tm.closeDue):
 		judged = ErrCloseTimeout
-		if !s.closeOverdue {
-			s.closeOverdue, s.closeDueBytes = true, s.cr.total
-		}
-		flooded = s.cr.total-s.closeDueBytes > maxCloseDrain
-	case !s.pongDue.IsZero() && !now.Before(s.pongDue):
+	case !tm.pongDue.IsZero() && !now.Before(tm.pongDue):
 		judged = ErrUnresponsive
 	}
-	if judged != nil {
-		if flooded || !s.moreArrived(now) {
-			s.tmu.Unlock()
+	if judged == nil {
+		tm.overdue = false
+	} else {
+		if !tm.overdue {
+			tm.overdue, tm.dueFrom = true, s.cr.total
+		}
+		if s.cr.total-tm.dueFrom >= maxJudgeDrain || !s.moreArrived(now) {
 			return s.timedOut(judged)
 		}
-		// Something arrived: read it first, and judge again after it
-		// (the passed deadline brings the dispatcher back here as soon as
-		// the buffered bytes are processed).
-		_ = s.conn.SetReadDeadline(now)
-		s.tmu.Unlock()
-		return nil
+		// Bytes are waiting: read them first; rearm brings the session
+		// goroutine back here as soon as they are processed.
 	}
 	if s.br.Buffered() == 0 && s.br.Size() > readBufferSize && now.Sub(s.cr.lastRead) > idleAfter {
 		// Idle: give the busy buffer back (nothing is buffered to lose).
 		s.br = bufio.NewReaderSize(s.cr, readBufferSize)
 		s.cr.full = false
 	}
-	ping := false
-	if !s.nextPing.IsZero() && !now.Before(s.nextPing) {
-		s.nextPing = nextTick(s.nextPing, s.cfg.pingRate, now)
-		ping = State(s.state.Load()) == StateReady
-		if ping {
-			binary.BigEndian.PutUint64(s.pingPayload[:], uint64(now.Sub(s.start)))
-		}
+	if !tm.nextPing.IsZero() && !now.Before(tm.nextPing) {
+		tm.nextPing = nextTick(tm.nextPing, s.cfg.pingRate, now)
+		s.ping(now)
 	}
 	poll := false
-	if !s.nextPoll.IsZero() && !now.Before(s.nextPoll) {
-		s.nextPoll = nextTick(s.nextPoll, s.cfg.pollInterval, now)
-		poll = true
+	if !tm.nextPoll.IsZero() && !now.Before(tm.nextPoll) {
+		tm.nextPoll = nextTick(tm.nextPoll, s.cfg.pollInterval, now)
+		poll = s.failure == nil // a failed session is only waiting for its end
 	}
-	payload := s.pingPayload
-	s.rearm()
-	s.tmu.Unlock()
-
-	// A frame write in progress (perhaps stuck on a peer that does not
-	// read) is not waited for: it has a deadline of its own.
-	if ping && s.tryPing(payload[:]) {
-		s.tmu.Lock()
-		s.pingSent = now
-		if s.cfg.pingTimeout > 0 && s.pongDue.IsZero() {
-			s.pongDue = now.Add(s.cfg.pingTimeout)
-			s.armedAt = now
-			s.setJudging()
-			s.rearm()
-		}
-		s.tmu.Unlock()
-	}
+	s.rearm(now)
 	if poll {
 		s.emit(&events.Poll{Meta: events.Stamp()})
 	}
 	return nil
 }
 
+// ping posts the keep-alive ping, carrying the time since the session
+// started, and starts the ping timeout if no pong is awaited.
+func (s *session) ping(now time.Time) {
+	if State(s.state.Load()) != StateReady {
+		return
+	}
+	v := uint64(now.Sub(s.tm.start))
+	var payload [8]byte
+	binary.BigEndian.PutUint64(payload[:], v)
+	s.tm.sentPing(v)
+	s.w.postPing(payload[:])
+	if s.cfg.pingTimeout > 0 && s.tm.pongDue.IsZero() {
+		s.tm.pongDue, s.tm.armedAt = now.Add(s.cfg.pingTimeout), now
+	}
+}
+
 // moreArrived reports whether bytes are waiting to be read: buffered, or in
 // the kernel's buffer (one read with a short deadline finds them at once).
-// Caller holds tmu; the dispatcher is between two reads.
 func (s *session) moreArrived(now time.Time) bool {
 	n := s.br.Buffered()
 	if n >= s.br.Size() {
 		return true
 	}
-	_ = s.conn.SetReadDeadline(now.Add(probeWindow))
+	s.setReadDeadline(now.Add(probeWindow))
 	_, err := s.br.Peek(n + 1)
 	// Only a read that waited in vain says nothing arrived; the end of the
 	// connection is for the read loop to report.
@@ -135,6 +172,16 @@ func (s *session) timedOut(err error) error {
 	return err
 }
 
+// writeBroken ends the session whose write stream broke: a write that made
+// no progress for the stall timeout is an unresponsive server, any other
+// failure a lost connection.
+func (s *session) writeBroken(err error) error {
+	if errors.Is(err, errStalled) {
+		return s.timedOut(ErrUnresponsive)
+	}
+	return fmt.Errorf("write failed: %w", err)
+}
+
 // nextTick schedules a periodic timer after it fired at now, skipping missed
 // periods instead of firing in a burst.
 func nextTick(prev time.Time, period time.Duration, now time.Time) time.Time {
@@ -145,83 +192,46 @@ func nextTick(prev time.Time, period time.Duration, now time.Time) time.Time {
 	return next
 }
 
-// rearm sets the read deadline to the earliest timer. Caller holds tmu.
-func (s *session) rearm() {
-	if s.stalled.Load() || s.cutSend.Load() {
-		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
-		return
-	}
+// rearm sets the read deadline to the earliest timer, or to now while a
+// judgement waits for bytes already received.
+func (s *session) rearm(now time.Time) {
+	tm := &s.tm
 	var next time.Time
-	for _, t := range [...]time.Time{s.nextPoll, s.nextPing, s.pongDue, s.closeDue} {
+	for _, t := range [...]time.Time{tm.nextPoll, tm.nextPing, tm.pongDue, tm.closeDue} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
-	_ = s.conn.SetReadDeadline(next)
-}
-
-// setJudging notes whether a judging timer is armed. Caller holds tmu.
-func (s *session) setJudging() {
-	s.judging.Store(!s.pongDue.IsZero() || !s.closeDue.IsZero())
+	if tm.overdue {
+		next = now
+	}
+	s.setReadDeadline(next)
 }
 
 // excludeHandlerTime moves the judging timers by the time a handler took
 // since began (or, when zero, since the timer was armed).
 func (s *session) excludeHandlerTime(began time.Time) {
-	now := time.Now()
-	s.tmu.Lock()
-	if began.IsZero() || began.Before(s.armedAt) {
-		began = s.armedAt
+	tm := &s.tm
+	if began.IsZero() || began.Before(tm.armedAt) {
+		began = tm.armedAt
 	}
-	if d := now.Sub(began); d > 0 {
-		if !s.pongDue.IsZero() {
-			s.pongDue = s.pongDue.Add(d)
+	if d := time.Since(began); d > 0 {
+		if !tm.pongDue.IsZero() {
+			tm.pongDue = tm.pongDue.Add(d)
 		}
-		if !s.closeDue.IsZero() {
-			s.closeDue = s.closeDue.Add(d)
+		if !tm.closeDue.IsZero() {
+			tm.closeDue = tm.closeDue.Add(d)
 		}
 	}
-	s.tmu.Unlock()
 }
 
 // armCloseTimer starts the close timeout and stops pinging.
-func (s *session) armCloseTimer() {
-	s.tmu.Lock()
-	if s.closeDue.IsZero() {
-		s.armedAt = time.Now()
-		s.closeDue = s.armedAt.Add(s.cfg.closeTimeout)
+func (s *session) armCloseTimer(now time.Time) {
+	tm := &s.tm
+	if tm.closeDue.IsZero() {
+		tm.armedAt = now
+		tm.closeDue = now.Add(s.cfg.closeTimeout)
 	}
-	s.nextPing, s.pongDue = time.Time{}, time.Time{}
-	s.setJudging()
-	s.rearm()
-	s.tmu.Unlock()
-}
-
-// onStall is the writer's report of a write that made no progress for the
-// ping timeout: the dispatcher is woken to end the session as Unresponsive.
-func (s *session) onStall() {
-	s.tmu.Lock()
-	s.stalled.Store(true)
-	s.rearm()
-	s.tmu.Unlock()
-}
-
-// dropConnection is the writer's report of a frame cut short by a send's
-// context: the stream is out of step, and the dispatcher is woken to end the
-// session as a lost connection.
-func (s *session) dropConnection() {
-	s.tmu.Lock()
-	s.cutSend.Store(true)
-	s.rearm()
-	s.tmu.Unlock()
-}
-
-// tryPing sends the keep-alive ping unless a frame write is in progress,
-// and reports it to send observers.
-func (s *session) tryPing(payload []byte) bool {
-	ok, err := s.w.tryPing(payload)
-	if ok || err != nil {
-		s.ws.observeSent(protocol.OpPing, payload, outAuto, err)
-	}
-	return ok && err == nil
+	tm.nextPing, tm.pongDue = time.Time{}, time.Time{}
+	s.rearm(now)
 }

@@ -3,6 +3,7 @@ package lomond
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -13,39 +14,56 @@ import (
 	"github.com/lomond-go/lomond/internal/protocol"
 )
 
-// frameWriter writes the client's frames. A data message holds msgMu from its
-// first frame to its last, so the fragments of two messages never
-// interleave; every frame holds mu, so a control frame (ping, pong, close)
-// goes out between two fragments and never waits longer than one frame.
+// writer owns the client's half of the connection once the opening
+// handshake is done. docs/architecture.md has the whole picture; in short:
 //
-// A write that makes no progress for the stall timeout (the ping timeout)
-// ends the session as Unresponsive: a server that stops reading cannot hold
-// a sender, or the dispatcher's pongs, for ever.
-type frameWriter struct {
-	conn net.Conn
+//   - One lock, the write lock (a one-token channel, so that a context can
+//     bound the wait for it). Its holder alone writes to the connection,
+//     sets the write deadline, and uses the frame buffer and the
+//     compressor. A context bounds only the wait for the lock: a message
+//     whose first byte went out is written whole, or the connection fails.
+//   - Goroutines that must not wait for the lock (the session goroutine's
+//     pongs, pings and close frames, a Close from any goroutine) post their
+//     control frame in the mailbox (under mu, never held during I/O). The
+//     lock's holder writes what is posted at every frame boundary and
+//     before it lets the lock go, so a posted frame waits at most for one
+//     frame; if the lock is free, the poster takes it and writes at once.
+//   - A write that makes no progress for the stall timeout, or fails, breaks
+//     the stream: nothing more is written, every later send fails, and the
+//     session goroutine is told (it decides how the session ends).
+type writer struct {
+	conn   net.Conn
+	lock   chan struct{} // the write lock: holds one token while taken
+	report func(op byte, payload []byte, flags outFlags, err error)
+	broke  func(err error) // tells the session goroutine that the stream broke
 
-	msgMu     chan struct{}      // held (one token) from a message's first frame to its last
+	// Under the write lock.
+	buf       []byte
 	deflater  *protocol.Deflater // nil: no compression
 	threshold int                // smaller messages go uncompressed
-	zbuf      []byte             // a compressed message, under msgMu
+	zbuf      []byte             // a compressed message
+	stall     time.Duration      // a write with no progress for this long breaks the stream
+	deadline  time.Time          // the write deadline in force
+	closeSent bool               // our close frame was written: nothing more is
+	broken    error              // the stream broke: nothing more is written
+	wrote     bool               // the last frame's write put bytes on the wire
 
+	// The mailbox, under mu.
 	mu        sync.Mutex
-	buf       []byte    // frame bytes, under mu
-	closeSent bool      // our close frame went out: nothing more is written
-	deadline  time.Time // the write deadline in force
-
-	stallTimeout time.Duration                   // 0: writes have no deadline of their own
-	closing      atomic.Bool                     // a close bounded the writes: keep its deadline
-	onStall      func()                          // the session's: a write made no progress
-	onOwedPong   func(payload []byte, err error) // the session's: reports an automatic pong
-	owedPong     atomic.Pointer[[]byte]
-	cut          atomic.Bool // a send's context ended: its deadline is not a stall
-	sent         int         // bytes of the current message written, under msgMu
-	broken       bool        // a frame was cut short: nothing more may be written, under mu
+	open      bool          // the handshake is done: frames may be written
+	owedPing  []byte        // the keep-alive ping to write (nil: none)
+	owedPong  []byte        // the pong to write (only the latest is owed)
+	pongFlags outFlags      // the owed pong's, for send observers
+	hasPong   bool          // owedPong is set (it may be empty)
+	owedClose []byte        // our close frame's payload, until written
+	closeFlag outFlags      // the owed close's, for send observers
+	closeReq  bool          // a close frame was asked for: it is the last frame
+	closeDone chan struct{} // closed when our close frame was written, or never will be
+	closing   atomic.Bool   // mirrors closeReq, for State
 }
 
 // maxFrame is the largest data frame written: longer messages are
-// fragmented, so that control frames wait at most one frame.
+// fragmented, so that posted control frames wait at most one frame.
 const maxFrame = 64 << 10
 
 // maxKeptBuffer bounds a reused buffer a session keeps between messages
@@ -55,64 +73,185 @@ const maxKeptBuffer = 1 << 20
 // errCloseSent fails a write after our close frame went out.
 var errCloseSent = errors.New("close frame sent")
 
-func (w *frameWriter) init(conn net.Conn, stallTimeout time.Duration, onStall func()) {
-	w.conn, w.stallTimeout, w.onStall = conn, stallTimeout, onStall
-	w.msgMu = make(chan struct{}, 1)
+// errStalled is a write that made no progress for the stall timeout.
+var errStalled = errors.New("a write made no progress for the stall timeout")
+
+func (w *writer) init(conn net.Conn, stall time.Duration) {
+	w.conn, w.stall = conn, stall
+	w.lock = make(chan struct{}, 1)
+	w.closeDone = make(chan struct{})
 }
 
-// writeMessage writes one data message, compressed when the session agreed
-// to permessage-deflate and the message is long enough.
-func (w *frameWriter) writeMessage(op byte, p []byte) error {
-	w.msgMu <- struct{}{}
-	defer func() { <-w.msgMu }()
-	return w.messageLocked(op, p)
-}
-
-// writeMessageContext is writeMessage bounded by ctx: it gives up waiting
-// for its turn when ctx ends, and cuts its own write short (errSendCut once
-// a byte of the message went out: the stream is then out of step).
-func (w *frameWriter) writeMessageContext(ctx context.Context, op byte, p []byte) error {
-	if ctx.Done() == nil {
-		return w.writeMessage(op, p)
+// acquire takes the write lock; ctx bounds the wait (nil: no bound).
+func (w *writer) acquire(ctx context.Context) error {
+	select {
+	case w.lock <- struct{}{}:
+		return nil
+	default:
+	}
+	if ctx == nil || ctx.Done() == nil {
+		w.lock <- struct{}{}
+		return nil
 	}
 	select {
-	case w.msgMu <- struct{}{}:
+	case w.lock <- struct{}{}:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-w.msgMu }()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, func() {
-		w.cut.Store(true)
-		_ = w.conn.SetWriteDeadline(time.Unix(1, 0))
-	})
-	w.sent = 0
-	err := w.messageLocked(op, p)
-	if !stop() {
-		// ctx ended during the write: its deadline may still be in force.
+}
+
+// release writes the posted control frames and lets the lock go. The
+// lock is let go under mu, so that a frame posted meanwhile is either seen
+// here or finds the lock free.
+func (w *writer) release() {
+	for {
 		w.mu.Lock()
-		w.cut.Store(false)
-		w.deadline = time.Time{}
-		_ = w.conn.SetWriteDeadline(noDeadline)
-		if err != nil && w.sent > 0 {
-			w.broken = true
+		op, payload, flags, ok := w.takePostedLocked()
+		if !ok {
+			<-w.lock
+			w.mu.Unlock()
+			return
 		}
 		w.mu.Unlock()
-		if err != nil && w.sent > 0 {
-			return errSendCut
-		}
-		if err != nil {
-			return ctx.Err()
+		w.writePosted(op, payload, flags)
+	}
+}
+
+// takePostedLocked takes the next posted frame: the ping, the pong, then
+// the close frame (last: nothing follows it). Under mu.
+func (w *writer) takePostedLocked() (op byte, payload []byte, flags outFlags, ok bool) {
+	if !w.open {
+		return 0, nil, 0, false
+	}
+	switch {
+	case w.owedPing != nil:
+		payload, w.owedPing = w.owedPing, nil
+		return protocol.OpPing, payload, outAuto, true
+	case w.hasPong:
+		payload, flags = w.owedPong, w.pongFlags
+		w.owedPong, w.hasPong = nil, false
+		return protocol.OpPong, payload, flags, true
+	case w.owedClose != nil:
+		payload, w.owedClose = w.owedClose, nil
+		return protocol.OpClose, payload, w.closeFlag, true
+	}
+	return 0, nil, 0, false
+}
+
+// writePosted writes a posted frame under the lock and reports it.
+func (w *writer) writePosted(op byte, payload []byte, flags outFlags) {
+	var err error
+	switch {
+	case w.broken != nil:
+		err = w.broken
+	case w.closeSent:
+		err = errCloseSent
+	default:
+		err = w.frame(true, false, op, payload)
+		if op == protocol.OpClose {
+			w.closeSent = true
 		}
 	}
+	if op == protocol.OpClose {
+		close(w.closeDone)
+	}
+	if w.report != nil {
+		w.report(op, payload, flags, err)
+	}
+}
+
+// post puts a control frame in the mailbox and writes it at once if the
+// lock is free; otherwise the lock's holder writes it at its next frame
+// boundary. It never waits for the lock.
+func (w *writer) post(set func()) {
+	w.mu.Lock()
+	set()
+	took := false
+	if w.open {
+		select {
+		case w.lock <- struct{}{}:
+			took = true
+		default:
+		}
+	}
+	w.mu.Unlock()
+	if took {
+		w.release()
+	}
+}
+
+// postPong owes a pong with payload (a copy is kept): only the latest is
+// owed (RFC 6455 section 5.5.3).
+func (w *writer) postPong(payload []byte, flags outFlags) {
+	p := append(make([]byte, 0, len(payload)), payload...)
+	w.post(func() { w.owedPong, w.pongFlags, w.hasPong = p, flags, true })
+}
+
+// postPing owes the keep-alive ping.
+func (w *writer) postPing(payload []byte) {
+	p := append(make([]byte, 0, len(payload)), payload...)
+	w.post(func() { w.owedPing = p })
+}
+
+// postClose owes our close frame; it is the last frame. It returns
+// ErrClosing if a close frame was asked for already. Before the handshake
+// is done the frame waits for it.
+func (w *writer) postClose(payload []byte, flags outFlags) error {
+	var err error
+	w.post(func() {
+		if w.closeReq {
+			err = ErrClosing
+			return
+		}
+		w.closeReq, w.owedClose, w.closeFlag = true, payload, flags
+		w.closing.Store(true)
+	})
 	return err
 }
 
-func (w *frameWriter) messageLocked(op byte, p []byte) error {
+// closeAsked reports whether a close frame was asked for.
+func (w *writer) closeAsked() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closeReq
+}
+
+// start opens the writer once the handshake is done and writes what was
+// posted before (a Close during the handshake). It reports whether a close
+// frame was asked for.
+func (w *writer) start() (closing bool) {
+	w.post(func() { w.open = true })
+	return w.closeAsked()
+}
+
+// abandon gives up what is still posted when the session ends: a close
+// frame that never went out no longer holds anyone.
+func (w *writer) abandon() {
+	w.mu.Lock()
+	w.open = false
+	if w.owedClose != nil {
+		w.owedClose = nil
+		close(w.closeDone)
+	}
+	w.mu.Unlock()
+}
+
+// message writes one data message, compressed when the session agreed to
+// permessage-deflate and the message is long enough, under the lock.
+// started reports whether any of its bytes went out: a message that did not
+// start left the stream and the compressor as they were.
+func (w *writer) message(op byte, p []byte) (started bool, err error) {
+	if w.broken != nil {
+		return false, w.broken
+	}
+	if w.closeSent {
+		return false, errCloseSent
+	}
 	rsv1 := false
 	if w.deflater != nil && len(p) >= w.threshold {
+		// The compressor's history changes only for a message that is
+		// written: from here on it is written whole, or the stream breaks.
 		w.zbuf = w.deflater.Deflate(w.zbuf[:0], p)
 		p, rsv1 = w.zbuf, true
 		if cap(w.zbuf) > maxKeptBuffer {
@@ -122,41 +261,63 @@ func (w *frameWriter) messageLocked(op byte, p []byte) error {
 	for {
 		n := min(len(p), maxFrame)
 		fin := n == len(p)
-		written, err := w.writeFrame(fin, rsv1, op, p[:n])
-		w.sent += written
-		if err != nil {
-			return err
+		if err := w.frame(fin, rsv1, op, p[:n]); err != nil {
+			return started || w.wrote, err
 		}
+		started = true
 		if fin {
-			return nil
+			return true, nil
 		}
 		p, op, rsv1 = p[n:], protocol.OpContinuation, false
+		w.writePostedControl()
 	}
 }
 
-// writeFrame writes one frame, masked, in one write, and returns how many
-// of its bytes went out.
-func (w *frameWriter) writeFrame(fin, rsv1 bool, op byte, payload []byte) (int, error) {
-	w.mu.Lock()
-	defer w.unlock()
-	return w.frameBytes(fin, rsv1, op, payload)
+// writePostedControl writes the posted ping and pong between two fragments
+// of a message (a close frame waits for the message's end).
+func (w *writer) writePostedControl() {
+	for {
+		w.mu.Lock()
+		var op byte
+		var payload []byte
+		var flags outFlags
+		ok := w.open
+		switch {
+		case !ok:
+		case w.owedPing != nil:
+			op, payload, flags = protocol.OpPing, w.owedPing, outAuto
+			w.owedPing = nil
+		case w.hasPong:
+			op, payload, flags = protocol.OpPong, w.owedPong, w.pongFlags
+			w.owedPong, w.hasPong = nil, false
+		default:
+			ok = false
+		}
+		w.mu.Unlock()
+		if !ok {
+			return
+		}
+		w.writePosted(op, payload, flags)
+	}
 }
 
-// frameLocked writes one frame under mu.
-func (w *frameWriter) frameLocked(fin, rsv1 bool, op byte, payload []byte) error {
-	_, err := w.frameBytes(fin, rsv1, op, payload)
-	return err
-}
-
-func (w *frameWriter) frameBytes(fin, rsv1 bool, op byte, payload []byte) (int, error) {
-	if w.broken {
-		return 0, errSendCut
+// control writes an application's ping or pong under the lock.
+func (w *writer) control(op byte, payload []byte) error {
+	if w.broken != nil {
+		return w.broken
 	}
 	if w.closeSent {
-		return 0, errCloseSent
+		return errCloseSent
 	}
-	if op == protocol.OpClose {
-		w.closeSent = true
+	return w.frame(true, false, op, payload)
+}
+
+// frame writes one frame, masked, in one write. A write that fails, or
+// makes no progress for the stall timeout, breaks the stream. Under the
+// lock.
+func (w *writer) frame(fin, rsv1 bool, op byte, payload []byte) error {
+	if w.broken != nil {
+		return w.broken
 	}
 	// Mask keys must be unpredictable (RFC 6455 section 10.3): math/rand/v2's
 	// top-level generator is the runtime's ChaCha8, seeded by the system,
@@ -169,101 +330,43 @@ func (w *frameWriter) frameBytes(fin, rsv1 bool, op byte, payload []byte) (int, 
 	if cap(b) <= maxKeptBuffer {
 		w.buf = b
 	}
-	return w.write(b)
-}
-
-// write writes b, refreshing the write deadline when less than half the
-// stall timeout is left (one clock reading per write, one timer change per
-// half timeout).
-func (w *frameWriter) write(b []byte) (int, error) {
-	if w.stallTimeout > 0 && !w.closing.Load() {
-		if now := time.Now(); w.deadline.Sub(now) < w.stallTimeout/2 {
-			w.deadline = now.Add(w.stallTimeout)
+	if w.stall > 0 {
+		// One clock reading per frame, one timer change per half timeout.
+		if now := time.Now(); w.deadline.Sub(now) < w.stall/2 {
+			w.deadline = now.Add(w.stall)
 			_ = w.conn.SetWriteDeadline(w.deadline)
 		}
 	}
 	n, err := w.conn.Write(b)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !w.closing.Load() && !w.cut.Load() && w.stallTimeout > 0 {
-		w.onStall()
-		return n, ErrUnresponsive
-	}
-	return n, err
-}
-
-// unlock releases mu after sending a pong owed by the dispatcher.
-func (w *frameWriter) unlock() {
-	if p := w.owedPong.Swap(nil); p != nil {
-		err := w.frameLocked(true, false, protocol.OpPong, *p)
-		if w.onOwedPong != nil {
-			w.onOwedPong(*p, err)
+	w.wrote = n > 0
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = errStalled
 		}
-	}
-	w.mu.Unlock()
-}
-
-// control writes a ping or pong of the application's: it waits at most for
-// the frame being written.
-func (w *frameWriter) control(op byte, payload []byte) error {
-	_, err := w.writeFrame(true, false, op, payload)
-	return err
-}
-
-// pong answers a ping from the dispatcher goroutine, which must not wait for
-// a frame write (perhaps stuck on a peer that does not read): if one is in
-// progress, its writer sends the pong when done (only the latest is owed,
-// RFC 6455 section 5.5.3).
-func (w *frameWriter) pong(payload []byte) {
-	if w.mu.TryLock() {
-		err := w.frameLocked(true, false, protocol.OpPong, payload)
-		w.unlock()
-		if w.onOwedPong != nil {
-			w.onOwedPong(payload, err)
+		w.broken = &brokenError{err: err}
+		if w.broke != nil {
+			w.broke(err)
 		}
-		return
+		return w.broken
 	}
-	owed := append([]byte(nil), payload...)
-	w.owedPong.Store(&owed)
-	if w.mu.TryLock() {
-		w.unlock()
+	return nil
+}
+
+// brokenError fails every write after the stream broke.
+type brokenError struct{ err error }
+
+func (e *brokenError) Error() string {
+	return fmt.Sprintf("the connection's write stream broke: %v", e.err)
+}
+func (e *brokenError) Unwrap() error { return e.err }
+
+// stallTimeout is how long a write may make no progress before the stream
+// counts as broken and the session ends as Unresponsive: the ping timeout,
+// or the close timeout when the ping timeout is off, so that no write, the
+// session goroutine's own included, waits for ever.
+func (c *config) stallTimeout() time.Duration {
+	if c.pingTimeout > 0 {
+		return c.pingTimeout
 	}
+	return c.closeTimeout
 }
-
-// tryPing sends the dispatcher's ping unless a frame write is in progress
-// (that write has a deadline of its own). sent is false when it did not try.
-func (w *frameWriter) tryPing(payload []byte) (sent bool, err error) {
-	if !w.mu.TryLock() {
-		return false, nil
-	}
-	err = w.frameLocked(true, false, protocol.OpPing, payload)
-	w.unlock()
-	return err == nil, err
-}
-
-// lockForClose takes mu to write a close frame. A write in progress may be
-// stuck on a peer that does not read: the deadline bounds it, and the close
-// frame, by timeout, so closing never hangs.
-func (w *frameWriter) lockForClose(timeout time.Duration) {
-	w.closing.Store(true)
-	_ = w.conn.SetWriteDeadline(time.Now().Add(timeout))
-	w.mu.Lock()
-}
-
-// sentClose reports whether our close frame went out (or was attempted).
-func (w *frameWriter) sentClose() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.closeSent
-}
-
-// tryLockMessage takes the message lock if it is free.
-func (w *frameWriter) tryLockMessage() bool {
-	select {
-	case w.msgMu <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-// unlockMessage releases the message lock.
-func (w *frameWriter) unlockMessage() { <-w.msgMu }
