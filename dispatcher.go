@@ -333,8 +333,14 @@ func (s *session) setup(res *handshakeResult) {
 		s.w.threshold = cfg.compression.threshold()
 	}
 	s.protocol = res.protocol
-	s.state.Store(int32(StateReady))
+	// The writer opens first: a Close made during the handshake goes out
+	// before any message can.
 	closing := s.w.start()
+	if closing {
+		s.state.Store(int32(StateClosing))
+	} else {
+		s.state.Store(int32(StateReady))
+	}
 	s.tm.start = time.Now()
 	if cfg.pollInterval > 0 {
 		s.tm.nextPoll = s.tm.start.Add(cfg.pollInterval)

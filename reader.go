@@ -411,11 +411,11 @@ func (s *session) readControl(h protocol.Header) error {
 	}
 	switch h.Opcode {
 	case protocol.OpPing:
-		// The pong goes out before the handler sees the Ping, as in
-		// lomond; of pings that arrived together only the last is answered
-		// (RFC 6455 section 5.5.3), so a flood of pings is not a flood of
-		// pongs.
-		if s.cfg.autoPong && State(s.state.Load()) == StateReady && !s.pingFollows() {
+		// The pong goes out before the handler sees the Ping, as in lomond.
+		// Every ping is answered (Autobahn 2.10 expects it, though RFC 6455
+		// section 5.5.3 would allow only the latest): a server that floods
+		// pings and does not read is caught by the stall timeout.
+		if s.cfg.autoPong && State(s.state.Load()) == StateReady && !s.w.closing.Load() {
 			s.w.postPong(p, outAuto)
 		}
 		if s.failure == nil {
@@ -434,16 +434,6 @@ func (s *session) readControl(h protocol.Header) error {
 		return s.closeReceived(p)
 	}
 	return nil
-}
-
-// pingFollows reports whether the next frame, already buffered, is a ping
-// (a final frame with the ping opcode: 0x89).
-func (s *session) pingFollows() bool {
-	if s.br.Buffered() == 0 {
-		return false
-	}
-	b, _ := s.br.Peek(1)
-	return len(b) == 1 && b[0] == 0x80|protocol.OpPing
 }
 
 // closeReceived handles the server's close frame: the reply to ours, or the

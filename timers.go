@@ -137,8 +137,8 @@ func (s *session) onDeadline() error {
 // ping posts the keep-alive ping, carrying the time since the session
 // started, and starts the ping timeout if no pong is awaited.
 func (s *session) ping(now time.Time) {
-	if State(s.state.Load()) != StateReady {
-		return
+	if State(s.state.Load()) != StateReady || s.w.closing.Load() {
+		return // nothing follows our close frame
 	}
 	v := uint64(now.Sub(s.tm.start))
 	var payload [8]byte
