@@ -307,12 +307,12 @@ func (s *session) run(ctx context.Context) error {
 	}
 	s.readyAt = now
 	s.emit(ready)
+	// WaitReady returns once OnReady's own messages (a protocol's opening)
+	// went out. The send queue's flush runs on (later sends keep their
+	// order behind it).
+	s.ws.setReady(s, true)
 	if s.onReady != nil && !s.silent {
-		// WaitReady returns once OnReady's own messages (a protocol's
-		// opening) and the send queue's messages went out.
 		s.onReady()
-	} else {
-		s.ws.setReady(s, true)
 	}
 	if cfg.pollInterval > 0 {
 		s.emit(&events.Poll{Meta: events.Stamp()})

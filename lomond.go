@@ -226,8 +226,7 @@ func unusableHandler(h any) string {
 
 // setReady opens or shuts the gate WaitReady waits at, for session s. The
 // gate opens only while s is ready; shutting it also moves s to idle, under
-// the same lock, so that a late opening (the send queue's flush) cannot
-// follow the session's end.
+// the same lock, so that the gate's state always agrees with the session's.
 func (ws *WebSocket) setReady(s *session, ready bool) {
 	ws.readyMu.Lock()
 	defer ws.readyMu.Unlock()

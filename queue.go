@@ -66,9 +66,9 @@ func (e *DroppedError) Unwrap() error { return ErrQueueFull }
 // The queue keeps the order of the sends: while messages wait, every send
 // joins the back of the queue, even when a session is ready (so a message
 // sent from OnReady goes after the ones queued before it). The queue is
-// flushed in order after OnReady returns, on the session's goroutine, before
-// anything else is read; under a rate limit (WithSendRate) the rest of the
-// flush is paced by a goroutine of the session, so reading goes on.
+// flushed in order after OnReady returns, by a goroutine of the session (at
+// the pace of WithSendRate, if set), so reading goes on however long the
+// flush takes.
 //
 // A queued message is sent at most once: if the session is closing before
 // it could be written it stays first in the queue for the next session; if
@@ -171,13 +171,10 @@ func (q *sendQueue) add(typ byte, p []byte) (m Message, dropped *Message, err er
 // flush sends the queue in order, on the session's flush goroutine, until
 // the queue is empty, a message cannot be written (it stays first for the
 // next session unless part of it went out) or ctx ends (the session is
-// over). Sends made meanwhile join the back of the queue. After the
-// messages that waited when it began went out, ready is called (WaitReady
-// returns from then on). Under a rate limit, each message waits for its
-// turn.
-func (q *sendQueue) flush(ctx context.Context, ws *WebSocket, s *session, ready func()) {
+// over). Sends made meanwhile join the back of the queue. Under a rate
+// limit, each message waits for its turn.
+func (q *sendQueue) flush(ctx context.Context, ws *WebSocket, s *session) {
 	q.mu.Lock()
-	first := len(q.msgs) // the messages that waited for this session
 	for len(q.msgs) > 0 {
 		if ws.limiter != nil {
 			q.mu.Unlock()
@@ -203,15 +200,9 @@ func (q *sendQueue) flush(ctx context.Context, ws *WebSocket, s *session, ready 
 			}
 			break
 		}
-		if first--; first == 0 {
-			ready()
-		}
 	}
 	q.flushing = false
 	q.mu.Unlock()
-	if first > 0 {
-		ready() // an empty queue, or a failed write: the gate shows the session's state
-	}
 }
 
 // attachQueue binds the send queue to session s: after OnReady, a flush
@@ -229,7 +220,6 @@ func (ws *WebSocket) attachQueue(s *session) (detach func()) {
 		q.mu.Lock()
 		if len(q.msgs) == 0 {
 			q.mu.Unlock()
-			ws.setReady(s, true)
 			return
 		}
 		q.flushing = true
@@ -237,7 +227,7 @@ func (ws *WebSocket) attachQueue(s *session) (detach func()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			q.flush(ctx, ws, s, func() { ws.setReady(s, true) })
+			q.flush(ctx, ws, s)
 		}()
 	}
 	return func() {

@@ -154,7 +154,7 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
-		q.flush(context.Background(), ws, s, func() {})
+		q.flush(context.Background(), ws, s)
 	}()
 	// Wait until the flush has taken "a" out and waits for the lock.
 	deadline := time.Now().Add(5 * time.Second)
