@@ -264,7 +264,15 @@ func TestSendContextWaitingBehindBlockedSend(t *testing.T) {
 		t.Errorf("SendTextContext returned after %v, want about 200ms", d)
 	}
 	close(resume)
-	if err := rcRecv(t, bigDone, "the big send"); err != nil {
+	// 32 MiB through a test server that unmasks in Go: generous under -race
+	// on a loaded machine.
+	var bigErr error
+	select {
+	case bigErr = <-bigDone:
+	case <-time.After(60 * time.Second):
+		t.Fatal("timed out waiting for the big send")
+	}
+	if err := bigErr; err != nil {
 		t.Fatalf("the big send = %v, want it written once the server reads", err)
 	}
 	if m := rcRecv(t, got, "the big message"); m != "binary" {
