@@ -65,11 +65,17 @@ func NewInflater(p DeflateParams) *Inflater {
 // error wrapping ErrInflateCorrupt (and the compress/flate error, for
 // errors.As).
 //
-// A DEFLATE block with BFINAL set ends the message, as in any DEFLATE stream
-// (RFC 1951 section 3.2.3; RFC 7692 section 7.2.3.4 shows such a message):
-// what was decompressed up to it is the message, and any bytes after it in
-// the same message are ignored, as zlib ignores them. With context takeover
-// the next message still uses the window, which includes this message.
+// A DEFLATE block with BFINAL set ends a DEFLATE stream but not the message:
+// RFC 7692 section 7.2.1 lets a sender use such blocks anywhere, padded to a
+// byte boundary, "The next DEFLATE block follows the padded data if any". So
+// the bytes after it are decoded as the next blocks of the same message, as
+// in the RFC's example of section 7.2.3.4 (a final block, then the header of
+// an empty stored block). They may refer back to what came before, like the
+// blocks of a message to the window of the ones before it. Nothing is ever
+// dropped: bytes after a final block that are not valid DEFLATE fail the
+// message like any corrupt data, never yield a message cut short. Each
+// final block with more after it costs about what a new message does: a
+// reset of the decompressor, with up to 32 KiB of window.
 //
 // An empty payload is an empty message (a compressor writes at least one
 // byte, but zlib reads an empty payload as nothing, without error).
@@ -95,6 +101,7 @@ func (f *Inflater) Inflate(dst, compressed []byte, limit int) ([]byte, error) {
 
 	start := len(dst)
 	out := dst
+	base := 0 // where in compressed the current DEFLATE stream starts
 	for {
 		produced := len(out) - start
 		if len(out) == cap(out) {
@@ -110,16 +117,45 @@ func (f *Inflater) Inflate(dst, compressed []byte, limit int) ([]byte, error) {
 			return out[:start], ErrInflateLimit
 		}
 		if err == io.EOF {
-			break
+			// A final block ended. If it ended in inflateSuffix, the
+			// whole message was read. Otherwise more blocks follow (RFC
+			// 7692 section 7.2.1): a new stream, with the window so far.
+			// A last byte that is the header of an empty stored block,
+			// whose length the suffix supplies, is nothing (the RFC's
+			// example of section 7.2.3.4): skip the restart.
+			rest := compressed[min(d.src.pos, len(compressed)):]
+			if len(rest) == 0 || len(rest) == 1 && rest[0]&7 == 0 {
+				break
+			}
+			base = d.src.pos
+			d.restart(f.history(d, out[start:]))
+			continue
 		}
 		if err != nil {
-			return out[:start], newInflateError(err, int64(len(compressed)))
+			return out[:start], newInflateError(err, int64(base), int64(len(compressed)))
 		}
 	}
 	if f.takeover {
 		f.remember(out[start:])
 	}
 	return out, nil
+}
+
+// history returns the window for the blocks that follow a final block in a
+// message: the last 32 KiB of the message so far, after the Inflater's
+// window with context takeover. It copies into d's scratch buffer only when
+// both are needed, and once for final blocks with nothing between them.
+func (f *Inflater) history(d *inflateReader, msg []byte) []byte {
+	const maxDistance = 1 << 15 // the farthest a DEFLATE block can refer back
+	if !f.takeover || len(f.window) == 0 || len(msg) >= maxDistance {
+		return msg[max(0, len(msg)-maxDistance):]
+	}
+	if d.scratchFor != len(msg) {
+		w := f.window[max(0, len(f.window)-(maxDistance-len(msg))):]
+		d.scratch = append(append(d.scratch[:0], w...), msg...)
+		d.scratchFor = len(msg)
+	}
+	return d.scratch
 }
 
 // Reset drops the Inflater's context (the window kept with context takeover),
@@ -170,11 +206,13 @@ type inflateError struct {
 	err    error
 }
 
-func newInflateError(err error, msgLen int64) error {
+// newInflateError describes err, from the decompressor that started at byte
+// base of a message of msgLen bytes.
+func newInflateError(err error, base, msgLen int64) error {
 	var off flate.CorruptInputError
 	switch {
-	case errors.As(err, &off) && int64(off) <= msgLen:
-		return &inflateError{detail: "invalid deflate data before byte " + strconv.FormatInt(int64(off), 10), err: err}
+	case errors.As(err, &off) && base+int64(off) <= msgLen:
+		return &inflateError{detail: "invalid deflate data before byte " + strconv.FormatInt(base+int64(off), 10), err: err}
 	case errors.As(err, &off) || errors.Is(err, io.ErrUnexpectedEOF):
 		return &inflateError{detail: "deflate data ends inside a block", err: err}
 	default:
@@ -192,26 +230,38 @@ func (e *inflateError) Unwrap() []error { return []error{ErrInflateCorrupt, e.er
 
 // inflateReader is a pooled decompressor with its input.
 type inflateReader struct {
-	src inflateSource
-	r   io.ReadCloser // a compress/flate reader over &src
+	src     inflateSource
+	r       io.ReadCloser // a compress/flate reader over &src
+	scratch []byte        // Inflater.history's buffer, at most 32 KiB
+	// scratchFor is the length of the message output that scratch ends
+	// with, or -1: within a message, output only grows.
+	scratchFor int
 }
 
-// inflateReaders pools decompressors (about 40 KiB each) across Inflaters:
-// an idle session holds none.
+// inflateReaders pools decompressors (about 40 KiB each, 32 KiB more once
+// they decoded blocks after a final block with context takeover) across
+// Inflaters: an idle session holds none.
 var inflateReaders sync.Pool
 
 func getInflateReader(msg, dict []byte) *inflateReader {
 	d, _ := inflateReaders.Get().(*inflateReader)
 	if d == nil {
-		d = new(inflateReader)
+		d = &inflateReader{scratchFor: -1}
 		d.src.msg = msg
 		d.r = flate.NewReaderDict(&d.src, dict)
 		return d
 	}
 	d.src = inflateSource{msg: msg}
+	d.scratchFor = -1
+	d.restart(dict)
+	return d
+}
+
+// restart starts a new DEFLATE stream where the input is, with the window
+// dict.
+func (d *inflateReader) restart(dict []byte) {
 	// Reset cannot fail: the source is a flate.Reader.
 	_ = d.r.(flate.Resetter).Reset(&d.src, dict)
-	return d
 }
 
 func putInflateReader(d *inflateReader) {
@@ -221,7 +271,8 @@ func putInflateReader(d *inflateReader) {
 
 // inflateSource is the decompressor's input: the message, then
 // inflateSuffix. It implements io.ByteReader, so the decompressor reads
-// nothing past the end of the DEFLATE stream.
+// nothing past the end of the DEFLATE stream: the next one of the message,
+// if any, starts where it stopped.
 type inflateSource struct {
 	msg []byte
 	pos int // position in msg, then len(msg)+ position in inflateSuffix

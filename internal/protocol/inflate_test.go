@@ -94,19 +94,200 @@ func TestInflateSharedWindow(t *testing.T) {
 	}
 }
 
-// TestInflateAfterFinalBlock: bytes after a BFINAL block in the same message
-// are ignored, whatever they are.
-func TestInflateAfterFinalBlock(t *testing.T) {
-	for _, trailer := range []string{"", "00", "ff", "ffffffff", "07", "f248cdc9c90700"} {
-		payload := append(mustHex("f348cdc9c90700"), mustHex(trailer)...)
-		f := NewInflater(DeflateParams{})
-		for i := 0; i < 2; i++ {
-			got, err := f.Inflate(nil, payload, -1)
-			if err != nil || string(got) != "Hello" {
-				t.Fatalf("trailer %q, message %d: got %q, %v; want Hello", trailer, i+1, got, err)
+// TestInflateFinalBlock: a block with BFINAL set ends a DEFLATE stream, not
+// the message. RFC 7692 section 7.2.1 lets blocks follow it in the same
+// message ("The next DEFLATE block follows the padded data if any"): they
+// are decoded, never dropped, and if they are not valid DEFLATE the message
+// fails as corrupt (the session closes with 1007), never arrives cut short.
+// Each payload is decoded twice in a session, with and without context
+// takeover.
+func TestInflateFinalBlock(t *testing.T) {
+	hello := mustHex("f348cdc9c90700") // RFC 7692 7.2.3.4 without its last byte
+	world := deflateStream(t, flate.BestSpeed, []byte(" World"))[0]
+	tests := []struct {
+		name    string
+		payload []byte
+		want    string // the message, if no error
+		err     string // the error's detail, if any
+	}{
+		{"FinalBlockAloneIsAccepted", hello, "Hello", ""},
+		{"FinalBlockThenEmptyStoredBlockHeaderIsAccepted", rfcHelloFinal, "Hello", ""},
+		{"WholeStreamIsAccepted", finalStream(t, []byte("Hello, world")), "Hello, world", ""},
+		{"WholeStreamThenEmptyStoredBlockHeaderIsAccepted", append(finalStream(t, []byte("Hello, world")), 0x00), "Hello, world", ""},
+		{"EmptyFinalBlocksAfterFinalBlockAreAccepted", cat(hello, mustHex("0300"), mustHex("0300"), mustHex("00")), "Hello", ""},
+		{"BlocksAfterFinalBlockAreDecoded", cat(hello, world), "Hello World", ""},
+		{"StreamsAfterFinalBlocksAreDecoded", cat(finalStream(t, []byte("one ")), finalBlock(t, []byte("two ")), finalStream(t, []byte("three")), []byte{0x00}), "one two three", ""},
+		{"StoredBlockAfterFinalBlockIsDecoded", cat(hello, rfcHelloStored), "HelloHello", ""},
+		{"BlocksAfterFinalBlockReferBackToIt", cat(hello, rfcHelloSharedWindow), "HelloHello", ""},
+		{"DataAfterFinalBlockThatIsNotDeflateIsAnError", cat(hello, mustHex("07")), "", "invalid deflate data before byte 8"},
+		{"GarbageAfterFinalBlockIsAnError", cat(hello, mustHex("ffffffff")), "", "invalid deflate data"},
+		{"BlockCutShortAfterFinalBlockIsAnError", cat(hello, mustHex("001400ebff4865")), "", "deflate data ends inside a block"},
+		{"BadBlockAfterGoodBlocksAfterFinalBlockIsAnError", cat(hello, world, mustHex("0005000000")), "", "invalid deflate data before byte"},
+	}
+	for _, tt := range tests {
+		for _, noTakeover := range []bool{false, true} {
+			name := tt.name + "/takeover"
+			if noTakeover {
+				name = tt.name + "/no_takeover"
+			}
+			t.Run(name, func(t *testing.T) {
+				f := NewInflater(DeflateParams{ServerNoContextTakeover: noTakeover})
+				for i := 1; i <= 2; i++ {
+					got, err := f.Inflate([]byte("keep"), tt.payload, 1<<20)
+					if tt.err == "" {
+						if err != nil || string(got) != "keep"+tt.want {
+							t.Fatalf("message %d: got %q, %v; want %q", i, got, err, "keep"+tt.want)
+						}
+						continue
+					}
+					if !errors.Is(err, ErrInflateCorrupt) || errors.Is(err, ErrInflateLimit) {
+						t.Fatalf("message %d: got %q, %v; want ErrInflateCorrupt (close 1007), not ErrInflateLimit", i, got, err)
+					}
+					if string(got) != "keep" {
+						t.Fatalf("message %d: returned %q, want dst with its original length", i, got)
+					}
+					if !strings.Contains(err.Error(), tt.err) {
+						t.Fatalf("message %d: error %q does not say %q", i, err, tt.err)
+					}
+					// The failed message left the context as it was.
+					if got, err := f.Inflate(nil, rfcHelloCompressed, -1); err != nil || string(got) != "Hello" {
+						t.Fatalf("after the error: got %q, %v; want Hello", got, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestInflateFinalBlockWindow: the blocks after a final block see the same
+// window as the ones before it: the previous messages with context takeover,
+// none without; and the next message sees the whole message.
+func TestInflateFinalBlockWindow(t *testing.T) {
+	// An empty final block, then "Hello" as a back-reference 5 bytes back.
+	refersBack := cat(mustHex("0300"), rfcHelloSharedWindow)
+
+	f := NewInflater(DeflateParams{})
+	for i, p := range [][]byte{rfcHelloCompressed, refersBack} {
+		if got, err := f.Inflate(nil, p, -1); err != nil || string(got) != "Hello" {
+			t.Fatalf("takeover, message %d: got %q, %v; want Hello", i+1, got, err)
+		}
+	}
+	f = NewInflater(DeflateParams{ServerNoContextTakeover: true})
+	if _, err := f.Inflate(nil, rfcHelloCompressed, -1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.Inflate(nil, refersBack, -1); !errors.Is(err, ErrInflateCorrupt) {
+		t.Fatalf("no takeover: got %q, %v; want ErrInflateCorrupt (nothing to refer back to)", got, err)
+	}
+
+	// A long message: the blocks after the final block refer back across
+	// the end of the first stream and into the window; the next message
+	// refers back into them.
+	rng := rand.New(rand.NewSource(16))
+	prev, first, extra := randomBytes(rng, 20000), randomBytes(rng, 20000), randomBytes(rng, 30000)
+	second := cat(first[:9000], prev[18000:], extra) // prev within 32 KiB
+	next := cat(extra[:5000], []byte("end"))
+	msg := cat(finalStream(t, first), referringBack(t, cat(prev, first), second))
+
+	f = NewInflater(DeflateParams{})
+	if got, err := f.Inflate(nil, deflateStream(t, flate.BestSpeed, prev)[0], -1); err != nil || !bytes.Equal(got, prev) {
+		t.Fatalf("first message: %d bytes, %v", len(got), err)
+	}
+	if got, err := f.Inflate(nil, msg, -1); err != nil || !bytes.Equal(got, cat(first, second)) {
+		t.Fatalf("second message: %d bytes, %v; want %d", len(got), err, len(first)+len(second))
+	}
+	if got, err := f.Inflate(nil, referringBack(t, cat(first, second), next), -1); err != nil || !bytes.Equal(got, next) {
+		t.Fatalf("third message: %d bytes, %v; want %d", len(got), err, len(next))
+	}
+	// Without the first message's window, the second does not decode: its
+	// blocks after the final block did refer back into the window.
+	f = NewInflater(DeflateParams{ServerNoContextTakeover: true})
+	if got, err := f.Inflate(nil, msg, -1); !errors.Is(err, ErrInflateCorrupt) {
+		t.Fatalf("second message without the window: %d bytes, %v; want ErrInflateCorrupt", len(got), err)
+	}
+}
+
+// referringBack compresses msg with the window dict, sync-flushed, the tail
+// removed, and checks that it refers back into dict.
+func referringBack(t *testing.T, dict, msg []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := flate.NewWriterDict(&buf, flate.BestCompression, dict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var cie flate.CorruptInputError
+	if _, err := io.ReadAll(flate.NewReader(bytes.NewReader(buf.Bytes()))); !errors.As(err, &cie) {
+		t.Fatalf("decoded without the window: %v; want a distance too far back", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), syncTail)
+}
+
+// TestInflateFinalBlockLimit: the blocks after a final block count against
+// the limit, like any output of the message.
+func TestInflateFinalBlockLimit(t *testing.T) {
+	p := cat(mustHex("f348cdc9c90700"), deflateStream(t, flate.BestSpeed, []byte(" World"))[0])
+	f := NewInflater(DeflateParams{})
+	if got, err := f.Inflate(nil, p, 10); !errors.Is(err, ErrInflateLimit) {
+		t.Fatalf("limit 10: got %q, %v; want ErrInflateLimit", got, err)
+	}
+	if got, err := f.Inflate(nil, p, 11); err != nil || string(got) != "Hello World" {
+		t.Fatalf("limit 11: got %q, %v; want Hello World", got, err)
+	}
+}
+
+// TestInflateFinalBlockAllocs: a message ending in a final block, then the
+// header of an empty stored block (RFC 7692 section 7.2.3.4) or other
+// blocks, allocates nothing once the pool and the window are warm.
+func TestInflateFinalBlockAllocs(t *testing.T) {
+	skipIfPoolsDrop(t)
+	msg := jsonText(rand.New(rand.NewSource(17)), 1024)
+	for _, p := range [][]byte{
+		append(finalStream(t, msg), 0x00),
+		cat(finalStream(t, msg[:500]), finalStream(t, msg[500:])),
+	} {
+		for _, noTakeover := range []bool{false, true} {
+			f := NewInflater(DeflateParams{ServerNoContextTakeover: noTakeover})
+			buf := make([]byte, 0, 4096)
+			if _, err := f.Inflate(buf, p, -1); err != nil {
+				t.Fatal(err)
+			}
+			allocs := testing.AllocsPerRun(100, func() {
+				if got, err := f.Inflate(buf, p, -1); err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("got %d bytes, %v", len(got), err)
+				}
+			})
+			if allocs > 0.1 {
+				t.Errorf("no takeover %v, %d-byte payload: %.2f allocations per message, want 0", noTakeover, len(p), allocs)
 			}
 		}
 	}
+}
+
+// finalBlock returns msg compressed in one block with BFINAL set, padded to
+// a byte boundary: a sync-flushed block with its BFINAL bit set, cut after
+// the byte where it ends.
+func finalBlock(t testing.TB, msg []byte) []byte {
+	t.Helper()
+	p := deflateStream(t, flate.BestSpeed, msg)[0]
+	p[0] |= 1
+	r := bytes.NewReader(p) // an io.ByteReader: flate reads no further than the end
+	got, err := io.ReadAll(flate.NewReader(r))
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("finalBlock(%q): the first block holds %q (%v), not all", msg, got, err)
+	}
+	return p[:len(p)-r.Len()]
+}
+
+// cat concatenates byte slices into a new one.
+func cat(parts ...[]byte) []byte {
+	return bytes.Join(parts, nil)
 }
 
 func TestInflateEmptyMessage(t *testing.T) {
@@ -442,6 +623,10 @@ func FuzzInflate(f *testing.F) {
 	for _, p := range [][]byte{
 		rfcHelloCompressed, rfcHelloSharedWindow, rfcHelloStored, rfcHelloFinal, rfcHelloTwoBlocks,
 		{0x00}, nil, mustHex("f348cdc9c907ffff"), mustHex("07"),
+		// Blocks after a final block: a back-reference, a stored block,
+		// an empty final block, garbage.
+		mustHex("f348cdc9c90700" + "f200110000"), mustHex("f348cdc9c90700" + "000500faff48656c6c6f00"),
+		mustHex("f348cdc9c90700" + "0300" + "00"), mustHex("f348cdc9c90700" + "07"),
 	} {
 		f.Add(p, uint16(1000), true)
 		f.Add(p, uint16(3), false)
@@ -482,15 +667,10 @@ func checkInflate(t *testing.T, dict, payload []byte, limit int, got []byte, err
 	if limit >= 0 && (len(got) > limit || cap(got) > limit+1) {
 		t.Fatalf("limit %d: returned %d bytes, capacity %d", limit, len(got), cap(got))
 	}
-	data := append(bytes.Clone(payload), syncTail...)
 	overLimit := func(n int) bool { return limit >= 0 && n > limit }
 
 	// compress/flate, reading until it ends or fails, or exceeds the limit.
-	var fr io.Reader = flate.NewReaderDict(bytes.NewReader(data), dict)
-	if limit >= 0 {
-		fr = io.LimitReader(fr, int64(limit)+1)
-	}
-	ref, refErr := io.ReadAll(fr)
+	ref, refErr := flateMessage(dict, payload, limit)
 	var cie flate.CorruptInputError
 	switch {
 	case refErr == nil: // a final block (the message ends there), or over the limit
@@ -515,7 +695,7 @@ func checkInflate(t *testing.T, dict, payload []byte, limit int, got []byte, err
 	}
 
 	// The independent decoder.
-	res := refInflate(dict, data, limit)
+	res := refInflateMessage(dict, payload, limit)
 	switch res.end {
 	case refOverLimit:
 		if !errors.Is(err, ErrInflateLimit) {
@@ -539,6 +719,32 @@ func checkInflate(t *testing.T, dict, payload []byte, limit int, got []byte, err
 	}
 }
 
+// flateMessage decodes a message payload with compress/flate as RFC 7692
+// section 7.2 reads it: followed by the sync tail, and with a new DEFLATE
+// stream, with the window so far, after a final block that ends before the
+// payload does (section 7.2.1). It stops once the output exceeds limit (if
+// >= 0), returning nil, or at the first error; it returns a nil error also
+// when the input ends after the sync tail without a final block.
+func flateMessage(dict, payload []byte, limit int) ([]byte, error) {
+	r := bytes.NewReader(append(bytes.Clone(payload), syncTail...)) // an io.ByteReader: read exactly
+	hist := bytes.Clone(dict)
+	start := len(hist)
+	for {
+		var fr io.Reader = flate.NewReaderDict(r, hist[max(0, len(hist)-32768):])
+		if limit >= 0 {
+			fr = io.LimitReader(fr, int64(limit+1-(len(hist)-start)))
+		}
+		out, err := io.ReadAll(fr)
+		hist = append(hist, out...)
+		switch {
+		case err != nil || limit >= 0 && len(hist)-start > limit:
+			return hist[start:], err
+		case int(r.Size())-r.Len() >= len(payload):
+			return hist[start:], nil
+		}
+	}
+}
+
 func TestRefInflate(t *testing.T) {
 	// The reference decoder itself, on the RFC examples and flate output.
 	for _, p := range [][]byte{rfcHelloCompressed, rfcHelloStored, rfcHelloTwoBlocks} {
@@ -550,6 +756,15 @@ func TestRefInflate(t *testing.T) {
 	res := refInflate(nil, append(bytes.Clone(rfcHelloFinal), syncTail...), -1)
 	if res.end != refFinal || string(res.out) != "Hello" {
 		t.Errorf("final: %q, %v", res.out, res.end)
+	}
+	// After a final block, the message goes on (RFC 7692 section 7.2.1).
+	res = refInflateMessage(nil, cat(rfcHelloFinal[:7], rfcHelloSharedWindow), -1)
+	if res.end != refClean || string(res.out) != "HelloHello" {
+		t.Errorf("blocks after a final block: %q, %v %s", res.out, res.end, res.detail)
+	}
+	res = refInflateMessage(nil, rfcHelloFinal, -1)
+	if res.end != refClean || string(res.out) != "Hello" {
+		t.Errorf("RFC 7692 7.2.3.4 message: %q, %v %s", res.out, res.end, res.detail)
 	}
 	res = refInflate([]byte("Hello"), append(bytes.Clone(rfcHelloSharedWindow), syncTail...), -1)
 	if res.end != refClean || string(res.out) != "Hello" || res.maxDist != 5 {
@@ -601,8 +816,23 @@ type refResult struct {
 // counting. dict is the window before data (its last 32 KiB count). It
 // follows compress/flate's rules where RFC 1951 leaves room: Huffman codes
 // must be complete, except a single code of length 1; at most 286 literal
-// and 30 distance codes. It stops once the output exceeds limit (if >= 0).
+// and 30 distance codes. It stops after the first final block, or once the
+// output exceeds limit (if >= 0).
 func refInflate(dict, data []byte, limit int) refResult {
+	return refDecode(dict, data, 0, limit)
+}
+
+// refInflateMessage decodes a message payload as RFC 7692 section 7.2 reads
+// it: followed by the sync tail, and with more blocks after a final block
+// that ends before the payload does (section 7.2.1), with the window so far.
+func refInflateMessage(dict, payload []byte, limit int) refResult {
+	return refDecode(dict, append(bytes.Clone(payload), syncTail...), len(payload), limit)
+}
+
+// refDecode decodes data until a final block ends at or after byte msgLen,
+// or the data ends or is invalid. After a final block that ends before,
+// the next block starts on the next byte boundary.
+func refDecode(dict, data []byte, msgLen, limit int) refResult {
 	if len(dict) > 32768 {
 		dict = dict[len(dict)-32768:]
 	}
@@ -621,6 +851,8 @@ func refInflate(dict, data []byte, limit int) refResult {
 		case err != nil:
 			res.end, res.detail = refCorrupt, err.Error()
 			return res
+		case final && d.pos < msgLen:
+			d.bits, d.nbits = 0, 0 // padding
 		case final:
 			res.end = refFinal
 			return res
@@ -937,4 +1169,64 @@ func (d *refDecoder) dynamicTables() (lit, dist *refHuffman, err error) {
 		return nil, nil, errors.New("bad distance code")
 	}
 	return lit, dist, nil
+}
+
+// BenchmarkInflate decompresses 1 KiB JSON-like messages (64 different ones,
+// in turn), with and without context takeover, and messages each ending in
+// a BFINAL block, as a sender without sync flush writes them (RFC 7692
+// section 7.2.3.4).
+func BenchmarkInflate(b *testing.B) {
+	rng := rand.New(rand.NewSource(15))
+	msgs := make([][]byte, 64)
+	for i := range msgs {
+		msgs[i] = jsonText(rng, 1024)
+	}
+	cases := []struct {
+		name     string
+		params   DeflateParams
+		payloads [][]byte
+	}{
+		{"takeover", DeflateParams{}, deflateStream(b, flate.BestSpeed, msgs...)},
+		{"no_takeover", DeflateParams{ServerNoContextTakeover: true}, nil},
+		{"final_block", DeflateParams{ServerNoContextTakeover: true}, nil},
+	}
+	for _, m := range msgs {
+		p := deflateStream(b, flate.BestSpeed, m)[0]
+		cases[1].payloads = append(cases[1].payloads, p)
+		cases[2].payloads = append(cases[2].payloads, append(finalStream(b, m), 0x00))
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			f := NewInflater(c.params)
+			buf := make([]byte, 0, 4096)
+			b.SetBytes(1024)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				// Going round the takeover stream again works: each message
+				// refers only to the ones before it, at the same distances.
+				if _, err := f.Inflate(buf, c.payloads[i%len(c.payloads)], -1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// finalStream returns msg compressed as a whole DEFLATE stream: blocks
+// ending with one that has BFINAL set (compress/flate's Close).
+func finalStream(t testing.TB, msg []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := flate.NewWriter(&buf, flate.BestSpeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
