@@ -50,7 +50,7 @@ func TestCutOffMessageIsNeverDelivered(t *testing.T) {
 	}
 }
 
-// rfc7692Hello is the payload of RFC 7692 section 7.2.3.3: "Hello" in a
+// rfc7692Hello is the payload of RFC 7692 section 7.2.3.4: "Hello" in a
 // DEFLATE block with BFINAL set, then an empty block's header and padding.
 var rfc7692Hello = []byte{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00}
 
