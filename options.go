@@ -40,10 +40,11 @@ const (
 	NoReadLimit = -1
 )
 
-// DialFunc dials the transport connection to addr ("host:port"). It is the
-// escape hatch for custom networking (a unix socket, a SOCKS dialer, an
-// in-memory pipe): the dispatcher still runs the proxy tunnel (if any), TLS
-// and the websocket handshake over the connection it returns.
+// DialFunc dials the transport connection to addr ("host:port"): the
+// server's, or the proxy's when there is one. It is the escape hatch for
+// custom networking (a unix socket, an in-memory pipe): the dispatcher still
+// runs the proxy tunnel (if any), TLS and the websocket handshake over the
+// connection it returns.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // Option configures a WebSocket. Options are validated by New.
@@ -276,11 +277,18 @@ func WithInsecureSkipVerify() Option {
 	}
 }
 
-// WithProxy sends every connection through the HTTP CONNECT proxy at
-// proxyURL ("http://[user:pass@]host:port", or "https://" for TLS to the
-// proxy), for ws:// as well as wss://. Credentials in the URL (a user name
-// alone, such as a token, included) are sent as Basic Proxy-Authorization
-// and never appear in events, errors or logs: the proxy is shown as
+// WithProxy sends every connection through the proxy at proxyURL, for ws://
+// as well as wss://, ignoring the environment (NO_PROXY included):
+//
+//   - "http://[user:pass@]host:port": an HTTP CONNECT proxy; "https://" for
+//     TLS to the proxy itself. Credentials (a user name alone, such as a
+//     token, included) are sent as Basic Proxy-Authorization.
+//   - "socks5://[user:pass@]host:port" (port 1080 by default): a SOCKS5
+//     proxy, with user name and password authentication when given; the
+//     target's name is resolved here. "socks5h://" hands the name to the
+//     proxy, which resolves it.
+//
+// Credentials never appear in events, errors or logs: the proxy is shown as
 // scheme://host:port.
 func WithProxy(proxyURL string) Option {
 	return func(c *config) error {
