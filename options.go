@@ -85,6 +85,7 @@ type config struct {
 	overflow         Overflow
 	sendRate         float64 // WithSendRate: messages per second; 0: no limit
 	sendBurst        int
+	jar              http.CookieJar // WithCookieJar; nil: no cookies but WithHeader's
 }
 
 func defaultConfig() config {
@@ -202,6 +203,25 @@ func WithOrigin(origin string) Option {
 			return optErr("origin %q is not scheme://host[:port]", origin)
 		}
 		c.header.Set("Origin", origin)
+		return nil
+	}
+}
+
+// WithCookieJar keeps cookies in jar across connections: every opening
+// handshake sends the jar's cookies for the URL (ws:// as http://, wss:// as
+// https://), and the Set-Cookie headers of the server's answer, a 101 or a
+// rejection, go into the jar. A load balancer that pins a client to a
+// backend with a cookie (a sticky session) then sees it again on every
+// reconnection of Persist. A net/http/cookiejar.Jar applies the cookies'
+// Domain, Path, Secure and expiry rules. Cookies given with WithHeader are
+// sent too, before the jar's. Cookie values never appear in events, errors
+// or logs.
+func WithCookieJar(jar http.CookieJar) Option {
+	return func(c *config) error {
+		if jar == nil {
+			return optErr("nil cookie jar")
+		}
+		c.jar = jar
 		return nil
 	}
 }
