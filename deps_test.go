@@ -12,7 +12,8 @@ import (
 
 // The dependency statement of README.md and docs/guide.md ("Dependencies"),
 // checked: a program that imports the library compiles the standard library,
-// the module's own packages and backoff/v4, nothing else.
+// the module's own packages, backoff/v4 and golang.org/x/net (with the
+// golang.org/x/text it needs), nothing else.
 
 // libraryPackages are the packages a program imports to use lomond. Add
 // new library packages (not tests, examples, commands or the test kit).
@@ -26,6 +27,8 @@ var libraryPackages = []string{
 var runtimeModules = []string{
 	"github.com/cenkalti/backoff/v4", // Persist's backoff
 	"github.com/coder/websocket",     // removed when the protocol layer lands (issue 7)
+	"golang.org/x/net",               // SOCKS5 (proxy) and the proxy environment (http/httpproxy)
+	"golang.org/x/text",              // x/net/http/httpproxy's IDNA matching of NO_PROXY names
 }
 
 // goModRequires are the only modules go.mod may require, and why.
@@ -33,6 +36,8 @@ var goModRequires = map[string]string{
 	"github.com/cenkalti/backoff/v4": "run time: Persist's backoff",
 	"github.com/coder/websocket":     "tests, examples and the test kit: the independent server",
 	"go.uber.org/goleak":             "tests: goroutine-leak checks",
+	"golang.org/x/net":               "run time: SOCKS5 proxies and the proxy environment (httpoxy-safe)",
+	"golang.org/x/text":              "run time: needed by golang.org/x/net/http/httpproxy (IDNA)",
 }
 
 const thisModule = "github.com/lomond-go/lomond"

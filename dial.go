@@ -19,7 +19,7 @@ type dialResult struct {
 }
 
 // dialTransport opens TCP (through the dialer option, if any), the proxy
-// tunnel and TLS, bounded by the dial timeout.
+// tunnel (HTTP CONNECT or SOCKS5) and TLS, bounded by the dial timeout.
 func (c *config) dialTransport(ctx context.Context, target *url.URL) (dialResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
@@ -38,14 +38,22 @@ func (c *config) dialTransport(ctx context.Context, target *url.URL) (dialResult
 	if proxy != nil {
 		dialAddr = hostPortOf(proxy.Hostname(), proxy.Port(), proxy.Scheme)
 	}
-	conn, err := dial(ctx, "tcp", dialAddr)
-	if err != nil {
-		if proxy != nil {
-			return dialResult{proxy: proxy}, fmt.Errorf("proxy %s: %w", shownProxy(proxy), err)
+	var conn net.Conn
+	if proxy != nil && isSOCKS(proxy) {
+		conn, err = dialSOCKS(ctx, dial, proxy, addr)
+		if err != nil {
+			return dialResult{proxy: proxy}, err
 		}
-		return dialResult{}, err
+	} else {
+		conn, err = dial(ctx, "tcp", dialAddr)
+		if err != nil {
+			if proxy != nil {
+				return dialResult{proxy: proxy}, fmt.Errorf("proxy %s: %w", shownProxy(proxy), err)
+			}
+			return dialResult{}, err
+		}
 	}
-	if proxy != nil {
+	if proxy != nil && !isSOCKS(proxy) {
 		if proxy.Scheme == "https" {
 			conn, err = handshakeTLS(ctx, conn, &tls.Config{ServerName: proxy.Hostname(), MinVersion: tls.VersionTLS12})
 			if err != nil {

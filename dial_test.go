@@ -122,9 +122,11 @@ func tdTokens(values []string) []string {
 	return out
 }
 
-// tdClearProxyEnv empties every proxy variable for the test.
+// tdClearProxyEnv empties every proxy variable for the test, and
+// REQUEST_METHOD (a CGI process refuses HTTP_PROXY).
 func tdClearProxyEnv(t *testing.T) {
-	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"} {
+	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
+		"ALL_PROXY", "all_proxy", "REQUEST_METHOD"} {
 		t.Setenv(k, "")
 	}
 }

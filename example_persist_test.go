@@ -288,15 +288,20 @@ func ExampleWithBeforeDial() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	issued := 0
+	calls, issued := 0, 0
 	newToken := func(ctx context.Context) (string, error) { // stands for a call to an auth server
+		if calls++; calls == 1 {
+			return "", errors.New("auth server unavailable") // down for a moment
+		}
 		issued++
 		return fmt.Sprintf("token-%d", issued), nil
 	}
 	refresh := func(ctx context.Context, a *lomond.Attempt) error {
 		tok, err := newToken(ctx)
 		if err != nil {
-			return err // ends Persist with this error
+			// A failed attempt: retried after the backoff. Return
+			// lomond.Permanent(err) to end Persist instead.
+			return fmt.Errorf("token: %w", err)
 		}
 		fmt.Printf("attempt %d with %s\n", a.Number, tok)
 		a.Header.Set("Authorization", "Bearer "+tok)
@@ -304,6 +309,8 @@ func ExampleWithBeforeDial() {
 	}
 	h := lomond.HandlerFunc(func(ws *lomond.WebSocket, ev events.Event) {
 		switch ev := ev.(type) {
+		case *events.ConnectFail:
+			fmt.Println("connect fail:", ev.Reason)
 		case *events.Rejected:
 			fmt.Println("rejected:", ev.StatusCode)
 		case *events.Text:
@@ -314,9 +321,10 @@ func ExampleWithBeforeDial() {
 	err = ws.Persist(ctx, h, lomond.WithBeforeDial(refresh), fastBackOff(time.Millisecond))
 	fmt.Println("Persist returned", err)
 	// Output:
-	// attempt 1 with token-1
+	// connect fail: before-dial hook; token: auth server unavailable
+	// attempt 2 with token-1
 	// rejected: 401
-	// attempt 2 with token-2
+	// attempt 3 with token-2
 	// welcome
 	// Persist returned <nil>
 }

@@ -25,7 +25,7 @@ import (
 // mainAPI is the checked set.
 var mainAPI = []string{
 	// Making a WebSocket and handlers.
-	"New", "Compose", "HandlerFunc", "CloseStatus",
+	"New", "Compose", "HandlerFunc", "CloseStatus", "Permanent",
 
 	// Every exported method of *WebSocket.
 	"WebSocket.Run", "WebSocket.Events", "WebSocket.Persist", "WebSocket.PersistEvents",
@@ -38,7 +38,7 @@ var mainAPI = []string{
 	// Every option of New.
 	"WithProtocols", "WithHeader", "WithUserAgent", "WithOrigin", "WithCompression", "WithCompressionOptions", "WithPlugins", "WithSendRate", "WithSensitiveQueryKeys",
 	"WithTLSConfig", "WithRootCAs", "WithCAFile", "WithInsecureSkipVerify",
-	"WithProxy", "WithoutProxy", "WithDialer",
+	"WithProxy", "WithoutProxy", "WithDialer", "WithCookieJar",
 	"WithDialTimeout", "WithHandshakeTimeout", "WithCloseTimeout",
 	"WithPollInterval", "WithPingRate", "WithPingTimeout", "WithAutoPong",
 	"WithReadLimit", "WithBorrowedBinary", "WithLogger",

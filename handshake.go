@@ -72,6 +72,9 @@ func (s *session) handshake() (*handshakeResult, error) {
 		UserAgent:  cfg.userAgent,
 		Header:     s.target.header,
 	}
+	if cfg.jar != nil {
+		req.Header = withJarCookies(req.Header, cfg.jar.Cookies(asHTTPURL(s.target.url)))
+	}
 	offer := cfg.deflateOffer()
 	if offer != nil {
 		req.Extensions = offer.String()
@@ -85,6 +88,13 @@ func (s *session) handshake() (*handshakeResult, error) {
 	resp, err := protocol.ReadResponse(s.br, sentRequest(&req, s.target.url))
 	if err != nil {
 		return nil, s.handshakeIOError(err)
+	}
+	if cfg.jar != nil {
+		// A 101 and a rejection alike: a sticky session's cookie may come
+		// with a 503 that asks to retry.
+		if cookies := resp.Cookies(); len(cookies) > 0 {
+			cfg.jar.SetCookies(asHTTPURL(s.target.url), cookies)
+		}
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		// The body (for the Rejected event) is read under the same
@@ -113,6 +123,38 @@ func (s *session) handshake() (*handshakeResult, error) {
 	_ = s.conn.SetWriteDeadline(noDeadline)
 	s.setReadDeadline(noDeadline)
 	return res, nil
+}
+
+// withJarCookies returns header with cookies added to its Cookie header,
+// after any cookies already there (as net/http's client adds a jar's). The
+// caller's header is not changed.
+func withJarCookies(header http.Header, cookies []*http.Cookie) http.Header {
+	if len(cookies) == 0 {
+		return header
+	}
+	var b strings.Builder
+	for _, v := range header.Values("Cookie") {
+		if v != "" {
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(v)
+		}
+	}
+	for _, c := range cookies {
+		if s := (&http.Cookie{Name: c.Name, Value: c.Value, Quoted: c.Quoted}).String(); s != "" {
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(s)
+		}
+	}
+	h := header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Cookie", b.String())
+	return h
 }
 
 // handshakeIOError names a handshake that failed on the transport: the

@@ -40,10 +40,11 @@ const (
 	NoReadLimit = -1
 )
 
-// DialFunc dials the transport connection to addr ("host:port"). It is the
-// escape hatch for custom networking (a unix socket, a SOCKS dialer, an
-// in-memory pipe): the dispatcher still runs the proxy tunnel (if any), TLS
-// and the websocket handshake over the connection it returns.
+// DialFunc dials the transport connection to addr ("host:port"): the
+// server's, or the proxy's when there is one. It is the escape hatch for
+// custom networking (a unix socket, an in-memory pipe): the dispatcher still
+// runs the proxy tunnel (if any), TLS and the websocket handshake over the
+// connection it returns.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // Option configures a WebSocket. Options are validated by New.
@@ -84,6 +85,7 @@ type config struct {
 	overflow         Overflow
 	sendRate         float64 // WithSendRate: messages per second; 0: no limit
 	sendBurst        int
+	jar              http.CookieJar // WithCookieJar; nil: no cookies but WithHeader's
 }
 
 func defaultConfig() config {
@@ -205,6 +207,25 @@ func WithOrigin(origin string) Option {
 	}
 }
 
+// WithCookieJar keeps cookies in jar across connections: every opening
+// handshake sends the jar's cookies for the URL (ws:// as http://, wss:// as
+// https://), and the Set-Cookie headers of the server's answer, a 101 or a
+// rejection, go into the jar. A load balancer that pins a client to a
+// backend with a cookie (a sticky session) then sees it again on every
+// reconnection of Persist. A net/http/cookiejar.Jar applies the cookies'
+// Domain, Path, Secure and expiry rules. Cookies given with WithHeader are
+// sent too, before the jar's. Cookie values never appear in events, errors
+// or logs.
+func WithCookieJar(jar http.CookieJar) Option {
+	return func(c *config) error {
+		if jar == nil {
+			return optErr("nil cookie jar")
+		}
+		c.jar = jar
+		return nil
+	}
+}
+
 func (c *config) tlsConfig() *tls.Config {
 	if c.tls == nil {
 		c.tls = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -276,11 +297,18 @@ func WithInsecureSkipVerify() Option {
 	}
 }
 
-// WithProxy sends every connection through the HTTP CONNECT proxy at
-// proxyURL ("http://[user:pass@]host:port", or "https://" for TLS to the
-// proxy), for ws:// as well as wss://. Credentials in the URL (a user name
-// alone, such as a token, included) are sent as Basic Proxy-Authorization
-// and never appear in events, errors or logs: the proxy is shown as
+// WithProxy sends every connection through the proxy at proxyURL, for ws://
+// as well as wss://, ignoring the environment (NO_PROXY included):
+//
+//   - "http://[user:pass@]host:port": an HTTP CONNECT proxy; "https://" for
+//     TLS to the proxy itself. Credentials (a user name alone, such as a
+//     token, included) are sent as Basic Proxy-Authorization.
+//   - "socks5://[user:pass@]host:port" (port 1080 by default): a SOCKS5
+//     proxy, with user name and password authentication when given; the
+//     target's name is resolved here. "socks5h://" hands the name to the
+//     proxy, which resolves it.
+//
+// Credentials never appear in events, errors or logs: the proxy is shown as
 // scheme://host:port.
 func WithProxy(proxyURL string) Option {
 	return func(c *config) error {

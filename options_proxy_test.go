@@ -39,10 +39,13 @@ func TestUseProxyNoProxy(t *testing.T) {
 		{"ws://example.com/", "other.org, example.com ", false},
 		{"ws://example.com/", "ample.com", true},
 		// Leading dot and *. forms.
+		// As in net/http (golang.org/x/net/http/httpproxy): a leading dot
+		// or "*." matches the subdomains only, not the name itself.
 		{"ws://api.example.com/", ".example.com", false},
-		{"ws://example.com/", ".example.com", false},
+		{"ws://example.com/", ".example.com", true},
 		{"ws://xexample.com/", ".example.com", true},
 		{"ws://api.example.com/", "*.example.com", false},
+		{"ws://example.com/", "*.example.com", true},
 		{"ws://xexample.com/", "*.example.com", true},
 		// IP addresses and CIDR ranges.
 		{"ws://10.1.2.3/", "10.1.2.3", false},
@@ -80,15 +83,31 @@ func TestUseProxyNoProxy(t *testing.T) {
 		{"ws://[::1]:8080/", "", false},
 	}
 	for _, c := range cases {
-		if got := useProxy(mustURL(t, c.target), c.noProxy); got != c.proxied {
-			t.Errorf("useProxy(%s, NO_PROXY=%q) = %v, want %v", c.target, c.noProxy, got, c.proxied)
+		for _, via := range []string{"HTTP_PROXY", "ALL_PROXY"} {
+			clearProxyEnv(t)
+			t.Setenv(via, "http://proxy.test:3128")
+			t.Setenv("HTTPS_PROXY", "http://proxy.test:3128")
+			t.Setenv("NO_PROXY", c.noProxy)
+			ws, err := New(c.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := ws.cfg.proxyFor(ws.url)
+			if err != nil {
+				t.Fatalf("%s with %s: proxyFor: %v", c.target, via, err)
+			}
+			if got := u != nil; got != c.proxied {
+				t.Errorf("%s with %s, NO_PROXY=%q: proxied %v, want %v", c.target, via, c.noProxy, got, c.proxied)
+			}
 		}
 	}
 }
 
-// clearProxyEnv unsets every proxy variable for the test.
+// clearProxyEnv unsets every proxy variable for the test, and
+// REQUEST_METHOD (a CGI process refuses HTTP_PROXY).
 func clearProxyEnv(t *testing.T) {
-	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"} {
+	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
+		"ALL_PROXY", "all_proxy", "REQUEST_METHOD"} {
 		t.Setenv(k, "")
 	}
 }
@@ -117,6 +136,24 @@ func TestProxyForEnvironment(t *testing.T) {
 		{"localhost direct", map[string]string{"HTTP_PROXY": "http://hp:1"}, "ws://localhost:9/", ""},
 		{"loopback direct", map[string]string{"HTTPS_PROXY": "http://hp:1"}, "wss://127.0.0.1:9/", ""},
 		{"credentials kept", map[string]string{"HTTP_PROXY": "http://u:p@hp:1"}, "ws://example.com/", "http://u:p@hp:1"},
+		// SOCKS5 from any of the variables.
+		{"socks5 in HTTP_PROXY", map[string]string{"HTTP_PROXY": "socks5://u:p@sp:1080"}, "ws://example.com/", "socks5://u:p@sp:1080"},
+		{"socks5h in HTTPS_PROXY", map[string]string{"HTTPS_PROXY": "socks5h://sp:1080"}, "wss://example.com/", "socks5h://sp:1080"},
+		// ALL_PROXY when the scheme's own variable is unset.
+		{"ALL_PROXY for ws", map[string]string{"ALL_PROXY": "socks5://ap:1080"}, "ws://example.com/", "socks5://ap:1080"},
+		{"all_proxy for wss", map[string]string{"all_proxy": "socks5h://u:p@ap:1080"}, "wss://example.com/", "socks5h://u:p@ap:1080"},
+		{"ALL_PROXY upper case wins", map[string]string{"ALL_PROXY": "socks5://upper:1", "all_proxy": "socks5://lower:1"},
+			"ws://example.com/", "socks5://upper:1"},
+		{"HTTP_PROXY before ALL_PROXY", map[string]string{"HTTP_PROXY": "http://hp:1", "ALL_PROXY": "socks5://ap:1"},
+			"ws://example.com/", "http://hp:1"},
+		{"HTTPS_PROXY before ALL_PROXY", map[string]string{"HTTPS_PROXY": "http://sp:1", "ALL_PROXY": "socks5://ap:1"},
+			"wss://example.com/", "http://sp:1"},
+		{"ALL_PROXY and NO_PROXY", map[string]string{"ALL_PROXY": "socks5://ap:1", "NO_PROXY": "example.com"}, "ws://example.com/", ""},
+		{"ALL_PROXY not for loopback", map[string]string{"ALL_PROXY": "socks5://ap:1"}, "ws://127.0.0.1:9/", ""},
+		// A CGI process (REQUEST_METHOD set) refuses HTTP_PROXY only.
+		{"CGI keeps HTTPS_PROXY", map[string]string{"REQUEST_METHOD": "GET", "HTTPS_PROXY": "http://sp:1"}, "wss://example.com/", "http://sp:1"},
+		{"CGI keeps ALL_PROXY", map[string]string{"REQUEST_METHOD": "GET", "ALL_PROXY": "socks5://ap:1"}, "ws://example.com/", "socks5://ap:1"},
+		{"CGI, HTTP_PROXY not for wss", map[string]string{"REQUEST_METHOD": "GET", "HTTP_PROXY": "http://evil:1"}, "wss://example.com/", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -146,7 +183,8 @@ func TestProxyForEnvironment(t *testing.T) {
 }
 
 func TestProxyForBadEnvironment(t *testing.T) {
-	for _, bad := range []string{"socks5://user:secret@h:1080", "http://user:secret@:3128", "http://user:secret@h:bad"} {
+	for _, bad := range []string{"ftp://user:secret@h:21", "socks4://user:secret@h:1080", "http://user:secret@:3128",
+		"http://user:secret@h:bad", "socks5://:secret@h:1080", "socks5h://user:" + strings.Repeat("secret", 50) + "@h:1080"} {
 		clearProxyEnv(t)
 		t.Setenv("HTTP_PROXY", bad)
 		ws, err := New("ws://example.com/")

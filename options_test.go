@@ -409,6 +409,9 @@ func TestWithProxy(t *testing.T) {
 		{"http://user:pw@proxy.example:8080", "proxy.example:8080", "http"},
 		{"proxy.example:3128", "proxy.example:3128", "http"},
 		{"127.0.0.1:8888", "127.0.0.1:8888", "http"},
+		{"socks5://proxy.example:1080", "proxy.example:1080", "socks5"},
+		{"SOCKS5H://user:pw@proxy.example:1080", "proxy.example:1080", "socks5h"},
+		{"socks5://proxy.example", "proxy.example", "socks5"},
 	}
 	for _, cs := range cases {
 		c := newWith(t, WithProxy(cs.in))
@@ -421,13 +424,16 @@ func TestWithProxy(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{
-		"socks5://proxy.example:1080",
+		"socks4://proxy.example:1080",
+		"socks://user:secret@proxy.example:1080",
+		"socks5://:secret@proxy.example:1080",
+		"socks5h://user:secret" + strings.Repeat("x", 255) + "@proxy.example:1080",
+		"socks5://",
 		"ftp://proxy.example",
 		"http://",
 		"http://:3128",
 		"",
 		"http://proxy.example:bad",
-		"socks5://user:secret@proxy.example:1080",
 		"http://user:secret@:3128",
 		"http://user:secret@proxy.example:bad",
 	} {

@@ -13,10 +13,13 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpproxy"
 )
 
-// parseProxyURL accepts http:// and https:// proxy URLs (a bare host:port
-// means http://). Its errors never show the URL's user information.
+// parseProxyURL accepts http://, https://, socks5:// and socks5h:// proxy
+// URLs (a bare host:port means http://). Its errors never show the URL's
+// user information.
 func parseProxyURL(raw string) (*url.URL, error) {
 	if !strings.Contains(raw, "://") {
 		raw = "http://" + raw
@@ -25,8 +28,15 @@ func parseProxyURL(raw string) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy URL: %v", redactParseErr(err))
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("proxy URL scheme %q is not supported (http or https CONNECT proxies only)", u.Scheme)
+	u.Scheme = strings.ToLower(u.Scheme)
+	switch u.Scheme {
+	case "http", "https":
+	case "socks5", "socks5h":
+		if err := checkSOCKSUser(u); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("proxy URL scheme %q is not supported (http and https CONNECT proxies, socks5 and socks5h)", printable(u.Scheme))
 	}
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("proxy URL %q has no host", shownProxy(u))
@@ -45,10 +55,14 @@ func getenvAny(names ...string) string {
 }
 
 // proxyFor returns the proxy to use for target (nil: connect directly).
-// From the environment, ws:// uses HTTP_PROXY and wss:// uses HTTPS_PROXY
-// (upper or lower case), unless NO_PROXY matches. As in net/http,
-// localhost and loopback addresses are never proxied from the environment.
-// The environment is read at each connection attempt.
+//
+// From the environment, read at each connection attempt, ws:// uses
+// HTTP_PROXY and wss:// uses HTTPS_PROXY (upper or lower case), either of
+// them falling back to ALL_PROXY when unset, unless NO_PROXY matches. The
+// choice is golang.org/x/net/http/httpproxy's, which is net/http's:
+// localhost and loopback addresses are never proxied, and HTTP_PROXY is
+// refused in a CGI process (REQUEST_METHOD set), where a request's Proxy
+// header sets it (httpoxy).
 func (c *config) proxyFor(target *url.URL) (*url.URL, error) {
 	switch c.proxyMode {
 	case proxyNone:
@@ -56,76 +70,57 @@ func (c *config) proxyFor(target *url.URL) (*url.URL, error) {
 	case proxyFixed:
 		return c.proxyURL, nil
 	}
-	var raw string
+	env := httpproxy.FromEnvironment()
+	name, raw := "HTTP_PROXY", env.HTTPProxy
 	if target.Scheme == "wss" {
-		raw = getenvAny("HTTPS_PROXY", "https_proxy")
-	} else {
-		raw = getenvAny("HTTP_PROXY", "http_proxy")
+		name, raw = "HTTPS_PROXY", env.HTTPSProxy
 	}
-	if raw == "" || !useProxy(target, getenvAny("NO_PROXY", "no_proxy")) {
+	if raw == "" {
+		// ALL_PROXY cannot come from a request header: no CGI refusal.
+		all := getenvAny("ALL_PROXY", "all_proxy")
+		name, raw = "ALL_PROXY", all
+		env = &httpproxy.Config{HTTPProxy: all, HTTPSProxy: all, NoProxy: env.NoProxy}
+	}
+	if raw == "" {
 		return nil, nil
 	}
+	// Our own parse first: httpproxy ignores a proxy it cannot parse (a
+	// direct connection the user did not ask for), and its error would
+	// quote the password.
 	u, err := parseProxyURL(raw)
 	if err != nil {
-		return nil, fmt.Errorf("proxy from environment: %w", err)
+		return nil, fmt.Errorf("proxy from environment (%s): %w", name, err)
+	}
+	use, err := env.ProxyFunc()(asHTTPURL(target))
+	if err != nil {
+		return nil, fmt.Errorf("proxy from environment: %s is not used in a CGI process (REQUEST_METHOD is set), where a request's Proxy header sets it (httpoxy); use WithProxy, ALL_PROXY or WithoutProxy", name)
+	}
+	if use == nil {
+		return nil, nil // NO_PROXY, localhost or loopback
 	}
 	return u, nil
 }
 
-// useProxy applies NO_PROXY: a comma-separated list of host names (matching
-// the name and its subdomains; a leading dot or "*." is allowed), IP
-// addresses, CIDR ranges, optionally with :port, or "*" for everything.
-func useProxy(target *url.URL, noProxy string) bool {
-	host, port := target.Hostname(), target.Port()
-	if port == "" {
-		port = defaultPort(target.Scheme)
+// asHTTPURL maps a websocket URL to the http:// or https:// URL it is
+// carried as, for NO_PROXY matching and the cookie jar.
+func asHTTPURL(target *url.URL) *url.URL {
+	u := *target
+	u.User = nil
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
 	}
-	if host == "localhost" {
-		return false
-	}
-	ip := net.ParseIP(host)
-	if ip != nil && ip.IsLoopback() {
-		return false
-	}
-	for _, entry := range strings.Split(noProxy, ",") {
-		entry = strings.ToLower(strings.TrimSpace(entry))
-		if entry == "" {
-			continue
-		}
-		if entry == "*" {
-			return false
-		}
-		if _, cidr, err := net.ParseCIDR(entry); err == nil {
-			if ip != nil && cidr.Contains(ip) {
-				return false
-			}
-			continue
-		}
-		eHost, ePort := entry, ""
-		if h, p, err := net.SplitHostPort(entry); err == nil {
-			eHost, ePort = h, p
-		}
-		if ePort != "" && ePort != port {
-			continue
-		}
-		if eIP := net.ParseIP(eHost); eIP != nil {
-			if ip != nil && eIP.Equal(ip) {
-				return false
-			}
-			continue
-		}
-		eHost = strings.TrimPrefix(strings.TrimPrefix(eHost, "*"), ".")
-		h := strings.ToLower(host)
-		if h == eHost || strings.HasSuffix(h, "."+eHost) {
-			return false
-		}
-	}
-	return true
+	return &u
 }
 
 func defaultPort(scheme string) string {
-	if scheme == "wss" || scheme == "https" {
+	switch scheme {
+	case "wss", "https":
 		return "443"
+	case "socks5", "socks5h":
+		return "1080"
 	}
 	return "80"
 }
@@ -187,14 +182,19 @@ func connectTunnel(ctx context.Context, conn net.Conn, proxy *url.URL, addr stri
 }
 
 // ProxyError is the cause of a ConnectFail when the proxy refused the
-// CONNECT tunnel.
+// tunnel: an HTTP proxy answered CONNECT with another status than 200, or a
+// SOCKS5 proxy refused the credentials or the connection.
 type ProxyError struct {
 	// Proxy is the proxy as scheme://host:port: no user name (it may be a
 	// token), no password.
 	Proxy string
-	// StatusCode is the proxy's HTTP status, such as 407.
+	// StatusCode is an HTTP proxy's status, such as 407; 0 for a SOCKS5
+	// proxy.
 	StatusCode int
-	// Status is the proxy's status line text, as sent.
+	// Status is an HTTP proxy's status line text, as sent, or what a SOCKS5
+	// proxy refused: "username/password authentication failed", "no
+	// acceptable authentication methods", or its reply ("connection
+	// refused", "host unreachable", ...).
 	Status string
 }
 

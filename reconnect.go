@@ -38,10 +38,34 @@ var (
 	ErrBackOffStop = errors.New("lomond: backoff gave up")
 )
 
+// ErrPermanent marks an error that retrying will not cure: when the cause
+// of a failed attempt wraps it (see Permanent), Persist ends with that
+// cause, whatever the retry policy says.
+var ErrPermanent = errors.New("lomond: permanent error")
+
+// Permanent marks err as permanent, for a WithBeforeDial hook (or a
+// WithDialer function) to end Persist rather than have the attempt retried:
+// a revoked credential, an account that no longer exists. The result wraps
+// both err and ErrPermanent, and reads as err. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string        { return e.err.Error() }
+func (e *permanentError) Unwrap() error        { return e.err }
+func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
+
 // RetryPolicy decides whether Persist reconnects after a session ended with
 // cause (the error Run would have returned: a *ConnectError, *RejectedError,
 // *CloseError, *ProtocolError, ErrUnresponsive, a transport error, or nil
-// when the client closed the session).
+// when the client closed the session). A before-dial hook's error is a
+// *ConnectError too (see WithBeforeDial). A cause that wraps ErrPermanent
+// ends Persist without asking the policy.
 type RetryPolicy func(cause error) bool
 
 // RetryAlways reconnects after anything: lomond's promise, and the default.
@@ -207,8 +231,19 @@ func WithMaxAttempts(n int) PersistOption {
 
 // WithBeforeDial runs hook before every attempt, on the Persist goroutine.
 // It may change the attempt's URL, headers and subprotocols (a fresh token,
-// another server); its changes are validated like New's. A non-nil error
-// ends Persist with that error.
+// another server); its changes are validated like New's, and an invalid
+// change ends Persist (an error wrapping ErrInvalidURL or
+// ErrInvalidOption).
+//
+// An error from the hook fails the attempt, as a failed dial does: the
+// handler gets Connecting, then ConnectFail with Reason "before-dial hook;
+// " and the error's text (URLs in it redacted as in every event), then the
+// retry policy decides and BackOff follows, its Cause a *ConnectError
+// wrapping the hook's error. A token service that is down for a while is
+// thus retried with the backoff. An error marked with Permanent ends
+// Persist with that *ConnectError instead. ctx ends when Persist's context
+// does or Stop is called; Persist then returns as it would anyway (nil
+// after Stop), whatever the hook returns.
 func WithBeforeDial(hook func(ctx context.Context, a *Attempt) error) PersistOption {
 	return func(c *persistConfig) error {
 		if hook == nil {
@@ -231,8 +266,9 @@ func WithBeforeDial(hook func(ctx context.Context, a *Attempt) error) PersistOpt
 // (context.DeadlineExceeded) or cancel cause when ctx ended that way.
 // Otherwise it returns why it stopped: an error wrapping ErrRetryPolicy,
 // ErrMaxAttempts or ErrBackOffStop together with the last session's cause,
-// a *PanicError, the before-dial hook's error, ErrAlreadyRunning, or an
-// option, handler or zero-WebSocket error.
+// a cause that wraps ErrPermanent, a *PanicError, an invalid change made
+// by the before-dial hook, ErrAlreadyRunning, or an option, handler or
+// zero-WebSocket error.
 func (ws *WebSocket) Persist(ctx context.Context, h EventHandler, options ...PersistOption) error {
 	t, err := ws.prepare(h)
 	if err != nil {
@@ -287,6 +323,9 @@ type persistLoop struct {
 	stopped  func() bool
 	panicErr error
 
+	hookCtx    context.Context    // the before-dial hook's: Persist's, ended by Stop too
+	cancelHook context.CancelFunc // called by Stop
+
 	mu        sync.Mutex
 	reconnect chan struct{} // Reconnect() signals the loop
 	cancel    context.CancelFunc
@@ -317,8 +356,10 @@ func (ws *WebSocket) persistLoop(ctx context.Context, t *table, recoverPanics bo
 			return err
 		}
 	}
+	hookCtx, cancelHook := context.WithCancel(ctx)
+	defer cancelHook()
 	pl := &persistLoop{ws: ws, cfg: pc, t: t, recover: recoverPanics, reconnect: make(chan struct{}, 1),
-		stopCh: make(chan struct{}), stopped: func() bool { return false }}
+		stopCh: make(chan struct{}), stopped: func() bool { return false }, hookCtx: hookCtx, cancelHook: cancelHook}
 	if prepare != nil {
 		prepare(pl)
 	}
@@ -326,9 +367,9 @@ func (ws *WebSocket) persistLoop(ctx context.Context, t *table, recoverPanics bo
 		return ErrAlreadyRunning
 	}
 	defer ws.persist.Store(nil)
-	pl.b = pc.newBackOff()
+	pl.b = pc.newBackOff() // once per Persist, as WithBackOff says
 	pl.b.Reset()
-	pl.floor = minDelay(pc.newBackOff())
+	pl.floor = minDelay(pl.b)
 	return pl.run(ctx)
 }
 
@@ -350,7 +391,6 @@ func (pl *persistLoop) stopWasAsked() bool {
 }
 
 func (pl *persistLoop) run(ctx context.Context) error {
-	ws := pl.ws
 	for {
 		if ctx.Err() != nil {
 			return ctxResult(ctx)
@@ -358,86 +398,141 @@ func (pl *persistLoop) run(ctx context.Context) error {
 		if pl.stopWasAsked() {
 			return nil
 		}
-		tgt, err := pl.nextTarget(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctxResult(ctx)
-			}
+		end, done, err := pl.attempt(ctx)
+		if done {
 			return err
 		}
-		sctx, cancel := context.WithCancel(ctx)
-		pl.mu.Lock()
-		if pl.stopAsked { // Stop came while the hook ran
-			pl.mu.Unlock()
-			cancel()
-			return nil
-		}
-		pl.cancel, pl.asked = cancel, false
-		select {
-		case <-pl.reconnect: // a Reconnect made between cycles is spent by this one
-		default:
-		}
-		pl.mu.Unlock()
-		var sess *session
-		cause := ws.runSessionWith(sctx, pl.t, pl.recover, func(s *session) {
-			s.target = tgt
-			sess = s
-			pl.current = s
-		})
-		cancel()
-		pl.current = nil
-		pl.mu.Lock()
-		asked, stopAsked := pl.asked, pl.stopAsked
-		pl.cancel = nil
-		pl.mu.Unlock()
-		if errors.Is(cause, ErrAlreadyRunning) {
-			return cause
-		}
-		var pe *PanicError
-		if errors.As(cause, &pe) {
-			return pe
-		}
-		if stopAsked || pl.stopped() || (sess != nil && errors.Is(sess.stopErr, ErrStopped)) {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctxResult(ctx)
-		}
-		if sess != nil && !sess.readyAt.IsZero() && time.Since(sess.readyAt) >= pl.cfg.stableAfter {
-			// A stable session starts a new series: the reconnection after
-			// it is the first.
-			pl.b.Reset()
-			pl.unstable, pl.retries = 0, 1
-		} else {
-			pl.unstable++
-			pl.retries++
-		}
-		if asked {
-			pl.b.Reset()
-			pl.unstable, pl.retries = 0, 0
-			continue
-		}
-		if !pl.cfg.policy(cause) {
-			return fmt.Errorf("%w: %w", ErrRetryPolicy, cause)
-		}
-		if pl.cfg.maxAttempts > 0 && pl.unstable >= pl.cfg.maxAttempts {
-			return fmt.Errorf("%w (%d): %w", ErrMaxAttempts, pl.unstable, cause)
-		}
-		delay := pl.delay(cause)
-		if delay == backoff.Stop {
-			return fmt.Errorf("%w: %w", ErrBackOffStop, cause)
-		}
-		pl.emit(&events.BackOff{Meta: events.Stamp(), Delay: delay, Attempt: pl.retries, Cause: cause})
-		if pl.panicErr != nil {
-			return pl.panicErr
-		}
-		if pl.stopped() {
-			return nil
-		}
-		if done, err := pl.wait(ctx, delay); done {
+		if done, err := pl.afterAttempt(ctx, end); done {
 			return err
 		}
 	}
+}
+
+// attemptEnd is how an attempt ended.
+type attemptEnd struct {
+	cause error    // what Run would have returned, or the hook's failure
+	sess  *session // nil when the before-dial hook failed
+	asked bool     // Reconnect was called during the session
+}
+
+// attempt runs the before-dial hook and, unless it failed, one session. It
+// reports done, with Persist's result, when Persist must return now.
+func (pl *persistLoop) attempt(ctx context.Context) (end attemptEnd, done bool, result error) {
+	ws := pl.ws
+	tgt, err := pl.nextTarget(pl.hookCtx)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return end, true, ctxResult(ctx)
+		case pl.stopWasAsked():
+			return end, true, nil
+		}
+		var he *hookError
+		if !errors.As(err, &he) {
+			return end, true, err // an invalid change: a bug, not a failure to retry
+		}
+		end.cause = pl.hookFailed(he)
+		if pl.panicErr != nil {
+			return end, true, pl.panicErr
+		}
+		if pl.stopWasAsked() || pl.stopped() {
+			return end, true, nil
+		}
+		return end, false, nil
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	pl.mu.Lock()
+	if pl.stopAsked { // Stop came while the hook ran
+		pl.mu.Unlock()
+		cancel()
+		return end, true, nil
+	}
+	pl.cancel, pl.asked = cancel, false
+	select {
+	case <-pl.reconnect: // a Reconnect made between cycles is spent by this one
+	default:
+	}
+	pl.mu.Unlock()
+	end.cause = ws.runSessionWith(sctx, pl.t, pl.recover, func(s *session) {
+		s.target = tgt
+		end.sess = s
+		pl.current = s
+	})
+	cancel()
+	pl.current = nil
+	pl.mu.Lock()
+	end.asked = pl.asked
+	stopAsked := pl.stopAsked
+	pl.cancel = nil
+	pl.mu.Unlock()
+	if errors.Is(end.cause, ErrAlreadyRunning) {
+		return end, true, end.cause
+	}
+	var pe *PanicError
+	if errors.As(end.cause, &pe) {
+		return end, true, pe
+	}
+	if stopAsked || pl.stopped() || (end.sess != nil && errors.Is(end.sess.stopErr, ErrStopped)) {
+		return end, true, nil
+	}
+	if ctx.Err() != nil {
+		return end, true, ctxResult(ctx)
+	}
+	return end, false, nil
+}
+
+// hookFailed reports a before-dial hook's error as a failed attempt:
+// Connecting, then ConnectFail. It returns the attempt's cause.
+func (pl *persistLoop) hookFailed(err *hookError) error {
+	ws := pl.ws
+	reason := "before-dial hook; " + err.shown
+	pl.emit(&events.Connecting{Meta: events.Stamp(), URL: ws.raw})
+	if pl.panicErr == nil && !pl.stopped() {
+		pl.emit(&events.ConnectFail{Meta: events.Stamp(), URL: ws.raw, Reason: reason, Err: err})
+	}
+	return &ConnectError{URL: ws.raw, Reason: reason, Err: err}
+}
+
+// afterAttempt decides what follows an attempt: a reset of the backoff,
+// the retry policy, the attempt limit, BackOff and the wait. It reports
+// done, with Persist's result, when Persist must return.
+func (pl *persistLoop) afterAttempt(ctx context.Context, end attemptEnd) (done bool, result error) {
+	cause, sess := end.cause, end.sess
+	if sess != nil && !sess.readyAt.IsZero() && time.Since(sess.readyAt) >= pl.cfg.stableAfter {
+		// A stable session starts a new series: the reconnection after
+		// it is the first.
+		pl.b.Reset()
+		pl.unstable, pl.retries = 0, 1
+	} else {
+		pl.unstable++
+		pl.retries++
+	}
+	if end.asked {
+		pl.b.Reset()
+		pl.unstable, pl.retries = 0, 0
+		return false, nil
+	}
+	if errors.Is(cause, ErrPermanent) {
+		return true, cause
+	}
+	if !pl.cfg.policy(cause) {
+		return true, fmt.Errorf("%w: %w", ErrRetryPolicy, cause)
+	}
+	if pl.cfg.maxAttempts > 0 && pl.unstable >= pl.cfg.maxAttempts {
+		return true, fmt.Errorf("%w (%d): %w", ErrMaxAttempts, pl.unstable, cause)
+	}
+	delay := pl.delay(cause)
+	if delay == backoff.Stop {
+		return true, fmt.Errorf("%w: %w", ErrBackOffStop, cause)
+	}
+	pl.emit(&events.BackOff{Meta: events.Stamp(), Delay: delay, Attempt: pl.retries, Cause: cause})
+	if pl.panicErr != nil {
+		return true, pl.panicErr
+	}
+	if pl.stopped() {
+		return true, nil
+	}
+	return pl.wait(ctx, delay)
 }
 
 // delay picks the wait after cause: the server's Retry-After when it sent
@@ -515,7 +610,7 @@ func (pl *persistLoop) nextTarget(ctx context.Context) (target, error) {
 		a.Header = http.Header{}
 	}
 	if err := pl.cfg.beforeDial(ctx, a); err != nil {
-		return target{}, fmt.Errorf("lomond: before-dial hook: %w", err)
+		return target{}, &hookError{err: err, shown: shownText(err.Error(), ws.cfg.sensitive)}
 	}
 	u, err := parseWSURL(a.URL, ws.cfg.sensitive)
 	if err != nil {
@@ -536,6 +631,17 @@ func (pl *persistLoop) nextTarget(ctx context.Context) (target, error) {
 	}
 	return target{url: u, raw: shownURL(u, ws.cfg.sensitive), header: c.header, host: c.host, protocols: c.protocols}, nil
 }
+
+// hookError is a before-dial hook's error as the library shows it: its
+// text with the URLs in it redacted. errors.Is and errors.As see the hook's
+// own error.
+type hookError struct {
+	err   error
+	shown string
+}
+
+func (e *hookError) Error() string { return "lomond: before-dial hook: " + e.shown }
+func (e *hookError) Unwrap() error { return e.err }
 
 // Reconnect drops the current connection of a running Persist (with a
 // graceful close, code 1001) and connects again at once, resetting the
@@ -585,6 +691,7 @@ func (ws *WebSocket) Stop(code int, reason string) error {
 	pl.mu.Unlock()
 	if first {
 		close(pl.stopCh)
+		pl.cancelHook() // a before-dial hook in progress (a token fetch)
 	}
 	if cancel == nil {
 		return nil // between sessions: the loop sees stopAsked

@@ -521,27 +521,6 @@ func TestPersistBeforeDialChangesURL(t *testing.T) {
 	}
 }
 
-func TestPersistBeforeDialError(t *testing.T) {
-	rcNoLeak(t)
-	srv := wstest.NewServer(t, rcReject(http.StatusServiceUnavailable, nil))
-	ws := rcNew(t, srv.URL())
-	errNoToken := errors.New("token service down")
-	hook := func(_ context.Context, a *Attempt) error {
-		if a.Number == 2 {
-			return errNoToken
-		}
-		return nil
-	}
-	rec, err := rcPersist(t, ws, nil, WithBeforeDial(hook), rcConst(time.Millisecond))
-	if !errors.Is(err, errNoToken) {
-		t.Fatalf("Persist = %v, want the hook's error", err)
-	}
-	rcWantNames(t, rec, "connecting", "connected", "rejected", "disconnected", "back_off")
-	if n := srv.Conns(); n != 1 {
-		t.Errorf("%d connections, want 1 (none after the hook failed)", n)
-	}
-}
-
 func TestPersistBeforeDialInvalid(t *testing.T) {
 	rcNoLeak(t)
 	cases := []struct {

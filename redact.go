@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -21,7 +22,9 @@ import (
 //     of a response the library hands out have their values replaced
 //     (redactHeader);
 //   - text a server controls is escaped before it reaches an Error string
-//     (printable).
+//     (printable);
+//   - text the library did not write, such as a before-dial hook's error,
+//     has the URLs in it shown as shownURL shows them (shownText).
 
 // redacted replaces a secret.
 const redacted = "xxxxx"
@@ -110,6 +113,26 @@ func shownURL(u *url.URL, keys sensitiveKeys) string {
 		c.RawQuery = strings.Join(parts, "&")
 	}
 	return c.String()
+}
+
+// urlInText matches a URL quoted in free text, up to a space or a quote.
+var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
+
+// shownText returns text the library did not write (a before-dial hook's
+// error, which may quote the token service's URL) as the library shows it:
+// every URL in it as shownURL shows one (no user information, sensitive
+// query values replaced), escaped by printable.
+func shownText(s string, keys sensitiveKeys) string {
+	if strings.Contains(s, "://") {
+		s = urlInText.ReplaceAllStringFunc(s, func(raw string) string {
+			u, err := url.Parse(raw)
+			if err != nil {
+				return redacted // it cannot be shown to be clean
+			}
+			return shownURL(u, keys)
+		})
+	}
+	return printable(s)
 }
 
 // shownProxy returns a proxy URL as the library shows it: scheme://host:port.

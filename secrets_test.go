@@ -336,7 +336,8 @@ func TestSecretsNeverShown(t *testing.T) {
 			c.err("New's error", err)
 		}
 		for _, raw := range []string{
-			"socks5://" + secProxyToken + "@h:1080",
+			"socks4://" + secProxyToken + "@h:1080",
+			"socks5://:" + secProxyPass + "@h:1080",
 			"http://" + secProxyUser + ":" + secProxyPass + "@:3128",
 			"http://" + secProxyUser + ":" + secProxyPass + "@h:bad",
 			"http://" + secProxyToken + "@h:bad",

@@ -89,7 +89,7 @@ func prepare(s *settings, getenv func(string) string) (*prepared, error) {
 		p.opts = append(p.opts, lomond.WithCompression(lomond.CompressionContextTakeover))
 	}
 
-	for _, name := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"} {
+	for _, name := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"} {
 		if v := getenv(name); v != "" {
 			sc.addURL(withScheme(v))
 		}

@@ -46,10 +46,10 @@ Request:
   --compress              offer permessage-deflate compression
 
 Network:
-  --proxy URL             use this HTTP CONNECT proxy:
-                          http://[user:pass@]host:port (default: HTTPS_PROXY
-                          for wss://, HTTP_PROXY for ws://, except NO_PROXY
-                          hosts and loopback)
+  --proxy URL             use this proxy: http://[user:pass@]host:port
+                          (HTTP CONNECT), socks5:// or socks5h:// (default:
+                          HTTPS_PROXY for wss://, HTTP_PROXY for ws://, else
+                          ALL_PROXY, except NO_PROXY hosts and loopback)
   --no-proxy              connect directly, whatever the environment says
   --cacert FILE           trust the PEM certificates in FILE, not the system's
   -k, --insecure          do not verify the server's TLS certificate
