@@ -92,10 +92,10 @@ func ParseResponse(received []byte) (Negotiated, error) {
 
 // Frame is one frame of the client's, unmasked.
 type Frame struct {
-	Fin     bool
-	RSV1    bool
-	Opcode  byte
-	Payload []byte
+	Fin     bool   // the last frame of its message
+	RSV1    bool   // a compressed message's first frame
+	Opcode  byte   // OpText, OpBinary, OpContinuation or a control opcode
+	Payload []byte // unmasked
 	// Offset is where the frame starts in the written stream.
 	Offset int64
 }
@@ -103,10 +103,10 @@ type Frame struct {
 // Message is a data message reassembled from the client's frames and, when
 // it was compressed, inflated.
 type Message struct {
-	Opcode     byte // OpText or OpBinary
-	Payload    []byte
-	Compressed bool
-	Frames     int
+	Opcode     byte   // OpText or OpBinary
+	Payload    []byte // reassembled and inflated
+	Compressed bool   // RSV1 was set: the payload was inflated
+	Frames     int    // how many frames carried it
 	// Err is set (a *DecodeError) when the message does not inflate or
 	// its text is not UTF-8: the framing is intact, the content is not.
 	// Payload then holds what could be inflated.

@@ -6,10 +6,14 @@
 //
 // A [Dialer] makes wrapped connections to a real address and is installed
 // with lomond.WithDialer(d.Dial); it keeps every connection it made, so a
-// test can decode what the client wrote on each one. [DecodeClient] parses
+// test can decode what the client wrote on each one. [Conn.WriteCalls]
+// tells where each Write call started and whether it wrote all it was
+// given: a call cut short leaves a frame unfinished, and anything written
+// after it is out of step. [DecodeClient] parses
 // that stream (the opening handshake request, then masked client frames),
 // reassembles the messages and inflates them (permessage-deflate, with or
-// without context takeover, as the server's upgrade response negotiated):
+// without context takeover, as the server's upgrade response negotiated:
+// [ParseResponse] of Conn.Received, then [OptionsFor]):
 // it proves that a message whose send returned nil was written, whole and
 // intact. It is written from RFC 6455 and RFC 7692 with compress/flate,
 // independently of the client's own codec.
