@@ -236,6 +236,8 @@ type ending struct {
 	reason   string // Disconnected's Reason; "": no Disconnected
 	graceful bool
 	err      error // Disconnected's Err
+
+	connectFailed bool // ConnectFail ended it: no Disconnected, even after a panic
 }
 
 func (e *ending) Error() string { return "session ended: " + e.reason }
@@ -253,7 +255,7 @@ func (s *session) run(ctx context.Context) error {
 		s.state.Store(int32(StateIdle))
 		reason := connectFailReason(err)
 		s.emit(&events.ConnectFail{Meta: events.Stamp(), URL: s.target.raw, Reason: reason, Err: err})
-		return s.finish(&ending{result: &ConnectError{URL: s.target.raw, Reason: reason, Err: err}})
+		return s.finish(&ending{result: &ConnectError{URL: s.target.raw, Reason: reason, Err: err}, connectFailed: true})
 	}
 	s.setConn(dr.conn)
 	s.w.conn = dr.conn
@@ -354,12 +356,13 @@ func (s *session) setup(res *handshakeResult) {
 }
 
 // finish is where every session ends, once: it delivers the last event
-// (Disconnected, for a session that reached Connected) to the handler and
-// to the plugins, whatever the handler or range loop did, and returns what
-// Run returns. A handler's panic overrides every other outcome.
+// (Disconnected, for a session that did not end with ConnectFail) to the
+// handler and to the plugins, whatever the handler or range loop did, and
+// returns what Run returns. A handler's panic overrides every other
+// outcome: Disconnected then says "handler panic".
 func (s *session) finish(e *ending) error {
 	pe, panicked := s.stopErr.(*PanicError)
-	if panicked {
+	if panicked && !e.connectFailed {
 		e = &ending{result: pe, reason: "handler panic", err: pe}
 		s.silent = false // every listener hears how the session ended
 	}

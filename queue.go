@@ -117,36 +117,46 @@ func notWritten(err error) bool {
 }
 
 // send sends at once when a session is ready and nothing waits; otherwise
-// it queues. Send observers hear of the outcome after q.mu is released, so
-// that they may call Queued.
+// it queues. Whether to queue and the queueing itself happen under one hold
+// of q.mu, so that a session becoming ready meanwhile either sees the
+// message in the queue (and flushes it) or has already flushed, and the
+// message goes out directly. Send observers hear of the outcome after q.mu
+// is released, so that they may call Queued.
 func (q *sendQueue) send(ctx context.Context, ws *WebSocket, typ byte, p []byte) error {
-	q.mu.Lock()
-	if !q.flushing && len(q.msgs) == 0 && ws.State() == StateReady {
-		q.mu.Unlock()
-		started, err := ws.sendNow(ctx, typ, p)
-		if started || !notWritten(err) {
-			ws.observeSent(typ, p, 0, err)
-			return err
-		}
-		// Nothing was written, and the session is gone or going: queue.
+	for {
 		q.mu.Lock()
+		direct := !q.flushing && len(q.msgs) == 0 && ws.State() == StateReady
+		q.mu.Unlock()
+		if direct {
+			started, err := ws.sendNow(ctx, typ, p)
+			if started || !notWritten(err) {
+				ws.observeSent(typ, p, 0, err)
+				return err
+			}
+			// Nothing was written, and the session is gone or going: queue.
+		}
+		q.reportMu.Lock()
+		q.mu.Lock()
+		if !direct && !q.flushing && len(q.msgs) == 0 && ws.State() == StateReady {
+			// A session became ready, and flushed, meanwhile: send directly.
+			q.mu.Unlock()
+			q.reportMu.Unlock()
+			continue
+		}
+		m, dropped, err := q.add(typ, p)
+		q.mu.Unlock()
+		switch {
+		case errors.Is(err, ErrQueueFull) && dropped == nil:
+			ws.observeQueue(m, events.Failed, err)
+		case dropped != nil:
+			ws.observeQueue(*dropped, events.Dropped, ErrQueueFull)
+			ws.observeQueue(m, events.Queued, nil)
+		default:
+			ws.observeQueue(m, events.Queued, nil)
+		}
+		q.reportMu.Unlock()
+		return err
 	}
-	q.mu.Unlock()
-	q.reportMu.Lock()
-	defer q.reportMu.Unlock()
-	q.mu.Lock()
-	m, dropped, err := q.add(typ, p)
-	q.mu.Unlock()
-	switch {
-	case errors.Is(err, ErrQueueFull) && dropped == nil:
-		ws.observeQueue(m, events.Failed, err)
-	case dropped != nil:
-		ws.observeQueue(*dropped, events.Dropped, ErrQueueFull)
-		ws.observeQueue(m, events.Queued, nil)
-	default:
-		ws.observeQueue(m, events.Queued, nil)
-	}
-	return err
 }
 
 // add queues a copy of p, applying the overflow policy, and returns the

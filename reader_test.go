@@ -172,11 +172,20 @@ func runHugeFrameCase(t *testing.T, c hugeFrameCase) {
 	runtime.ReadMemStats(&after)
 	waitScript(t, done)
 
-	if !errors.Is(err, io.ErrUnexpectedEOF) {
+	var pe *ProtocolError
+	switch {
+	case c.length > maxMessageSize:
+		// More than any memory holds: refused at the header, as over a
+		// read limit would be.
+		if !errors.As(err, &pe) || pe.Code != StatusMessageTooBig {
+			t.Errorf("Run = %v, want a *ProtocolError 1009", err)
+		}
+	case !errors.Is(err, io.ErrUnexpectedEOF):
 		t.Errorf("Run = %v, want a lost connection (wrapping io.ErrUnexpectedEOF)", err)
-	}
-	if d := lastEvent[*events.Disconnected](t, log); d.Reason != "connection lost" {
-		t.Errorf("Disconnected.Reason = %q, want \"connection lost\"", d.Reason)
+	default:
+		if d := lastEvent[*events.Disconnected](t, log); d.Reason != "connection lost" {
+			t.Errorf("Disconnected.Reason = %q, want \"connection lost\"", d.Reason)
+		}
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
 		t.Errorf("the session allocated %d MiB for a frame of which 4 bytes arrived, want under 64 MiB", grew>>20)

@@ -32,7 +32,8 @@ type timers struct {
 	closeDue time.Time
 	armedAt  time.Time // when the latest judging timer was armed
 	overdue  bool      // a judging timer passed while bytes were waiting, with
-	dueFrom  uint64    // cr.total then
+	dueFrom  uint64    // cr.total then, and
+	drainEnd time.Time // when the verdict stands whatever is still waiting
 	pings    [4]uint64 // the latest keep-alive pings' payloads, for RTTs
 	npings   int
 }
@@ -76,7 +77,9 @@ const idleAfter = time.Second
 // maxJudgeDrain bounds what the session goroutine reads after the ping
 // timeout or the close timeout passed while data keeps arriving: more than
 // socket buffers hold, so a backlog is read, and a server that floods
-// instead of answering is not waited for beyond it.
+// instead of answering is not waited for beyond it. Nor is it waited for
+// longer than the timeout itself once more (time in handlers not counted):
+// reading a backlog takes milliseconds.
 var maxJudgeDrain uint64 = 16 << 20 // a variable for its test
 
 // onDeadline reads the mail and runs the timers that are due. It returns an
@@ -106,8 +109,13 @@ func (s *session) onDeadline() error {
 	} else {
 		if !tm.overdue {
 			tm.overdue, tm.dueFrom = true, s.cr.total
+			if judged == ErrCloseTimeout {
+				tm.drainEnd = now.Add(s.cfg.closeTimeout)
+			} else {
+				tm.drainEnd = now.Add(s.cfg.pingTimeout)
+			}
 		}
-		if s.cr.total-tm.dueFrom >= maxJudgeDrain || !s.moreArrived(now) {
+		if s.cr.total-tm.dueFrom >= maxJudgeDrain || !now.Before(tm.drainEnd) || !s.moreArrived(now) {
 			return s.timedOut(judged)
 		}
 		// Bytes are waiting: read them first; rearm brings the session
@@ -221,6 +229,9 @@ func (s *session) excludeHandlerTime(began time.Time) {
 		}
 		if !tm.closeDue.IsZero() {
 			tm.closeDue = tm.closeDue.Add(d)
+		}
+		if tm.overdue {
+			tm.drainEnd = tm.drainEnd.Add(d)
 		}
 	}
 }
