@@ -44,9 +44,11 @@ type client struct {
 	interrupted atomic.Int32 // the first signal's number, or 0
 	outputErr   atomic.Bool  // stdout failed
 
-	// Used by the handler only (one goroutine).
-	received     int  // messages printed
-	reachedReady bool // the current session got to Ready
+	// Used by the handler only (one goroutine), and by outcome once the
+	// session is over.
+	received     int            // messages printed
+	reachedReady bool           // the current session got to Ready
+	closed       *events.Closed // the current session's completed close handshake, or nil
 }
 
 // run executes the command line and returns the exit status.
@@ -140,9 +142,11 @@ func (c *client) onEvent(ws *lomond.WebSocket, ev events.Event) {
 		c.onMessage(ws, ev)
 		return
 	case *events.Connecting:
-		c.reachedReady = false
+		c.reachedReady, c.closed = false, nil
 	case *events.Ready:
 		c.reachedReady = true
+	case *events.Closed:
+		c.closed = ev.(*events.Closed)
 	}
 	c.out.event(ev)
 	switch ev.(type) {
@@ -182,7 +186,7 @@ func (c *client) sendOnReady(ws *lomond.WebSocket) {
 	if len(c.p.sends) == 0 {
 		return
 	}
-	for _, data := range c.p.sends {
+	for i, data := range c.p.sends {
 		var err error
 		if c.s.binary == binaryOff {
 			err = ws.SendText(string(data))
@@ -190,7 +194,7 @@ func (c *client) sendOnReady(ws *lomond.WebSocket) {
 			err = ws.SendBinary(data)
 		}
 		if err != nil {
-			c.out.warn("not sent: %v", err)
+			c.out.warn("--send #%d not sent: %s", i+1, trimPrefix(err))
 		}
 	}
 	if c.s.count == 0 && !c.s.persist {

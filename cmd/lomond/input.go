@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/lomond-go/lomond"
@@ -20,7 +21,7 @@ func (c *client) pumpInput(ctx context.Context, r io.Reader) {
 		if err != nil {
 			c.out.warn("reading standard input: %v", err)
 		}
-		if len(data) > 0 && !c.send(ctx, true, data) {
+		if len(data) > 0 && !c.send(ctx, true, data, "standard input") {
 			return
 		}
 		c.endOfInput(ctx)
@@ -40,7 +41,7 @@ func (c *client) pumpInput(ctx context.Context, r io.Reader) {
 				}
 				binary = true
 			}
-			if !c.send(ctx, binary, data) {
+			if !c.send(ctx, binary, data, fmt.Sprintf("line %d", n)) {
 				return
 			}
 		}
@@ -56,8 +57,9 @@ func (c *client) pumpInput(ctx context.Context, r io.Reader) {
 
 // send sends one message once a session is ready. With --persist, a message
 // whose session went away before it was written waits for the next one.
-// It reports false when the input should stop (the run is ending).
-func (c *client) send(ctx context.Context, binary bool, data []byte) bool {
+// what names the message in a warning ("line 3"). It reports false when
+// the input should stop (the run is ending).
+func (c *client) send(ctx context.Context, binary bool, data []byte, what string) bool {
 	after := 0
 	for {
 		gen, err := c.gate.wait(ctx, after)
@@ -78,7 +80,7 @@ func (c *client) send(ctx context.Context, binary bool, data []byte) bool {
 		case gone && c.s.persist:
 			after = gen
 		default:
-			c.out.warn("not sent: %v", err)
+			c.out.warn("%s not sent: %s", what, trimPrefix(err))
 			return true
 		}
 	}

@@ -98,8 +98,9 @@ Examples:
 Exit status:
   0 normal close (code 1000 or none, whoever closed), 1 other failure
   (connection lost, close timeout), 2 usage, 3 cannot connect, 4 rejected by
-  the server, 5 protocol error, 6 unresponsive (no pong), 7 closed by the
-  server with another code, 130 interrupted (Ctrl-C).
+  the server, 5 protocol error, 6 unresponsive (no pong), 7 the server's
+  close code was not 1000 (whoever started the close), 130 interrupted
+  (Ctrl-C).
 
 Documentation: https://github.com/lomond-go/lomond/blob/main/docs/cli.md
 `
