@@ -87,9 +87,10 @@ func (c *client) send(ctx context.Context, binary bool, data []byte, what string
 }
 
 // endOfInput closes the session with code 1000 when the input ends, unless
-// --count is given: then the count ends it.
+// --count is given: then the count ends it. With --wait-quiet it closes
+// once no message has come for that long (or at the count, if first).
 func (c *client) endOfInput(ctx context.Context) {
-	if c.s.count > 0 {
+	if c.s.count > 0 && c.quiet == nil {
 		return
 	}
 	if !c.s.persist {
@@ -97,6 +98,11 @@ func (c *client) endOfInput(ctx context.Context) {
 		if _, err := c.gate.wait(ctx, 0); err != nil {
 			return
 		}
+	}
+	if c.quiet != nil {
+		c.out.note("end of input: closing once no message comes for %v", c.s.waitQuiet)
+		c.quiet.start()
+		return
 	}
 	c.out.note("end of input: closing")
 	c.stop(c.ws, "end of input")

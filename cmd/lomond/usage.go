@@ -25,6 +25,10 @@ Messages:
                           --persist is given
   --count N               exit after N incoming messages; the end of standard
                           input then does not close the connection
+  --wait-quiet D          at the end of standard input (or after --send), do
+                          not close at once: wait until no message has come
+                          for D, so that replies still in flight are printed
+                          (or until --count, if that comes first)
   --binary[=raw|hex]      raw (--binary): all of standard input is one binary
                           message, and messages are written to standard output
                           as they are, with no newline; hex: each input line is
@@ -94,6 +98,9 @@ Examples:
       follow a feed forever, reconnecting when it drops
   lomond --binary ws://127.0.0.1:8080/ < frame.bin > reply.bin
       send a file as one binary message, keep the reply as it is
+  lomond --wait-quiet 2s ws://127.0.0.1:8080/ < requests.txt > replies.txt
+      send a file line by line, keep every reply, close when the server
+      has been quiet for 2s
 
 Exit status:
   0 normal close (code 1000 or none, whoever closed), 1 other failure
