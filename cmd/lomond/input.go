@@ -32,6 +32,16 @@ func (c *client) pumpInput(ctx context.Context, r io.Reader) {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
 			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+			if c.s.slash && bytes.HasPrefix(line, []byte("/")) {
+				if bytes.HasPrefix(line, []byte("//")) {
+					line = line[1:] // "//text" sends "/text"
+				} else {
+					if !c.command(ctx, n, string(line)) {
+						return
+					}
+					continue
+				}
+			}
 			binary, data := false, line
 			if c.s.binary == binaryHex {
 				var herr error
@@ -55,22 +65,28 @@ func (c *client) pumpInput(ctx context.Context, r io.Reader) {
 	c.endOfInput(ctx)
 }
 
-// send sends one message once a session is ready. With --persist, a message
-// whose session went away before it was written waits for the next one.
-// what names the message in a warning ("line 3"). It reports false when
-// the input should stop (the run is ending).
+// send sends one message once a session is ready (see deliver).
 func (c *client) send(ctx context.Context, binary bool, data []byte, what string) bool {
+	return c.deliver(ctx, what, func() error {
+		if binary {
+			return c.ws.SendBinary(data)
+		}
+		return c.ws.SendText(string(data))
+	})
+}
+
+// deliver runs send (a message, a ping, a pong or a close) once a session
+// is ready. With --persist, what the session went away before it was
+// written waits for the next one. what names it in a warning ("line 3").
+// It reports false when the input should stop (the run is ending).
+func (c *client) deliver(ctx context.Context, what string, send func() error) bool {
 	after := 0
 	for {
 		gen, err := c.gate.wait(ctx, after)
 		if err != nil {
 			return false
 		}
-		if binary {
-			err = c.ws.SendBinary(data)
-		} else {
-			err = c.ws.SendText(string(data))
-		}
+		err = send()
 		gone := errors.Is(err, lomond.ErrNotConnected) || errors.Is(err, lomond.ErrClosing) || errors.Is(err, lomond.ErrClosed)
 		switch {
 		case err == nil:

@@ -35,6 +35,12 @@ Messages:
                           one binary message written in hex ("de ad be ef")
   --no-stdin              do not read standard input: listen until the server
                           closes, --count is reached or Ctrl-C
+  --slash                 input lines starting with / are commands:
+                            /ping [DATA]            send a ping
+                            /pong [DATA]            send an unsolicited pong
+                            /close [CODE [REASON]]  close (default 1000)
+                            //TEXT                  send the text /TEXT
+                          (without --slash, every line is sent as text)
 
 Output:
   --json                  one JSON object per event on standard output
