@@ -103,7 +103,7 @@ func TestScenario(t *testing.T) {
 		{metrics.ProtocolErrors, []string{"1007"}, w.ProtocolErrors1007},
 		{metrics.Unresponsive, nil, w.Unresponsive},
 		{metrics.QueueDepth, nil, 0},
-		{metrics.State, []string{"idle"}, 1},
+		{metrics.State, []string{"idle"}, 2}, // both WebSockets of the scenario, each stopped
 		{metrics.State, []string{"ready"}, 0},
 	}
 	for _, c := range exact {

@@ -100,7 +100,7 @@ lomond_unresponsive_total 1
 		{"lomond_send_queue_dropped_total", []string{"oldest"}, w.QueueDroppedOldest},
 		{"lomond_protocol_errors_total", []string{"1007"}, w.ProtocolErrors1007},
 		{"lomond_send_queue_depth", nil, 0},
-		{"lomond_state", []string{"idle"}, 1},
+		{"lomond_state", []string{"idle"}, 2}, // both WebSockets of the scenario, each stopped
 		{"lomond_state", []string{"ready"}, 0},
 	}
 	for _, c := range exact {
