@@ -158,6 +158,10 @@ func TestString(t *testing.T) {
 		{&BackOff{Delay: 800 * time.Millisecond}, `BackOff(delay=0.8)`},
 		{&BackOff{Delay: 1234 * time.Millisecond}, `BackOff(delay=1.2)`},
 		{&BackOff{}, `BackOff(delay=0.0)`},
+		{&BackOff{Delay: time.Millisecond}, `BackOff(delay=0.001)`},
+		{&BackOff{Delay: 49500 * time.Microsecond}, `BackOff(delay=0.0495)`},
+		{&BackOff{Delay: 50 * time.Millisecond}, `BackOff(delay=0.1)`},
+		{&BackOff{Delay: time.Nanosecond}, `BackOff(delay=0.000000001)`},
 	}
 	for _, c := range cases {
 		if got := c.ev.String(); got != c.want {

@@ -139,8 +139,13 @@ func errText(err error) string {
 	return quote(err.Error())
 }
 
-// seconds renders d as lomond's BackOff does ("{:0.1f}").
+// seconds renders d as lomond's BackOff does ("{:0.1f}"), except that a
+// delay one decimal would show as 0.0 gets the digits it needs: 1 ms is
+// "0.001", not "0.0".
 func seconds(d time.Duration) string {
+	if d > 0 && d < 50*time.Millisecond {
+		return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+	}
 	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64)
 }
 

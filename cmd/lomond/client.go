@@ -39,14 +39,17 @@ type client struct {
 	ws     *lomond.WebSocket
 	cancel context.CancelFunc
 	gate   *readyGate
+	quiet  *quietWait // --wait-quiet, or nil
 
 	stopping    atomic.Bool  // the client is ending the session (end of input, --count, --send)
 	interrupted atomic.Int32 // the first signal's number, or 0
 	outputErr   atomic.Bool  // stdout failed
 
-	// Used by the handler only (one goroutine).
-	received     int  // messages printed
-	reachedReady bool // the current session got to Ready
+	// Used by the handler only (one goroutine), and by outcome once the
+	// session is over.
+	received     int            // messages printed
+	reachedReady bool           // the current session got to Ready
+	closed       *events.Closed // the current session's completed close handshake, or nil
 }
 
 // run executes the command line and returns the exit status.
@@ -84,6 +87,17 @@ func run(e *env) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := &client{s: s, p: p, out: out, ws: ws, cancel: cancel, gate: newReadyGate()}
+	if s.waitQuiet > 0 {
+		reason := "end of input"
+		if len(s.sends) > 0 {
+			reason = "done"
+		}
+		c.quiet = &quietWait{d: s.waitQuiet, fire: func() {
+			c.out.note("no message for %v: closing", s.waitQuiet)
+			c.stop(ws, reason)
+		}}
+		defer c.quiet.stop()
+	}
 
 	var watcher sync.WaitGroup
 	done := make(chan struct{})
@@ -140,9 +154,11 @@ func (c *client) onEvent(ws *lomond.WebSocket, ev events.Event) {
 		c.onMessage(ws, ev)
 		return
 	case *events.Connecting:
-		c.reachedReady = false
+		c.reachedReady, c.closed = false, nil
 	case *events.Ready:
 		c.reachedReady = true
+	case *events.Closed:
+		c.closed = ev.(*events.Closed)
 	}
 	c.out.event(ev)
 	switch ev.(type) {
@@ -162,6 +178,9 @@ func (c *client) onMessage(ws *lomond.WebSocket, ev events.Event) {
 		return
 	}
 	c.received++
+	if c.quiet != nil {
+		c.quiet.message()
+	}
 	if err := c.out.message(ev); err != nil {
 		if !c.outputErr.Swap(true) {
 			c.out.warn("cannot write to standard output: %v", err)
@@ -177,12 +196,13 @@ func (c *client) onMessage(ws *lomond.WebSocket, ev events.Event) {
 
 // sendOnReady sends the --send messages, on every connection (with
 // --persist they are the subscription to renew), then closes unless the
-// session should go on (--count, --persist).
+// session should go on (--count, --persist). With --wait-quiet it closes
+// once the server has been quiet for that long instead.
 func (c *client) sendOnReady(ws *lomond.WebSocket) {
 	if len(c.p.sends) == 0 {
 		return
 	}
-	for _, data := range c.p.sends {
+	for i, data := range c.p.sends {
 		var err error
 		if c.s.binary == binaryOff {
 			err = ws.SendText(string(data))
@@ -190,10 +210,14 @@ func (c *client) sendOnReady(ws *lomond.WebSocket) {
 			err = ws.SendBinary(data)
 		}
 		if err != nil {
-			c.out.warn("not sent: %v", err)
+			c.out.warn("--send #%d not sent: %s", i+1, trimPrefix(err))
 		}
 	}
-	if c.s.count == 0 && !c.s.persist {
+	switch {
+	case c.quiet != nil:
+		c.out.note("sent: closing once no message comes for %v", c.s.waitQuiet)
+		c.quiet.start()
+	case c.s.count == 0 && !c.s.persist:
 		c.out.note("sent: closing")
 		c.stop(ws, "done")
 	}

@@ -70,6 +70,12 @@ func (c *client) classify(err error) (int, string) {
 	)
 	switch {
 	case err == nil:
+		// The client started the close (end of input, --count, --send): the
+		// server's reply still says how it ended, and a code other than 1000
+		// (a rejected subscription, 4003) is a failure for a script.
+		if cl := c.closed; cl != nil && !normalClose(cl.Code) {
+			return exitServerClose, fmt.Sprintf("closed by the server: %d %q", cl.Code, cl.Reason)
+		}
 		return exitOK, ""
 	case errors.As(err, &rej):
 		msg := "rejected by the server: " + rej.Status
@@ -89,7 +95,7 @@ func (c *client) classify(err error) (int, string) {
 	case errors.Is(err, lomond.ErrUnresponsive):
 		return exitUnresponsive, fmt.Sprintf("server unresponsive: no pong within %v", c.s.pingTimeout)
 	case errors.As(err, &cle):
-		if cle.Code == lomond.StatusNormal || cle.Code == lomond.StatusNoStatus {
+		if normalClose(cle.Code) {
 			return exitOK, ""
 		}
 		return exitServerClose, fmt.Sprintf("closed by the server: %d %q", cle.Code, cle.Reason)
@@ -99,6 +105,12 @@ func (c *client) classify(err error) (int, string) {
 		return exitFailure, fmt.Sprintf("no close reply from the server within %v", c.s.closeTimeout)
 	}
 	return exitFailure, "connection lost: " + trimPrefix(err)
+}
+
+// normalClose reports whether a server's close code means a normal end:
+// 1000, or no code at all (1005).
+func normalClose(code int) bool {
+	return code == lomond.StatusNormal || code == lomond.StatusNoStatus
 }
 
 // trimPrefix drops the library's "lomond: ": the line has its own.

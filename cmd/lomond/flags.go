@@ -40,10 +40,12 @@ type settings struct {
 	poll             time.Duration
 	readLimit        int64
 
-	sends   []string
-	count   int
-	binary  string
-	noStdin bool
+	sends     []string
+	count     int
+	waitQuiet time.Duration
+	binary    string
+	noStdin   bool
+	slash     bool // lines starting with / are commands (/ping, /pong, /close)
 
 	json  bool
 	quiet bool
@@ -104,8 +106,10 @@ func newFlagSet(s *settings) *flag.FlagSet {
 
 	fs.Var(listValue{&s.sends}, "send", "")
 	fs.IntVar(&s.count, "count", 0, "")
+	fs.Var(durationValue{&s.waitQuiet}, "wait-quiet", "")
 	fs.Var(binaryValue{&s.binary}, "binary", "")
 	fs.BoolVar(&s.noStdin, "no-stdin", false, "")
+	fs.BoolVar(&s.slash, "slash", false, "")
 
 	fs.BoolVar(&s.json, "json", false, "")
 	fs.BoolVar(&s.quiet, "q", false, "")
@@ -175,6 +179,12 @@ func (s *settings) check(set map[string]bool) error {
 		return usageErr("--max-attempts must not be negative")
 	case s.noStdin && len(s.sends) > 0:
 		return usageErr("--no-stdin with --send: --send never reads standard input")
+	case s.slash && (s.noStdin || len(s.sends) > 0):
+		return usageErr("--slash reads commands from standard input: not with --no-stdin or --send")
+	case s.slash && s.binary == binaryRaw:
+		return usageErr("--slash with --binary=raw: standard input is one message, not lines")
+	case s.noStdin && set["wait-quiet"]:
+		return usageErr("--wait-quiet with --no-stdin: the wait starts at the end of input or after --send")
 	}
 	if !s.persist {
 		for _, name := range []string{"backoff-min", "backoff-max", "max-attempts"} {

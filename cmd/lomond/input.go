@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/lomond-go/lomond"
@@ -20,7 +21,7 @@ func (c *client) pumpInput(ctx context.Context, r io.Reader) {
 		if err != nil {
 			c.out.warn("reading standard input: %v", err)
 		}
-		if len(data) > 0 && !c.send(ctx, true, data) {
+		if len(data) > 0 && !c.send(ctx, true, data, "standard input") {
 			return
 		}
 		c.endOfInput(ctx)
@@ -31,6 +32,16 @@ func (c *client) pumpInput(ctx context.Context, r io.Reader) {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
 			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+			if c.s.slash && bytes.HasPrefix(line, []byte("/")) {
+				if bytes.HasPrefix(line, []byte("//")) {
+					line = line[1:] // "//text" sends "/text"
+				} else {
+					if !c.command(ctx, n, string(line)) {
+						return
+					}
+					continue
+				}
+			}
 			binary, data := false, line
 			if c.s.binary == binaryHex {
 				var herr error
@@ -40,7 +51,7 @@ func (c *client) pumpInput(ctx context.Context, r io.Reader) {
 				}
 				binary = true
 			}
-			if !c.send(ctx, binary, data) {
+			if !c.send(ctx, binary, data, fmt.Sprintf("line %d", n)) {
 				return
 			}
 		}
@@ -54,21 +65,28 @@ func (c *client) pumpInput(ctx context.Context, r io.Reader) {
 	c.endOfInput(ctx)
 }
 
-// send sends one message once a session is ready. With --persist, a message
-// whose session went away before it was written waits for the next one.
+// send sends one message once a session is ready (see deliver).
+func (c *client) send(ctx context.Context, binary bool, data []byte, what string) bool {
+	return c.deliver(ctx, what, func() error {
+		if binary {
+			return c.ws.SendBinary(data)
+		}
+		return c.ws.SendText(string(data))
+	})
+}
+
+// deliver runs send (a message, a ping, a pong or a close) once a session
+// is ready. With --persist, what the session went away before it was
+// written waits for the next one. what names it in a warning ("line 3").
 // It reports false when the input should stop (the run is ending).
-func (c *client) send(ctx context.Context, binary bool, data []byte) bool {
+func (c *client) deliver(ctx context.Context, what string, send func() error) bool {
 	after := 0
 	for {
 		gen, err := c.gate.wait(ctx, after)
 		if err != nil {
 			return false
 		}
-		if binary {
-			err = c.ws.SendBinary(data)
-		} else {
-			err = c.ws.SendText(string(data))
-		}
+		err = send()
 		gone := errors.Is(err, lomond.ErrNotConnected) || errors.Is(err, lomond.ErrClosing) || errors.Is(err, lomond.ErrClosed)
 		switch {
 		case err == nil:
@@ -78,16 +96,17 @@ func (c *client) send(ctx context.Context, binary bool, data []byte) bool {
 		case gone && c.s.persist:
 			after = gen
 		default:
-			c.out.warn("not sent: %v", err)
+			c.out.warn("%s not sent: %s", what, trimPrefix(err))
 			return true
 		}
 	}
 }
 
 // endOfInput closes the session with code 1000 when the input ends, unless
-// --count is given: then the count ends it.
+// --count is given: then the count ends it. With --wait-quiet it closes
+// once no message has come for that long (or at the count, if first).
 func (c *client) endOfInput(ctx context.Context) {
-	if c.s.count > 0 {
+	if c.s.count > 0 && c.quiet == nil {
 		return
 	}
 	if !c.s.persist {
@@ -95,6 +114,11 @@ func (c *client) endOfInput(ctx context.Context) {
 		if _, err := c.gate.wait(ctx, 0); err != nil {
 			return
 		}
+	}
+	if c.quiet != nil {
+		c.out.note("end of input: closing once no message comes for %v", c.s.waitQuiet)
+		c.quiet.start()
+		return
 	}
 	c.out.note("end of input: closing")
 	c.stop(c.ws, "end of input")

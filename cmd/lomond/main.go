@@ -20,8 +20,9 @@
 // The exit status tells scripts how the session ended: 0 after a normal
 // close, 2 for a usage error, 3 when the connection could not be made, 4
 // when the server rejected the upgrade, 5 for a protocol error, 6 when the
-// server stopped answering pings, 7 when the server closed with another
-// code than 1000, 1 for any other failure and 130 after Ctrl-C.
+// server stopped answering pings, 7 when the server's close code was not
+// 1000 (whoever started the close), 1 for any other failure and 130 after
+// Ctrl-C.
 //
 // Run "lomond --help" for every flag, with examples; docs/cli.md in the
 // repository has the flags, the JSON schema and the exit codes.

@@ -25,12 +25,22 @@ Messages:
                           --persist is given
   --count N               exit after N incoming messages; the end of standard
                           input then does not close the connection
+  --wait-quiet D          at the end of standard input (or after --send), do
+                          not close at once: wait until no message has come
+                          for D, so that replies still in flight are printed
+                          (or until --count, if that comes first)
   --binary[=raw|hex]      raw (--binary): all of standard input is one binary
                           message, and messages are written to standard output
                           as they are, with no newline; hex: each input line is
                           one binary message written in hex ("de ad be ef")
   --no-stdin              do not read standard input: listen until the server
                           closes, --count is reached or Ctrl-C
+  --slash                 input lines starting with / are commands:
+                            /ping [DATA]            send a ping
+                            /pong [DATA]            send an unsolicited pong
+                            /close [CODE [REASON]]  close (default 1000)
+                            //TEXT                  send the text /TEXT
+                          (without --slash, every line is sent as text)
 
 Output:
   --json                  one JSON object per event on standard output
@@ -94,12 +104,16 @@ Examples:
       follow a feed forever, reconnecting when it drops
   lomond --binary ws://127.0.0.1:8080/ < frame.bin > reply.bin
       send a file as one binary message, keep the reply as it is
+  lomond --wait-quiet 2s ws://127.0.0.1:8080/ < requests.txt > replies.txt
+      send a file line by line, keep every reply, close when the server
+      has been quiet for 2s
 
 Exit status:
   0 normal close (code 1000 or none, whoever closed), 1 other failure
   (connection lost, close timeout), 2 usage, 3 cannot connect, 4 rejected by
-  the server, 5 protocol error, 6 unresponsive (no pong), 7 closed by the
-  server with another code, 130 interrupted (Ctrl-C).
+  the server, 5 protocol error, 6 unresponsive (no pong), 7 the server's
+  close code was not 1000 (whoever started the close), 130 interrupted
+  (Ctrl-C).
 
 Documentation: https://github.com/lomond-go/lomond/blob/main/docs/cli.md
 `

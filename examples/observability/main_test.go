@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -19,10 +18,17 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // restart and checks, in what it read from its own /metrics endpoint, that
 // the client reconnected and the counters moved.
 func TestCountersMoveAcrossARestart(t *testing.T) {
-	var out bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var out, logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	if err := run(context.Background(), 3500*time.Millisecond, logger, &out); err != nil {
 		t.Fatalf("run: %v", err)
+	}
+	// A run that ends as designed (its time is up) logs no error.
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("the run logged an error:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "msg=\"websocket ready\"") {
+		t.Errorf("the log lacks the plugin's records:\n%s", logs.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) < 3 || !strings.HasPrefix(lines[0], "metrics at http://127.0.0.1:") {

@@ -15,7 +15,9 @@
 // other attributes are structured fields: reason, err, status, retry_after,
 // protocol, extensions, size, rtt, code, timeout, graceful, session (how
 // long the session was ready), delay, attempt, cause, and for sends type,
-// result, auto and from_queue.
+// result, auto and from_queue. Durations are slog.Duration values, which
+// slog.JSONHandler writes as nanoseconds: WithDurations(DurationSeconds)
+// logs seconds instead.
 //
 // Redaction is guaranteed, whatever the options: URLs lose their userinfo
 // and the values of query parameters whose names suggest credentials
@@ -49,27 +51,57 @@ type Plugin struct {
 }
 
 // Option configures New.
-type Option func(*eventlog.Config)
+type Option func(*config)
+
+// config is what the options set.
+type config struct {
+	eventlog.Config
+	durations DurationFormat
+}
 
 // WithPayloads logs up to maxBytes of each message's payload, in and out
 // (text as "payload", binary as hex in "payload_hex"), with the secrets the
 // plugin knows of still redacted. Payloads may hold anything: ask for them
 // only where that is acceptable. 0 (the default) logs sizes only.
 func WithPayloads(maxBytes int) Option {
-	return func(c *eventlog.Config) { c.Payload = max(maxBytes, 0) }
+	return func(c *config) { c.Payload = max(maxBytes, 0) }
 }
 
 // WithRedactedQuery adds query parameter names (compared without regard to
 // case) whose values are redacted in URLs and wherever else they appear; "*"
 // redacts every query value.
 func WithRedactedQuery(names ...string) Option {
-	return func(c *eventlog.Config) { c.Policy.Names = append(c.Policy.Names, names...) }
+	return func(c *config) { c.Policy.Names = append(c.Policy.Names, names...) }
 }
 
 // WithMessageLevel sets the level of the records of messages in and out,
 // pings, pongs and polls (default slog.LevelDebug).
 func WithMessageLevel(level slog.Level) Option {
-	return func(c *eventlog.Config) { c.MessageLevel = level }
+	return func(c *config) { c.MessageLevel = level }
+}
+
+// DurationFormat is how the plugin logs durations (delay, rtt, timeout,
+// session, retry_after).
+type DurationFormat int
+
+// Duration formats.
+const (
+	// DurationValue logs slog.Duration values, which each handler writes
+	// its own way: slog.TextHandler as "1.5s", slog.JSONHandler as an
+	// integer number of nanoseconds (1500000000). The default.
+	DurationValue DurationFormat = iota
+	// DurationSeconds logs a float64 number of seconds: 1.5 in every
+	// handler, "delay":1.5 in JSON.
+	DurationSeconds
+	// DurationString logs Go's duration string: "1.5s" in every handler.
+	DurationString
+)
+
+// WithDurations sets how durations are logged, for handlers (JSON ones
+// above all) that should not write them as nanoseconds. The keys stay the
+// same.
+func WithDurations(f DurationFormat) Option {
+	return func(c *config) { c.durations = f }
 }
 
 // New returns a plugin logging to l (slog.Default() if l is nil).
@@ -77,13 +109,16 @@ func New(l *slog.Logger, options ...Option) *Plugin {
 	if l == nil {
 		l = slog.Default()
 	}
-	cfg := eventlog.Config{MessageLevel: slog.LevelDebug, Policy: redact.Policy{}}
+	cfg := config{Config: eventlog.Config{MessageLevel: slog.LevelDebug, Policy: redact.Policy{}}}
 	for _, o := range options {
 		if o != nil {
 			o(&cfg)
 		}
 	}
-	return &Plugin{l: eventlog.New(l, cfg)}
+	if cfg.durations == DurationSeconds || cfg.durations == DurationString {
+		l = slog.New(&durationHandler{next: l.Handler(), format: cfg.durations})
+	}
+	return &Plugin{l: eventlog.New(l, cfg.Config)}
 }
 
 // OnEvent logs ev.

@@ -11,7 +11,8 @@ import (
 // Expvar is a Recorder that publishes the metrics with the standard
 // library's expvar, served as JSON by expvar.Handler (and at /debug/vars of
 // http.DefaultServeMux). Everything is in one map, published under the
-// name given to NewExpvar, with an entry per metric:
+// name given to NewExpvar, with an entry per metric (every series known in
+// advance is there from the start, at 0):
 //
 //   - a Counter or a Gauge without labels is a number;
 //   - with labels, a map from the label values (joined by ",") to numbers;
@@ -37,6 +38,21 @@ func NewExpvar(name string) (*Expvar, error) {
 		return nil, fmt.Errorf("%w: %q", ErrPublished, name)
 	}
 	e := &Expvar{root: new(expvar.Map).Init()}
+	// Every series known in advance is there from the start, at 0; a
+	// metric whose label values are an open set starts as an empty map.
+	for _, m := range All() {
+		series := m.Series()
+		if len(series) == 0 {
+			e.slot(m, nil)
+		}
+		for _, labels := range series {
+			if m.Kind == Histogram {
+				e.histogram(m, labels)
+			} else {
+				e.number(m, labels)
+			}
+		}
+	}
 	expvar.Publish(name, e.root)
 	return e, nil
 }

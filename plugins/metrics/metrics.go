@@ -24,6 +24,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"reflect"
 	"strconv"
 	"sync"
 	"syscall"
@@ -49,22 +50,67 @@ type Recorder interface {
 // Plugin records a WebSocket's metrics. It implements lomond.Observer and
 // lomond.SendObserver: install it with lomond.WithPlugins (or compose it
 // with lomond.Compose). Its methods are safe for concurrent use. Give each
-// WebSocket its own Plugin (they may share a Recorder): it follows one
-// WebSocket's session and state.
+// WebSocket its own Plugin: it follows one WebSocket's session and state.
+//
+// Plugins may share a Recorder. Counters and histograms then add up, and
+// so do the gauges: State counts the WebSockets in each state and
+// QueueDepth sums their queues (the plugins of one Recorder keep these sums
+// together). To see WebSockets one by one, give each its own Recorder, with
+// a label of its own (prometheus.WithConstLabels).
 type Plugin struct {
 	r Recorder
+	g *gauges // shared by the plugins of r
+
+	// This WebSocket's part of the gauges, guarded by g.mu.
+	state string // "" before the first event
+	depth int
 
 	mu           sync.Mutex
 	readyAt      time.Time
 	ready        bool // the current session reached Ready
 	rejected     bool // the current session was rejected
-	state        string
 	afterBackOff bool
 }
 
 // New returns a plugin recording to r.
 func New(r Recorder) *Plugin {
-	return &Plugin{r: r}
+	return &Plugin{r: r, g: gaugesOf(r)}
+}
+
+// gauges holds the sums of the gauges of the plugins sharing a Recorder,
+// which are what the Recorder is given.
+type gauges struct {
+	mu     sync.Mutex
+	states map[string]int // WebSockets per state
+	depth  int            // messages queued, over all the WebSockets
+}
+
+// shared maps each Recorder to its gauges. A Recorder is kept for the life
+// of the process: there are a few per program.
+var shared struct {
+	mu sync.Mutex
+	m  map[Recorder]*gauges
+}
+
+// gaugesOf returns the gauges of r, shared by every plugin of r. A Recorder
+// that cannot be a map key (a struct value holding a slice, a map or a
+// function) cannot be recognised: its plugins keep separate sums, and the
+// last one to move a gauge sets it.
+func gaugesOf(r Recorder) *gauges {
+	g := &gauges{states: map[string]int{}}
+	if r == nil || !reflect.ValueOf(r).Comparable() {
+		return g
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if old, ok := shared.m[r]; ok {
+		return old
+	}
+	if shared.m == nil {
+		shared.m = map[Recorder]*gauges{}
+	}
+	shared.m[r] = g
+	return g
 }
 
 // OnEvent records ev.
@@ -169,24 +215,39 @@ func (p *Plugin) OnSend(ws *lomond.WebSocket, ev *events.Outbound) {
 		queue = true
 	}
 	if queue {
-		r.Set(QueueDepth, float64(ws.Queued()))
+		p.setDepth(ws.Queued())
 	}
 }
 
-// setState moves the State gauge: 0 for the old state, 1 for the new.
+// setDepth records this WebSocket's queue depth and sets QueueDepth to the
+// sum over the plugins of the Recorder.
+func (p *Plugin) setDepth(n int) {
+	g := p.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.depth += n - p.depth
+	p.depth = n
+	p.r.Set(QueueDepth, float64(g.depth))
+}
+
+// setState moves this WebSocket from its old state to s: the State gauge
+// of each is the number of the Recorder's WebSockets in it.
 func (p *Plugin) setState(s lomond.State) {
 	name := s.String()
-	p.mu.Lock()
+	g := p.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	old := p.state
-	p.state = name
-	p.mu.Unlock()
 	if old == name {
 		return
 	}
+	p.state = name
 	if old != "" {
-		p.r.Set(State, 0, old)
+		g.states[old]--
+		p.r.Set(State, float64(g.states[old]), old)
 	}
-	p.r.Set(State, 1, name)
+	g.states[name]++
+	p.r.Set(State, float64(g.states[name]), name)
 }
 
 // connectCause classifies why a connection could not be made.

@@ -8,6 +8,7 @@ import (
 	"expvar"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -65,7 +66,7 @@ func TestScenarioThroughExpvar(t *testing.T) {
 		{metrics.ProtocolErrors, []string{"1007"}, w.ProtocolErrors1007},
 		{metrics.Unresponsive, nil, w.Unresponsive},
 		{metrics.QueueDepth, nil, 0},
-		{metrics.State, []string{"idle"}, 1},
+		{metrics.State, []string{"idle"}, 2}, // both WebSockets of the scenario, each stopped
 		{metrics.State, []string{"ready"}, 0},
 	}
 	for _, c := range exact {
@@ -169,5 +170,100 @@ func TestConnectFailureCauses(t *testing.T) {
 		if got := e.Value(metrics.ConnectFailures, cause); got != want {
 			t.Errorf("connect failures {cause=%q} = %v, want %v", cause, got, want)
 		}
+	}
+}
+
+// TestSharedRecorderGauges: the gauges of plugins sharing one Recorder are
+// sums over their WebSockets (expvar).
+func TestSharedRecorderGauges(t *testing.T) {
+	e, _ := newExpvar(t)
+	plugintest.Shared(t, func() any { return metrics.New(e) }, func(stage string, want plugintest.Gauges) {
+		for _, s := range plugintest.AllStates {
+			if got := e.Value(metrics.State, s); got != want.States[s] {
+				t.Errorf("%s: lomond_state{state=%q} = %v, want %v", stage, s, got, want.States[s])
+			}
+		}
+		if got := e.Value(metrics.QueueDepth); got != want.QueueDepth {
+			t.Errorf("%s: lomond_send_queue_depth = %v, want %v", stage, got, want.QueueDepth)
+		}
+	})
+}
+
+// TestSeriesFromRegistration: every series of a known label value is in
+// the published JSON, at 0, before any WebSocket runs; a label with an
+// open set of values (HTTP status) starts as an empty map.
+func TestSeriesFromRegistration(t *testing.T) {
+	_, name := newExpvar(t)
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(expvar.Get(name).String()), &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range metrics.All() {
+		raw, ok := doc[m.Name]
+		if !ok {
+			t.Errorf("%s is missing", m.Name)
+			continue
+		}
+		if len(m.Labels) == 0 {
+			checkZero(t, m, raw)
+			n++
+			continue
+		}
+		var byLabel map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &byLabel); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		if len(byLabel) != len(m.Series()) {
+			t.Errorf("%s has %d series, want %d: %s", m.Name, len(byLabel), len(m.Series()), raw)
+		}
+		for _, labels := range m.Series() {
+			checkZero(t, m, byLabel[strings.Join(labels, ",")])
+			n++
+		}
+	}
+	// The label sets the docs promise.
+	for m, want := range map[*metrics.Metric]int{
+		metrics.State: 6, metrics.ConnectFailures: 10, metrics.MessagesSent: 5, metrics.MessagesReceived: 4,
+		metrics.ProtocolErrors: 3, metrics.QueueDropped: 2, metrics.Disconnects: 2, metrics.Rejections: 0,
+		metrics.QueueDepth: 1, metrics.PongRTT: 1,
+	} {
+		if got := len(m.Series()); got != want {
+			t.Errorf("%s: %d series known in advance, want %d", m.Name, got, want)
+		}
+	}
+	if n < 50 {
+		t.Errorf("only %d series checked", n)
+	}
+}
+
+// checkZero fails unless raw is a 0 (a counter or a gauge) or an empty
+// histogram.
+func checkZero(t *testing.T, m *metrics.Metric, raw json.RawMessage) {
+	t.Helper()
+	if m.Kind == metrics.Histogram {
+		var h struct{ Count, Sum *float64 }
+		if err := json.Unmarshal(raw, &h); err != nil || h.Count == nil || *h.Count != 0 || h.Sum == nil || *h.Sum != 0 {
+			t.Errorf("%s: %s, want {count: 0, sum: 0}", m.Name, raw)
+		}
+		return
+	}
+	if string(raw) != "0" {
+		t.Errorf("%s: %q, want 0", m.Name, raw)
+	}
+}
+
+func TestSeriesCombinations(t *testing.T) {
+	m := &metrics.Metric{Labels: []string{"a", "b"}, Values: [][]string{{"1", "2"}, {"x", "y", "z"}}}
+	got := fmt.Sprint(m.Series())
+	if want := "[[1 x] [1 y] [1 z] [2 x] [2 y] [2 z]]"; got != want {
+		t.Errorf("Series() = %s, want %s", got, want)
+	}
+	m.Values[1] = nil
+	if s := m.Series(); s != nil {
+		t.Errorf("Series() with an open label = %v, want none", s)
+	}
+	if s := (&metrics.Metric{}).Series(); len(s) != 1 || len(s[0]) != 0 {
+		t.Errorf("Series() without labels = %v, want one empty combination", s)
 	}
 }

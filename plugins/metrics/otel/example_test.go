@@ -76,6 +76,9 @@ func ExampleNew() {
 				continue
 			}
 			for _, dp := range m.Data.(metricdata.Sum[float64]).DataPoints {
+				if dp.Value == 0 {
+					continue // every known data point is there from New, at 0
+				}
 				fmt.Println(m.Name, m.Unit, dp.Attributes.Encoded(attribute.DefaultEncoder()), dp.Value)
 			}
 		}

@@ -14,6 +14,19 @@
 // lomond.connect_attempts, lomond_pong_rtt_seconds lomond.pong_rtt), with
 // the unit ("s", "By" or "{count}") set on the instrument. Labels become
 // attributes of the same names.
+//
+// Every counter and gauge data point whose attributes are known in advance
+// (metrics.Metric.Series) is recorded at 0 by New, so that it is exported
+// before anything happens; histograms get their first data point with
+// their first observation, and lomond.rejections with the first rejection
+// of each status. Several WebSockets may share a Recorder (one metrics.New
+// per WebSocket): lomond.state counts the WebSockets in each state and
+// lomond.send_queue_depth sums their queues.
+//
+// The module needs Go 1.23, as the library does, and requires the
+// library's release that has package metrics; go get it:
+//
+//	go get github.com/lomond-go/lomond/plugins/metrics/otel
 package otel
 
 import (
@@ -75,6 +88,19 @@ func New(meter metric.Meter) (*Recorder, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("lomond otel: instrument %s: %w", Name(m), err)
+		}
+	}
+	// Every series known in advance exists from the start, at 0 (a
+	// histogram cannot be given a data point without an observation).
+	ctx := context.Background()
+	for _, m := range metrics.All() {
+		for _, labels := range m.Series() {
+			switch m.Kind {
+			case metrics.Counter:
+				r.counters[m].Add(ctx, 0, attrs(m, labels))
+			case metrics.Gauge:
+				r.gauges[m].Record(ctx, 0, attrs(m, labels))
+			}
 		}
 	}
 	return r, nil

@@ -103,7 +103,7 @@ func TestScenario(t *testing.T) {
 		{metrics.ProtocolErrors, []string{"1007"}, w.ProtocolErrors1007},
 		{metrics.Unresponsive, nil, w.Unresponsive},
 		{metrics.QueueDepth, nil, 0},
-		{metrics.State, []string{"idle"}, 1},
+		{metrics.State, []string{"idle"}, 2}, // both WebSockets of the scenario, each stopped
 		{metrics.State, []string{"ready"}, 0},
 	}
 	for _, c := range exact {
@@ -138,4 +138,81 @@ func TestNames(t *testing.T) {
 			t.Errorf("Name(%s) = %q, want %q", m.Name, got, want)
 		}
 	}
+}
+
+// TestSeriesFromRegistration: right after New, before any WebSocket ran,
+// every counter and gauge data point of a known attribute set is exported,
+// at 0.
+func TestSeriesFromRegistration(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = provider.Shutdown(context.Background()) }()
+	if _, err := otel.New(provider.Meter("github.com/lomond-go/lomond")); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, reader)
+	n := 0
+	for _, m := range metrics.All() {
+		if m.Kind == metrics.Histogram {
+			continue
+		}
+		for _, labels := range m.Series() {
+			if !hasPoint(got[otel.Name(m)], m, labels) {
+				t.Errorf("%s%v: no data point", otel.Name(m), labels)
+			} else if v := value(t, got, m, labels...); v != 0 {
+				t.Errorf("%s%v = %v, want 0", otel.Name(m), labels, v)
+			}
+			n++
+		}
+	}
+	if n < 50 {
+		t.Errorf("only %d data points checked", n)
+	}
+}
+
+// hasPoint reports whether got has a data point of m with exactly labels.
+func hasPoint(got metricdata.Metrics, m *metrics.Metric, labels []string) bool {
+	var kv []attribute.KeyValue
+	for i, l := range labels {
+		kv = append(kv, attribute.String(m.Labels[i], l))
+	}
+	want := attribute.NewSet(kv...)
+	switch d := got.Data.(type) {
+	case metricdata.Sum[float64]:
+		for _, dp := range d.DataPoints {
+			if dp.Attributes.Equals(&want) {
+				return true
+			}
+		}
+	case metricdata.Gauge[float64]:
+		for _, dp := range d.DataPoints {
+			if dp.Attributes.Equals(&want) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestSharedRecorder: WebSockets sharing one Recorder report the number
+// of them in each state and the sum of their queues.
+func TestSharedRecorder(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = provider.Shutdown(context.Background()) }()
+	rec, err := otel.New(provider.Meter("github.com/lomond-go/lomond"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugintest.Shared(t, func() any { return metrics.New(rec) }, func(stage string, want plugintest.Gauges) {
+		got := collect(t, reader)
+		for _, s := range plugintest.AllStates {
+			if v := value(t, got, metrics.State, s); v != want.States[s] {
+				t.Errorf("%s: lomond.state{state=%q} = %v, want %v", stage, s, v, want.States[s])
+			}
+		}
+		if v := value(t, got, metrics.QueueDepth); v != want.QueueDepth {
+			t.Errorf("%s: lomond.send_queue_depth = %v, want %v", stage, v, want.QueueDepth)
+		}
+	})
 }

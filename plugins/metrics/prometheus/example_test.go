@@ -69,6 +69,9 @@ func ExampleNew() {
 		switch mf.GetName() {
 		case "lomond_sessions_total", "lomond_messages_sent_total", "lomond_messages_received_total":
 			for _, m := range mf.GetMetric() {
+				if m.GetCounter().GetValue() == 0 {
+					continue // every known series is there from registration, at 0
+				}
 				var labels []string
 				for _, l := range m.GetLabel() {
 					labels = append(labels, l.GetName()+"="+l.GetValue())

@@ -8,7 +8,22 @@
 //	ws, err := lomond.New(url, lomond.WithPlugins(metrics.New(rec)))
 //
 // Every metric of metrics.All is registered under its name (lomond_...),
-// with its help text and labels; histograms use the metric's buckets.
+// with its help text and labels; histograms use the metric's buckets. Every
+// series whose label values are known in advance (metrics.Metric.Series)
+// is there from registration, at 0: each state of lomond_state, each cause
+// of lomond_connect_failures_total, the send queue's depth... Only
+// lomond_rejections_total, whose label is an HTTP status, gets its series
+// with the first rejection of each status.
+//
+// Several WebSockets may share a Recorder (one metrics.New per WebSocket):
+// the counters and histograms add up, lomond_state counts the WebSockets in
+// each state and lomond_send_queue_depth sums their queues. To tell them
+// apart, give each a Recorder of its own with WithConstLabels.
+//
+// The module needs Go 1.23, as the library does, and requires the
+// library's release that has package metrics; go get it:
+//
+//	go get github.com/lomond-go/lomond/plugins/metrics/prometheus
 package prometheus
 
 import (
@@ -57,15 +72,26 @@ func New(reg prom.Registerer, opts ...Option) (*Recorder, error) {
 	}
 	for _, m := range metrics.All() {
 		var c prom.Collector
+		// Every series known in advance exists from the start, at 0, so
+		// that rates and alerts work before the first event.
 		switch m.Kind {
 		case metrics.Counter:
 			v := prom.NewCounterVec(prom.CounterOpts{Name: m.Name, Help: m.Help, ConstLabels: o.constLabels}, m.Labels)
+			for _, labels := range m.Series() {
+				v.WithLabelValues(labels...)
+			}
 			r.counters[m], c = v, v
 		case metrics.Gauge:
 			v := prom.NewGaugeVec(prom.GaugeOpts{Name: m.Name, Help: m.Help, ConstLabels: o.constLabels}, m.Labels)
+			for _, labels := range m.Series() {
+				v.WithLabelValues(labels...)
+			}
 			r.gauges[m], c = v, v
 		case metrics.Histogram:
 			v := prom.NewHistogramVec(prom.HistogramOpts{Name: m.Name, Help: m.Help, ConstLabels: o.constLabels, Buckets: m.Buckets}, m.Labels)
+			for _, labels := range m.Series() {
+				v.WithLabelValues(labels...)
+			}
 			r.histograms[m], c = v, v
 		default:
 			return nil, fmt.Errorf("lomond prometheus: metric %s has unknown kind %d", m.Name, m.Kind)

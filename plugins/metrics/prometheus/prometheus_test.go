@@ -1,10 +1,16 @@
 package prometheus_test
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
 	prom "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
@@ -100,7 +106,7 @@ lomond_unresponsive_total 1
 		{"lomond_send_queue_dropped_total", []string{"oldest"}, w.QueueDroppedOldest},
 		{"lomond_protocol_errors_total", []string{"1007"}, w.ProtocolErrors1007},
 		{"lomond_send_queue_depth", nil, 0},
-		{"lomond_state", []string{"idle"}, 1},
+		{"lomond_state", []string{"idle"}, 2}, // both WebSockets of the scenario, each stopped
 		{"lomond_state", []string{"ready"}, 0},
 	}
 	for _, c := range exact {
@@ -145,4 +151,117 @@ func TestRegisteringTwiceIsAnError(t *testing.T) {
 			t.Fatalf("New for client %s: %v", name, err)
 		}
 	}
+}
+
+// scrape serves reg with promhttp on 127.0.0.1 and reads what a Prometheus
+// server would: the text exposition format, as a map from each sample's
+// name and labels ("lomond_state{state=\"idle\"}") to its value.
+func scrape(t *testing.T, reg *prom.Registry) map[string]float64 {
+	t.Helper()
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
+	defer srv.Close()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/plain; version=0.0.4")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %s, %v\n%s", resp.Status, err, body)
+	}
+	samples := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if i < 0 || err != nil {
+			t.Fatalf("scrape: cannot read %q", line)
+		}
+		samples[line[:i]] = v
+	}
+	return samples
+}
+
+// sample names one series of m as the exposition format writes it.
+func sample(m *metrics.Metric, suffix string, labels []string) string {
+	var b strings.Builder
+	b.WriteString(m.Name + suffix)
+	if len(labels) > 0 {
+		b.WriteByte('{')
+		for i, v := range labels {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%s=%q", m.Labels[i], v)
+		}
+		b.WriteByte('}')
+	}
+	return b.String()
+}
+
+// TestSeriesFromRegistration scrapes a registry before any WebSocket ran:
+// every series of a known label set is there, at 0 (histograms with a
+// count of 0), so that rates and alerts work from the start.
+func TestSeriesFromRegistration(t *testing.T) {
+	reg := prom.NewPedanticRegistry()
+	if _, err := prometheus.New(reg); err != nil {
+		t.Fatal(err)
+	}
+	got := scrape(t, reg)
+	n := 0
+	for _, m := range metrics.All() {
+		suffix := ""
+		if m.Kind == metrics.Histogram {
+			suffix = "_count"
+		}
+		for _, labels := range m.Series() {
+			name := sample(m, suffix, labels)
+			if v, ok := got[name]; !ok || v != 0 {
+				t.Errorf("%s: %v (present: %v), want 0 from registration", name, v, ok)
+			}
+			n++
+		}
+	}
+	for _, name := range []string{
+		`lomond_state{state="closing"}`, `lomond_state{state="closed"}`, `lomond_send_queue_depth`,
+		`lomond_connect_failures_total{cause="tls"}`, `lomond_unresponsive_total`, `lomond_reconnects_total`,
+		`lomond_messages_sent_total{type="close"}`, `lomond_protocol_errors_total{code="1009"}`,
+		`lomond_send_queue_dropped_total{reason="full"}`, `lomond_pong_rtt_seconds_count`,
+	} {
+		if v, ok := got[name]; !ok || v != 0 {
+			t.Errorf("%s: %v (present: %v), want 0", name, v, ok)
+		}
+	}
+	if n < 50 {
+		t.Errorf("only %d series checked", n)
+	}
+}
+
+// TestSharedRecorderScrape: WebSockets sharing one Recorder scrape as the
+// number of them in each state and the sum of their queues.
+func TestSharedRecorderScrape(t *testing.T) {
+	reg := prom.NewPedanticRegistry()
+	rec, err := prometheus.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugintest.Shared(t, func() any { return metrics.New(rec) }, func(stage string, want plugintest.Gauges) {
+		got := scrape(t, reg)
+		for _, s := range plugintest.AllStates {
+			name := sample(metrics.State, "", []string{s})
+			if got[name] != want.States[s] {
+				t.Errorf("%s: %s = %v, want %v", stage, name, got[name], want.States[s])
+			}
+		}
+		if v := got["lomond_send_queue_depth"]; v != want.QueueDepth {
+			t.Errorf("%s: lomond_send_queue_depth = %v, want %v", stage, v, want.QueueDepth)
+		}
+	})
 }
