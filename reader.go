@@ -262,7 +262,7 @@ func (s *session) readOwned(h protocol.Header) error {
 	in := &s.in
 	for left := h.Length; left > 0; {
 		if in.n == len(in.msg.buf) {
-			size := grownSize(len(in.msg.buf), in.n, left)
+			size := grownSize(len(in.msg.buf), in.n, left, h.Fin)
 			grown := newMessage(in.text, size)
 			copy(grown.buf, in.msg.buf[:in.n])
 			in.msg = grown
@@ -282,12 +282,13 @@ const maxUpfront = 1 << 20
 // maxMessageSize bounds the size of any message (an int must count it).
 const maxMessageSize = uint64(math.MaxInt >> 1)
 
-// grownSize is a message buffer's next size: double the current one, at
-// least what the next maxUpfront bytes need, never more than the message's
-// announced rest.
-func grownSize(cur, n int, left uint64) int {
+// grownSize is a message buffer's next size: double the current one (so
+// that a message of many small fragments costs amortised linear time), at
+// least what the next maxUpfront bytes need, and, in the message's final
+// frame, never more than it announced.
+func grownSize(cur, n int, left uint64, final bool) int {
 	size := max(2*cur, 4096)
-	if need := uint64(n) + left; uint64(size) > need {
+	if need := uint64(n) + left; final && uint64(size) > need {
 		size = int(need)
 	}
 	return max(size, n+int(min(left, maxUpfront)))
@@ -317,7 +318,7 @@ func (s *session) readBorrowed(h protocol.Header) error {
 	in := &s.in
 	for left := h.Length; left > 0; {
 		if in.n == len(s.scratch) {
-			grown := make([]byte, grownSize(len(s.scratch), in.n, left))
+			grown := make([]byte, grownSize(len(s.scratch), in.n, left, h.Fin))
 			copy(grown, s.scratch[:in.n])
 			s.scratch = grown
 		}

@@ -245,3 +245,50 @@ func TestLargestReadLimit(t *testing.T) {
 		}
 	})
 }
+
+func TestFragmentedMessageGrowth(t *testing.T) {
+	t.Run("ManySmallFragmentsCostLinearMemory", func(t *testing.T) {
+		const size, frag = 1 << 20, 16
+		payload := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+		srv, done := scriptServer(t, func(c *wstest.Conn) {
+			if !srvHandshake(t, c) {
+				return
+			}
+			var b []byte
+			for off := 0; off < size; off += frag {
+				op := byte(wstest.OpContinuation)
+				if off == 0 {
+					op = wstest.OpText
+				}
+				b = append(b, wstest.Frame{Fin: off+frag == size, Opcode: op, Payload: payload[off : off+frag]}.Encode()...)
+			}
+			if c.WriteRaw(b) == nil {
+				srvExpectClose(t, c, StatusNormal, "bye")
+				_ = c.WriteFrame(wstest.Close(StatusNormal, "bye"))
+			}
+		})
+		ws := newTestWS(t, srv.URL())
+		var got string
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err := ws.Run(context.Background(), HandlerFunc(func(ws *WebSocket, ev events.Event) {
+			if e, ok := ev.(*events.Text); ok {
+				runtime.ReadMemStats(&after)
+				got = e.Text
+				_ = ws.Close(StatusNormal, "bye")
+			}
+		}))
+		waitScript(t, done)
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+		if got != string(payload) {
+			t.Fatalf("got %d bytes, want the %d-byte message whole", len(got), size)
+		}
+		// Doubling allocates about 2x the message in all; growing by each
+		// fragment would allocate about size*size/(2*frag): 32 GiB here.
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+			t.Errorf("assembling a 1 MiB message of 16-byte fragments allocated %d MiB, want a few", grew>>20)
+		}
+	})
+}
