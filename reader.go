@@ -316,6 +316,9 @@ func (s *session) readPayload(p []byte) error {
 // (WithBorrowedBinary): no allocation per message. It grows as readOwned's.
 func (s *session) readBorrowed(h protocol.Header) error {
 	in := &s.in
+	if h.Length <= uint64(len(s.scratch)-in.n) { // it fits: the common case
+		return s.readPayload(s.scratch[in.n : in.n+int(h.Length)])
+	}
 	for left := h.Length; left > 0; {
 		if in.n == len(s.scratch) {
 			grown := make([]byte, grownSize(len(s.scratch), in.n, left, h.Fin))

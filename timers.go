@@ -36,10 +36,14 @@ type timers struct {
 	drainEnd time.Time // when the verdict stands whatever is still waiting
 	pings    [4]uint64 // the latest keep-alive pings' payloads, for RTTs
 	npings   int
+	awaiting bool // pongDue or closeDue is set: one test per event in emit
 }
 
 // judging reports whether a pong or a close reply is awaited.
-func (t *timers) judging() bool { return !t.pongDue.IsZero() || !t.closeDue.IsZero() }
+func (t *timers) judging() bool { return t.awaiting }
+
+// judged notes a change of pongDue or closeDue.
+func (t *timers) judged() { t.awaiting = !t.pongDue.IsZero() || !t.closeDue.IsZero() }
 
 // sentPing records a keep-alive ping's payload.
 func (t *timers) sentPing(v uint64) {
@@ -64,7 +68,10 @@ func (t *timers) pingSentAt(p []byte) (time.Time, bool) {
 
 // pongReceived ends the wait for a pong: any pong does (RFC 6455 allows a
 // server to answer only the latest ping, or to send pongs unasked).
-func (t *timers) pongReceived() { t.pongDue = time.Time{} }
+func (t *timers) pongReceived() {
+	t.pongDue = time.Time{}
+	t.judged()
+}
 
 // probeWindow is how long a judgement waits for bytes that have already
 // arrived (they are in the kernel's buffer: a read returns them at once).
@@ -155,6 +162,7 @@ func (s *session) ping(now time.Time) {
 	s.w.postPing(payload[:])
 	if s.cfg.pingTimeout > 0 && s.tm.pongDue.IsZero() {
 		s.tm.pongDue, s.tm.armedAt = now.Add(s.cfg.pingTimeout), now
+		s.tm.judged()
 	}
 }
 
@@ -244,5 +252,6 @@ func (s *session) armCloseTimer(now time.Time) {
 		tm.closeDue = now.Add(s.cfg.closeTimeout)
 	}
 	tm.nextPing, tm.pongDue = time.Time{}, time.Time{}
+	tm.judged()
 	s.rearm(now)
 }
