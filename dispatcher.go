@@ -223,11 +223,6 @@ func (s *session) setConn(c net.Conn) {
 	s.mu.Unlock()
 }
 
-type closeFrame struct {
-	code   int
-	reason string
-}
-
 // ending is how a session ended: what Run returns, and its Disconnected
 // event (none when reason is empty: a ConnectFail). It travels as an error
 // out of the read loop to finish.

@@ -107,7 +107,7 @@ func (w *writer) acquire(ctx context.Context) error {
 func (w *writer) release() {
 	for {
 		w.mu.Lock()
-		op, payload, flags, ok := w.takePostedLocked()
+		op, payload, flags, ok := w.takePostedLocked(true)
 		if !ok {
 			<-w.lock
 			w.mu.Unlock()
@@ -118,9 +118,9 @@ func (w *writer) release() {
 	}
 }
 
-// takePostedLocked takes the next posted frame: the ping, the pong, then
-// the close frame (last: nothing follows it). Under mu.
-func (w *writer) takePostedLocked() (op byte, payload []byte, flags outFlags, ok bool) {
+// takePostedLocked takes the next posted frame: the ping, the pong, then,
+// if withClose, the close frame (last: nothing follows it). Under mu.
+func (w *writer) takePostedLocked(withClose bool) (op byte, payload []byte, flags outFlags, ok bool) {
 	if !w.open {
 		return 0, nil, 0, false
 	}
@@ -132,7 +132,7 @@ func (w *writer) takePostedLocked() (op byte, payload []byte, flags outFlags, ok
 		payload, flags = w.owedPong, w.pongFlags
 		w.owedPong, w.hasPong = nil, false
 		return protocol.OpPong, payload, flags, true
-	case w.owedClose != nil:
+	case withClose && w.owedClose != nil:
 		payload, w.owedClose = w.owedClose, nil
 		return protocol.OpClose, payload, w.closeFlag, true
 	}
@@ -278,21 +278,7 @@ func (w *writer) message(op byte, p []byte) (started bool, err error) {
 func (w *writer) writePostedControl() {
 	for {
 		w.mu.Lock()
-		var op byte
-		var payload []byte
-		var flags outFlags
-		ok := w.open
-		switch {
-		case !ok:
-		case w.owedPing != nil:
-			op, payload, flags = protocol.OpPing, w.owedPing, outAuto
-			w.owedPing = nil
-		case w.hasPong:
-			op, payload, flags = protocol.OpPong, w.owedPong, w.pongFlags
-			w.owedPong, w.hasPong = nil, false
-		default:
-			ok = false
-		}
+		op, payload, flags, ok := w.takePostedLocked(false)
 		w.mu.Unlock()
 		if !ok {
 			return
