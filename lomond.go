@@ -32,10 +32,14 @@
 // A slow handler delays the events after it, and delays reading, but it
 // cannot make a live connection look dead: time spent in handlers does not
 // count against the ping timeout. A send blocked on a server that stops
-// reading blocks its caller (sends have no deadline of their own), but not
-// the read loop: pings and pongs never wait for it, and Close or a cancelled
-// context bound it by the close timeout. SendTextContext and
-// SendBinaryContext bound it by their context.
+// reading blocks its caller, but not the read loop: the library's pings,
+// pongs and close frames never wait for it. A write that makes no progress
+// for the stall timeout (the ping timeout, or the close timeout when pings
+// are off) ends the session as Unresponsive, and Close or a cancelled context
+// bound it by the close timeout. SendTextContext and SendBinaryContext bound
+// the wait for their turn by their context; a message whose first byte went
+// out is written whole. docs/architecture.md in the repository describes
+// who owns what inside a session.
 //
 // # Secrets
 //
@@ -449,10 +453,14 @@ func (ws *WebSocket) sendNow(ctx context.Context, typ byte, p []byte) (started b
 // still delivered; then come Closed and Disconnected. If the server does not
 // reply within the close timeout, the connection is dropped.
 //
-// Close during the opening handshake sends the close frame as soon as the
-// session is Ready. It returns ErrNotConnected when no session runs and
-// ErrClosing if a close handshake already started. An invalid code or a
-// reason over 123 bytes is an error, and nothing is sent.
+// Close does not wait for its frame to be written: it returns nil once the
+// close handshake started. The frame goes out at once, or after the message
+// another goroutine is writing; a write stuck on a server that does not read
+// is bounded by the close timeout. Close during the opening handshake sends
+// the close frame as soon as the session is Ready. It returns
+// ErrNotConnected when no session runs and ErrClosing if a close handshake
+// already started. An invalid code or a reason over 123 bytes is an error,
+// and nothing is sent.
 func (ws *WebSocket) Close(code int, reason string) error {
 	if err := checkClose(code, reason); err != nil {
 		return err

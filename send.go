@@ -64,7 +64,7 @@ func (s *session) sendError(err error, started bool) error {
 }
 
 // write sends a data message; ctx (nil: none) bounds only the wait for the
-// write lock. written reports whether any of it went out.
+// write lock. started reports whether any of it went out.
 func (s *session) write(ctx context.Context, op byte, p []byte) (started bool, err error) {
 	if err := s.ready(); err != nil {
 		return false, err
