@@ -53,6 +53,67 @@ func ExampleWithSendQueue() {
 	// run returned <nil>
 }
 
+// A queue bounded in bytes as well as in messages: large messages cannot
+// make its memory unbounded. DropOldest drops as many of the oldest
+// messages as it takes to fit the new one; a message larger than the bound
+// is refused whatever the policy.
+func ExampleWithSendQueueBytes() {
+	url, stop := exampleEchoServer()
+	defer stop()
+
+	ws, err := lomond.New(url, append(quiet,
+		lomond.WithSendQueue(100, lomond.DropOldest),
+		lomond.WithSendQueueBytes(10))...)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = ws.SendText("hello")     // 5 bytes: queued
+	_ = ws.SendText("world")     // 10 bytes queued: the bound
+	err = ws.SendText("goodbye") // 7 more bytes: both older messages go
+	var dropped *lomond.DroppedError
+	if errors.As(err, &dropped) {
+		fmt.Printf("dropped %q and %d more\n", dropped.Dropped.Data, len(dropped.More))
+	}
+	err = ws.SendText("far too long") // 12 bytes can never fit: refused
+	fmt.Println(errors.Is(err, lomond.ErrQueueFull), err)
+	fmt.Println("messages:", ws.Queued(), "bytes:", ws.QueuedBytes())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = ws.Run(ctx, lomond.HandlerFunc(func(ws *lomond.WebSocket, ev events.Event) {
+		if ev, ok := ev.(*events.Text); ok {
+			fmt.Println("echo:", ev.Text)
+			_ = ws.Close(lomond.StatusNormal, "bye")
+		}
+	}))
+	fmt.Println("run returned", err)
+	// Output:
+	// dropped "hello" and 1 more
+	// true lomond: send queue full: a message of 12 bytes is larger than the queue's bound of 10 bytes
+	// messages: 1 bytes: 7
+	// echo: goodbye
+	// run returned <nil>
+}
+
+// QueuedBytes tells how much payload waits in the queue: what
+// WithSendQueueBytes bounds.
+func ExampleWebSocket_QueuedBytes() {
+	ws, err := lomond.New(refusedURL(), append(quiet, lomond.WithSendQueue(10, lomond.RejectNewest))...)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = ws.SendText("hello")              // no session yet: queued
+	_ = ws.SendBinary([]byte{1, 2, 3, 4}) // queued too
+	fmt.Println("messages:", ws.Queued(), "bytes:", ws.QueuedBytes())
+	ws.Unsent() // take them back
+	fmt.Println("messages:", ws.Queued(), "bytes:", ws.QueuedBytes())
+	// Output:
+	// messages: 2 bytes: 9
+	// messages: 0 bytes: 0
+}
+
 // Stop ends Persist for good from a handler (ws.Close would only end the
 // connection, and Persist would connect again).
 func ExampleWebSocket_Stop() {

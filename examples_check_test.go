@@ -33,7 +33,7 @@ var mainAPI = []string{
 	"WebSocket.SendPing", "WebSocket.SendPong", "WebSocket.Close",
 	"WebSocket.Reconnect", "WebSocket.WaitReady", "WebSocket.Err",
 	"WebSocket.State", "WebSocket.URL", "WebSocket.Subprotocol",
-	"WebSocket.Queued", "WebSocket.Unsent",
+	"WebSocket.Queued", "WebSocket.QueuedBytes", "WebSocket.Unsent",
 
 	// Every option of New.
 	"WithProtocols", "WithHeader", "WithUserAgent", "WithOrigin", "WithCompression", "WithCompressionOptions", "WithPlugins", "WithSendRate", "WithSensitiveQueryKeys",
@@ -45,7 +45,7 @@ var mainAPI = []string{
 
 	// Every option of Persist and PersistEvents.
 	"WithBackOff", "WithLomondBackOff", "WithStableAfter", "WithMaxRetryAfter",
-	"WithRetryPolicy", "WithMaxAttempts", "WithBeforeDial", "WithSendQueue",
+	"WithRetryPolicy", "WithMaxAttempts", "WithBeforeDial", "WithSendQueue", "WithSendQueueBytes",
 }
 
 // packageExamples are package-level Examples (Example_suffix) that must

@@ -169,13 +169,16 @@ func New(rawURL string, options ...Option) (*WebSocket, error) {
 			return nil, err
 		}
 	}
+	if cfg.queueBytes > 0 && cfg.queueSize == 0 {
+		return nil, optErr("WithSendQueueBytes needs WithSendQueue, which makes the queue (its message bound and overflow policy)")
+	}
 	u, err := parseWSURL(rawURL, cfg.sensitive)
 	if err != nil {
 		return nil, err
 	}
 	ws := &WebSocket{url: u, raw: shownURL(u, cfg.sensitive), cfg: cfg, readyCh: make(chan struct{})}
 	if cfg.queueSize > 0 {
-		ws.queue = newSendQueue(cfg.queueSize, cfg.overflow)
+		ws.queue = newSendQueue(cfg.queueSize, cfg.queueBytes, cfg.overflow)
 	}
 	if cfg.sendRate > 0 {
 		ws.limiter = newTokenBucket(cfg.sendRate, cfg.sendBurst)

@@ -82,6 +82,7 @@ type config struct {
 	plugins          *table        // the logger's plugin and pluginList, discovered; nil if none
 	sensitive        sensitiveKeys // query keys whose values are never shown
 	queueSize        int           // WithSendQueue; 0: no queue
+	queueBytes       int           // WithSendQueueBytes; 0: no byte bound
 	overflow         Overflow
 	sendRate         float64 // WithSendRate: messages per second; 0: no limit
 	sendBurst        int

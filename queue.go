@@ -5,14 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/lomond-go/lomond/events"
 )
 
 // ErrQueueFull is returned by a send when the send queue is full. With
-// DropOldest the message was queued and an older one dropped (the error is a
-// *DroppedError naming it); with RejectNewest the message was not queued.
+// DropOldest the message was queued and older ones dropped (the error is a
+// *DroppedError naming them); with RejectNewest the message was not queued.
+// A message larger than the queue's byte bound (WithSendQueueBytes) is
+// refused with an error wrapping ErrQueueFull under either policy.
 var ErrQueueFull = errors.New("lomond: send queue full")
 
 // Overflow is what a full send queue does with one more message.
@@ -21,10 +24,12 @@ type Overflow int
 const (
 	// RejectNewest refuses the new message: the send returns ErrQueueFull.
 	RejectNewest Overflow = iota
-	// DropOldest queues the new message and drops the oldest queued one:
-	// the send returns a *DroppedError (wrapping ErrQueueFull) holding it.
-	// A message being written is never dropped: when it is the only other
-	// one, the new message is refused with ErrQueueFull.
+	// DropOldest queues the new message and drops as many of the oldest
+	// queued ones as it takes to fit it (one, under the message bound
+	// alone): the send returns a *DroppedError (wrapping ErrQueueFull)
+	// holding them. A message being written is never dropped: when the new
+	// message would not fit even with every waiting one dropped, it is
+	// refused with ErrQueueFull and nothing is dropped.
 	DropOldest
 )
 
@@ -43,14 +48,27 @@ func (m Message) typ() byte {
 	return opText
 }
 
-// DroppedError reports the message a DropOldest queue dropped to make room.
+// DroppedError reports the messages a DropOldest queue dropped to make room
+// for the new one, which is queued.
 type DroppedError struct {
+	// Dropped is the oldest message dropped.
 	Dropped Message
+	// More holds the other messages dropped for the same send, oldest
+	// first: a byte bound (WithSendQueueBytes) may take several to make
+	// room. Empty when one was enough.
+	More []Message
 }
 
 // Error implements error.
 func (e *DroppedError) Error() string {
-	return fmt.Sprintf("lomond: send queue full: dropped the oldest message (%d bytes); the new one is queued", len(e.Dropped.Data))
+	if len(e.More) == 0 {
+		return fmt.Sprintf("lomond: send queue full: dropped the oldest message (%d bytes); the new one is queued", len(e.Dropped.Data))
+	}
+	n := len(e.Dropped.Data)
+	for _, m := range e.More {
+		n += len(m.Data)
+	}
+	return fmt.Sprintf("lomond: send queue full: dropped the %d oldest messages (%d bytes); the new one is queued", 1+len(e.More), n)
 }
 
 // Unwrap returns ErrQueueFull.
@@ -74,6 +92,9 @@ func (e *DroppedError) Unwrap() error { return ErrQueueFull }
 // it could be written it stays first in the queue for the next session; if
 // the connection fails while it is being written it is not sent again.
 // Unsent takes what waits out of the queue.
+//
+// The queue is bounded in messages by size; WithSendQueueBytes bounds it in
+// bytes as well, so that large messages cannot make its memory unbounded.
 func WithSendQueue(size int, overflow Overflow) Option {
 	return func(c *config) error {
 		if size <= 0 {
@@ -83,6 +104,32 @@ func WithSendQueue(size int, overflow Overflow) Option {
 			return optErr("unknown overflow policy %d", overflow)
 		}
 		c.queueSize, c.overflow = size, overflow
+		return nil
+	}
+}
+
+// WithSendQueueBytes bounds the send queue of WithSendQueue in bytes too:
+// the payloads of the messages it holds, including one being written by
+// the flush, add up to at most n bytes (the payloads as given to the send,
+// before compression). The queue is full when either bound would be
+// passed, and WithSendQueue's overflow policy applies: RejectNewest refuses
+// the new message, DropOldest drops as many of the oldest waiting messages
+// as it takes to fit it. It is python-websockets' write_limit and
+// partysocket's bufferedAmount, for the queue.
+//
+// A message larger than n can never be queued: a send that would queue it
+// returns an error wrapping ErrQueueFull, whatever the policy, and nothing
+// is dropped for it. It still goes out directly when a session is ready and
+// nothing waits, as every send does then.
+//
+// n must be positive, and New requires WithSendQueue with it (in either
+// order): the queue's message bound and overflow policy are WithSendQueue's.
+func WithSendQueueBytes(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return optErr("send queue byte bound must be positive, got %d", n)
+		}
+		c.queueBytes = n
 		return nil
 	}
 }
@@ -97,16 +144,19 @@ func WithSendQueue(size int, overflow Overflow) Option {
 type sendQueue struct {
 	reportMu sync.Mutex
 
-	mu       sync.Mutex
-	size     int
-	overflow Overflow
-	msgs     []Message
-	inflight int  // taken by the flush and being written: counts against size
-	flushing bool // a flush runs: sends join the back of the queue
+	mu            sync.Mutex
+	size          int
+	maxBytes      int // 0: no byte bound
+	overflow      Overflow
+	msgs          []Message
+	bytes         int  // the payload bytes of msgs
+	inflight      int  // taken by the flush and being written: counts against size
+	inflightBytes int  // its payload bytes: count against maxBytes
+	flushing      bool // a flush runs: sends join the back of the queue
 }
 
-func newSendQueue(size int, overflow Overflow) *sendQueue {
-	return &sendQueue{size: size, overflow: overflow}
+func newSendQueue(size, maxBytes int, overflow Overflow) *sendQueue {
+	return &sendQueue{size: size, maxBytes: maxBytes, overflow: overflow}
 }
 
 // notWritten reports whether a send's error means nothing was written, so
@@ -146,10 +196,12 @@ func (q *sendQueue) send(ctx context.Context, ws *WebSocket, typ byte, p []byte)
 		m, dropped, err := q.add(typ, p)
 		q.mu.Unlock()
 		switch {
-		case errors.Is(err, ErrQueueFull) && dropped == nil:
+		case errors.Is(err, ErrQueueFull) && len(dropped) == 0:
 			ws.observeQueue(m, events.Failed, err)
-		case dropped != nil:
-			ws.observeQueue(*dropped, events.Dropped, ErrQueueFull)
+		case len(dropped) > 0:
+			for _, d := range dropped {
+				ws.observeQueue(d, events.Dropped, ErrQueueFull)
+			}
 			ws.observeQueue(m, events.Queued, nil)
 		default:
 			ws.observeQueue(m, events.Queued, nil)
@@ -160,22 +212,65 @@ func (q *sendQueue) send(ctx context.Context, ws *WebSocket, typ byte, p []byte)
 }
 
 // add queues a copy of p, applying the overflow policy, and returns the
-// message and the one dropped for it, if any. Under q.mu.
-func (q *sendQueue) add(typ byte, p []byte) (m Message, dropped *Message, err error) {
+// message and the ones dropped for it, oldest first. Under q.mu.
+func (q *sendQueue) add(typ byte, p []byte) (m Message, dropped []Message, err error) {
+	n := len(p)
+	if q.maxBytes > 0 && n > q.maxBytes {
+		// A message that can never fit: refused before p is copied.
+		m = Message{Binary: typ == opBinary, Data: p}
+		return m, nil, fmt.Errorf("%w: a message of %d bytes is larger than the queue's bound of %d bytes", ErrQueueFull, n, q.maxBytes)
+	}
 	m = Message{Binary: typ == opBinary, Data: bytes.Clone(p)}
 	if m.Data == nil {
 		m.Data = []byte{}
 	}
-	if len(q.msgs)+q.inflight < q.size {
-		q.msgs = append(q.msgs, m)
+	// fits reports whether m fits once the k oldest waiting messages
+	// (freed bytes in all) are dropped; the message being written stays.
+	freed := 0
+	fits := func(k int) bool {
+		return len(q.msgs)-k+q.inflight < q.size &&
+			(q.maxBytes == 0 || q.bytes-freed+q.inflightBytes+n <= q.maxBytes)
+	}
+	if fits(0) {
+		q.push(m)
 		return m, nil, nil
 	}
-	if q.overflow == RejectNewest || len(q.msgs) == 0 {
+	if q.overflow == RejectNewest {
 		return m, nil, ErrQueueFull
 	}
-	d := q.msgs[0]
-	q.msgs = append(q.msgs[1:], m)
-	return m, &d, &DroppedError{Dropped: d}
+	k := 0
+	for ; k < len(q.msgs) && !fits(k); k++ {
+		freed += len(q.msgs[k].Data)
+	}
+	if !fits(k) {
+		// Not even dropping every waiting message makes room: drop none.
+		return m, nil, ErrQueueFull
+	}
+	dropped = slices.Clone(q.msgs[:k])
+	clear(q.msgs[:k]) // the backing array must not keep them alive
+	q.msgs = q.msgs[k:]
+	q.bytes -= freed
+	q.push(m)
+	de := &DroppedError{Dropped: dropped[0]}
+	if k > 1 {
+		de.More = dropped[1:]
+	}
+	return m, dropped, de
+}
+
+// push appends m to the queue. Under q.mu.
+func (q *sendQueue) push(m Message) {
+	q.msgs = append(q.msgs, m)
+	q.bytes += len(m.Data)
+}
+
+// pop takes the first message out of the queue. Under q.mu.
+func (q *sendQueue) pop() Message {
+	m := q.msgs[0]
+	q.msgs[0] = Message{} // the backing array must not keep it alive
+	q.msgs = q.msgs[1:]
+	q.bytes -= len(m.Data)
+	return m
 }
 
 // flush sends the queue in order, on the session's flush goroutine, until
@@ -194,9 +289,9 @@ func (q *sendQueue) flush(ctx context.Context, ws *WebSocket, s *session) {
 				break
 			}
 		}
-		m := q.msgs[0]
-		q.msgs = q.msgs[1:]
+		m := q.pop()
 		q.inflight++
+		q.inflightBytes += len(m.Data)
 		q.mu.Unlock()
 		started, err := s.write(ctx, m.typ(), m.Data)
 		q.reportMu.Lock() // m's "queued" was reported
@@ -204,9 +299,11 @@ func (q *sendQueue) flush(ctx context.Context, ws *WebSocket, s *session) {
 		ws.observeSent(m.typ(), m.Data, outFromQueue, err)
 		q.mu.Lock()
 		q.inflight--
+		q.inflightBytes -= len(m.Data)
 		if err != nil {
 			if !started {
 				q.msgs = append([]Message{m}, q.msgs...)
+				q.bytes += len(m.Data)
 			}
 			break
 		}
@@ -257,7 +354,7 @@ func (ws *WebSocket) Unsent() []Message {
 	}
 	q.mu.Lock()
 	u := q.msgs
-	q.msgs = nil
+	q.msgs, q.bytes = nil, 0
 	q.mu.Unlock()
 	for _, m := range u {
 		ws.observeQueue(m, events.Unsent, nil)
@@ -275,4 +372,17 @@ func (ws *WebSocket) Queued() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.msgs)
+}
+
+// QueuedBytes returns the payload bytes of the messages waiting in the send
+// queue (not counting one being written): what WithSendQueueBytes bounds.
+// Without a queue it returns 0.
+func (ws *WebSocket) QueuedBytes() int {
+	q := ws.queue
+	if q == nil {
+		return 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
 }

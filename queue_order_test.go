@@ -141,12 +141,12 @@ func TestQueueNothingLostAtPersistReturn(t *testing.T) {
 func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 	const size = 2
 	ws := &WebSocket{}
-	q := newSendQueue(size, RejectNewest)
+	q := newSendQueue(size, 0, RejectNewest)
 	s := &session{ws: ws}
 	s.state.Store(int32(StateReady))
 	ws.sess.Store(s)
 	for _, m := range []string{"a", "b"} {
-		q.msgs = append(q.msgs, txt(m))
+		q.push(txt(m))
 	}
 	s.w.init(nil, 0)
 	s.w.lock <- struct{}{} // another send is writing
@@ -182,6 +182,14 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 	}
 	if len(q.msgs) == 0 || string(q.msgs[0].Data) != "a" {
 		t.Errorf("queue %q, want the unwritten \"a\" first", rcMsgs(q.msgs))
+	}
+	want := 0
+	for _, m := range q.msgs {
+		want += len(m.Data)
+	}
+	if q.bytes != want || q.inflight != 0 || q.inflightBytes != 0 {
+		t.Errorf("queue counts %d bytes, %d in flight (%d bytes); want %d bytes, none in flight (the unwritten message's bytes count again)",
+			q.bytes, q.inflight, q.inflightBytes, want)
 	}
 }
 
