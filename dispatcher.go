@@ -1,7 +1,6 @@
 package lomond
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -151,7 +150,8 @@ type session struct {
 
 	// Session goroutine only.
 	cr        *connReader
-	br        *bufio.Reader
+	rb        readBuffer // readbuf.go
+	pay       carver     // owned payloads (payload.go)
 	in        inMessage
 	inflater  *protocol.Inflater
 	zin, zout []byte // a compressed message and its inflated bytes

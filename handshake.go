@@ -19,15 +19,10 @@ import (
 	"github.com/lomond-go/lomond/internal/protocol"
 )
 
-// The session's buffered reader starts small, for an idle connection's
-// footprint, and grows to the busy size when a read fills it (the kernel
-// holds more): one read(2) per 64 KiB instead of per 4 KiB is most of the
-// cost of a stream of 1 KiB messages. It shrinks back when the connection
-// is found idle by a timer.
-const (
-	readBufferSize     = 2 << 10
-	busyReadBufferSize = 64 << 10
-)
+// handshakeBufferSize is the buffer the upgrade response is read through;
+// what follows the response in it moves to the session's read buffer
+// (readbuf.go).
+const handshakeBufferSize = 2 << 10
 
 // handshakeResult is what an accepted opening handshake agreed.
 type handshakeResult struct {
@@ -84,8 +79,8 @@ func (s *session) handshake() (*handshakeResult, error) {
 	}
 
 	s.cr = &connReader{conn: s.conn, limit: maxResponseHeader}
-	s.br = bufio.NewReaderSize(s.cr, readBufferSize)
-	resp, err := protocol.ReadResponse(s.br, sentRequest(&req, s.target.url))
+	br := bufio.NewReaderSize(s.cr, handshakeBufferSize)
+	resp, err := protocol.ReadResponse(br, sentRequest(&req, s.target.url))
 	if err != nil {
 		return nil, s.handshakeIOError(err)
 	}
@@ -120,6 +115,7 @@ func (s *session) handshake() (*handshakeResult, error) {
 		}
 	}
 	s.cr.limit = -1
+	s.adoptHandshakeReader(br)
 	_ = s.conn.SetWriteDeadline(noDeadline)
 	s.setReadDeadline(noDeadline)
 	return res, nil

@@ -1,64 +1,45 @@
 package lomond
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/lomond-go/lomond/events"
 )
 
-// A message event and its payload are one allocation: the event struct is
-// followed by a byte array of a size class, and the payload (Binary.Data, or
-// the bytes behind Text.Text) points into that array. A message therefore
-// costs one allocation, the event is never shared with another message (a
-// handler may keep it), and a kept event pins only its own payload.
+// Owned payloads. A handler owns every Text and Binary event it receives
+// (unless WithBorrowedBinary lends the binary ones), for as long as it
+// likes. Allocating each event and its payload on its own costs more than
+// reading the message, so small messages are carved out of blocks:
+//
+//   - a payload of at most carveMax bytes is a piece of a payload block of
+//     payloadBlock bytes, and its event one element of an event block that
+//     belongs to that payload block only (a new payload block starts a new
+//     event block);
+//   - a larger payload is an allocation of its own, with an event of its own
+//     (so a kept small event never pins a large payload).
+//
+// So a kept message of at most carveMax bytes retains its payload block
+// (16 KiB) and its event block (at most eventBlockMax events, 3 KiB); a
+// larger one retains its payload and its event. Each piece is capped at its
+// length: no event can reach another's bytes.
+//
+// Payload memory is not zeroed before it is read into: every byte a
+// handler can see is written by the read first (a payload slice is capped
+// at its length), which saves a pass over large messages.
 
-// box is an event of type E with a payload array B after it.
-type box[E any, B any] struct {
-	ev  E
-	buf B
-}
-
-// boxed allocates a box and returns its event and its whole array.
-func boxed[E any, B any]() (*E, []byte) {
-	b := new(box[E, B])
-	return &b.ev, unsafe.Slice((*byte)(unsafe.Pointer(&b.buf)), unsafe.Sizeof(b.buf))
-}
-
-type boxClass[E any] struct {
-	size  int
-	alloc func() (*E, []byte)
-}
-
-// boxClasses are the payload sizes boxes come in: steps of about 1.5x, so at
-// most a third of a box is slack, up to 128 KiB. Larger messages cost two
-// allocations (event and payload), which is noise next to their size.
-func boxClasses[E any]() []boxClass[E] {
-	return []boxClass[E]{
-		{16, boxed[E, [16]byte]}, {32, boxed[E, [32]byte]}, {48, boxed[E, [48]byte]},
-		{64, boxed[E, [64]byte]}, {96, boxed[E, [96]byte]}, {128, boxed[E, [128]byte]},
-		{192, boxed[E, [192]byte]}, {256, boxed[E, [256]byte]}, {384, boxed[E, [384]byte]},
-		{512, boxed[E, [512]byte]}, {768, boxed[E, [768]byte]}, {1 << 10, boxed[E, [1 << 10]byte]},
-		{1536, boxed[E, [1536]byte]}, {2 << 10, boxed[E, [2 << 10]byte]}, {3 << 10, boxed[E, [3 << 10]byte]},
-		{4 << 10, boxed[E, [4 << 10]byte]}, {6 << 10, boxed[E, [6 << 10]byte]}, {8 << 10, boxed[E, [8 << 10]byte]},
-		{12 << 10, boxed[E, [12 << 10]byte]}, {16 << 10, boxed[E, [16 << 10]byte]}, {24 << 10, boxed[E, [24 << 10]byte]},
-		{32 << 10, boxed[E, [32 << 10]byte]}, {48 << 10, boxed[E, [48 << 10]byte]}, {64 << 10, boxed[E, [64 << 10]byte]},
-		{96 << 10, boxed[E, [96 << 10]byte]}, {128 << 10, boxed[E, [128 << 10]byte]},
-	}
-}
-
-var (
-	textBoxes   = boxClasses[events.Text]()
-	binaryBoxes = boxClasses[events.Binary]()
+const (
+	carveMax      = 2 << 10  // the largest payload carved out of a block
+	payloadBlock  = 16 << 10 // bytes per payload block
+	eventBlockMax = 64       // events per event block, at most
+	eventBlockMin = 4
 )
 
-// allocBox returns an event and a payload buffer of at least n bytes.
-func allocBox[E any](classes []boxClass[E], n int) (*E, []byte) {
-	for _, c := range classes {
-		if n <= c.size {
-			return c.alloc()
-		}
-	}
-	return new(E), make([]byte, n)
+// carver hands out payloads and events. Session goroutine only.
+type carver struct {
+	room  []byte          // the rest of the current payload block
+	bins  []events.Binary // the rest of the binary events that go with it
+	texts []events.Text   // and of the text events
 }
 
 // message is the event being read and its payload buffer.
@@ -68,13 +49,54 @@ type message struct {
 	buf    []byte
 }
 
-func newMessage(text bool, n int) message {
+// newMessage returns an event and a payload buffer of exactly n bytes
+// (whose contents are undefined until read into).
+func (c *carver) newMessage(text bool, n int) message {
+	if n > carveMax {
+		if text {
+			return message{text: new(events.Text), buf: makeNoZero(n)}
+		}
+		return message{binary: new(events.Binary), buf: makeNoZero(n)}
+	}
+	if n > len(c.room) {
+		// A new payload block, and with it new event blocks: an event
+		// block's events all point into one payload block.
+		c.room = makeNoZero(payloadBlock)
+		c.bins, c.texts = nil, nil
+	}
+	buf := c.room[:n:n]
+	c.room = c.room[n:]
 	if text {
-		ev, buf := allocBox(textBoxes, n)
+		if len(c.texts) == 0 {
+			c.texts = make([]events.Text, c.eventBlock(n))
+		}
+		ev := &c.texts[0]
+		c.texts = c.texts[1:]
 		return message{text: ev, buf: buf}
 	}
-	ev, buf := allocBox(binaryBoxes, n)
+	if len(c.bins) == 0 {
+		c.bins = make([]events.Binary, c.eventBlock(n))
+	}
+	ev := &c.bins[0]
+	c.bins = c.bins[1:]
 	return message{binary: ev, buf: buf}
+}
+
+// eventBlock sizes an event block for what the payload block can still
+// hold of messages of about n bytes: no more events than payloads.
+func (c *carver) eventBlock(n int) int {
+	return min(max(len(c.room)/max(n, 1)+1, eventBlockMin), eventBlockMax)
+}
+
+// makeNoZero allocates n bytes without zeroing them: strings.Builder grows
+// its buffer without clearing it (every byte of it is written before it is
+// read), and the buffer is taken over here before the builder is dropped.
+// The caller must write every byte it exposes.
+func makeNoZero(n int) []byte {
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteByte(0) // a non-empty string: its data pointer is the buffer
+	return unsafe.Slice(unsafe.StringData(b.String()), n)
 }
 
 // finish sets the payload, the first n bytes of the buffer, which no one

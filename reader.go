@@ -1,7 +1,6 @@
 package lomond
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -47,26 +46,6 @@ func (s *session) readLoop() *ending {
 	}
 }
 
-// read reads what is buffered or arrives next into p (never empty). A passed
-// deadline runs the timers and reading goes on.
-func (s *session) read(p []byte) (int, error) {
-	for {
-		n, err := s.br.Read(p)
-		if n > 0 {
-			return n, nil
-		}
-		if err == nil {
-			continue
-		}
-		if !isTimeout(err) {
-			return 0, err
-		}
-		if err := s.onDeadline(); err != nil {
-			return 0, err
-		}
-	}
-}
-
 // readFull fills p; a connection that ends first ends inside a frame.
 func (s *session) readFull(p []byte) error {
 	for off := 0; off < len(p); {
@@ -88,56 +67,40 @@ func insideFrame(err error) error {
 
 // readHeader reads and checks the next frame header.
 func (s *session) readHeader() (protocol.Header, error) {
-	if s.cr.full && s.br.Buffered() == 0 && s.br.Size() < busyReadBufferSize {
-		// Nothing buffered: the reader can be swapped without losing a byte.
-		s.br = bufio.NewReaderSize(s.cr, busyReadBufferSize)
-	}
-	b, err := s.peek(2)
-	if err != nil {
-		return protocol.Header{}, err
-	}
-	n := protocol.HeaderSize(b)
-	if n > 2 {
-		if b, err = s.peek(n); err != nil {
-			return protocol.Header{}, insideFrame(err)
+	if s.rb.end-s.rb.pos < 2 {
+		if err := s.fill(2); err != nil {
+			return protocol.Header{}, err
 		}
 	}
+	b := s.buffered()
+	n := protocol.HeaderSize(b)
+	if len(b) < n {
+		if err := s.fill(n); err != nil {
+			return protocol.Header{}, insideFrame(err)
+		}
+		b = s.buffered()
+	}
 	h, perr := protocol.ParseHeader(b[:n], s.inflater != nil)
-	_, _ = s.br.Discard(n)
+	s.rb.pos += n
 	if perr != nil {
 		return h, perr
 	}
-	return h, nil
-}
-
-// peek returns the next n bytes without consuming them.
-func (s *session) peek(n int) ([]byte, error) {
-	for {
-		b, err := s.br.Peek(n)
-		if err == nil {
-			return b, nil
-		}
-		if !isTimeout(err) {
-			if len(b) > 0 {
-				return nil, insideFrame(err)
-			}
-			return nil, err
-		}
-		if err := s.onDeadline(); err != nil {
-			return nil, err
-		}
+	if h.Length < directReadMin {
+		s.rb.window = 0 // small frames: read as much as the buffer holds
 	}
+	return h, nil
 }
 
 // skip discards n payload bytes.
 func (s *session) skip(n uint64) error {
 	for n > 0 {
-		if s.br.Buffered() == 0 {
-			if _, err := s.peek(1); err != nil {
+		if s.rb.pos == s.rb.end {
+			if err := s.fill(1); err != nil {
 				return insideFrame(err)
 			}
 		}
-		d, _ := s.br.Discard(int(min(n, uint64(s.br.Buffered()))))
+		d := int(min(n, uint64(s.rb.end-s.rb.pos)))
+		s.rb.pos += d
 		n -= uint64(d)
 	}
 	return nil
@@ -219,7 +182,7 @@ func (s *session) readData(h protocol.Header) error {
 	msg := in.msg
 	if len(msg.buf)-in.n > maxMessageSlack {
 		// A kept event must not pin a mostly empty buffer.
-		exact := newMessage(in.text, in.n)
+		exact := s.pay.newMessage(in.text, in.n)
 		copy(exact.buf, msg.buf[:in.n])
 		msg = exact
 	}
@@ -237,7 +200,7 @@ const maxMessageSlack = 4096
 // while the GC runs.
 func (s *session) readWhole(h protocol.Header) error {
 	in := &s.in
-	msg := newMessage(in.text, int(h.Length))
+	msg := s.pay.newMessage(in.text, int(h.Length))
 	if err := s.readPayload(msg.buf[:h.Length]); err != nil {
 		return err
 	}
@@ -263,7 +226,7 @@ func (s *session) readOwned(h protocol.Header) error {
 	for left := h.Length; left > 0; {
 		if in.n == len(in.msg.buf) {
 			size := grownSize(len(in.msg.buf), in.n, left, h.Fin)
-			grown := newMessage(in.text, size)
+			grown := s.pay.newMessage(in.text, size)
 			copy(grown.buf, in.msg.buf[:in.n])
 			in.msg = grown
 		}
@@ -393,7 +356,7 @@ func (s *session) inflate() error {
 		s.emitBorrowed(out)
 		return nil
 	}
-	msg := newMessage(in.text, len(out))
+	msg := s.pay.newMessage(in.text, len(out))
 	copy(msg.buf, out)
 	s.emit(msg.finish(s.messageMeta(), len(out)))
 	return nil

@@ -1,7 +1,6 @@
 package lomond
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -128,11 +127,7 @@ func (s *session) onDeadline() error {
 		// Bytes are waiting: read them first; rearm brings the session
 		// goroutine back here as soon as they are processed.
 	}
-	if s.br.Buffered() == 0 && s.br.Size() > readBufferSize && now.Sub(s.cr.lastRead) > idleAfter {
-		// Idle: give the busy buffer back (nothing is buffered to lose).
-		s.br = bufio.NewReaderSize(s.cr, readBufferSize)
-		s.cr.full = false
-	}
+	s.shrinkReadBuffer(now)
 	if !tm.nextPing.IsZero() && !now.Before(tm.nextPing) {
 		tm.nextPing = nextTick(tm.nextPing, s.cfg.pingRate, now)
 		s.ping(now)
@@ -169,12 +164,11 @@ func (s *session) ping(now time.Time) {
 // moreArrived reports whether bytes are waiting to be read: buffered, or in
 // the kernel's buffer (one read with a short deadline finds them at once).
 func (s *session) moreArrived(now time.Time) bool {
-	n := s.br.Buffered()
-	if n >= s.br.Size() {
+	if s.rb.pos < s.rb.end {
 		return true
 	}
 	s.setReadDeadline(now.Add(probeWindow))
-	_, err := s.br.Peek(n + 1)
+	_, err := s.readMore()
 	// Only a read that waited in vain says nothing arrived; the end of the
 	// connection is for the read loop to report.
 	return err == nil || !isTimeout(err)
@@ -217,6 +211,9 @@ func (s *session) rearm(now time.Time) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
+	}
+	if t := s.shrinkDue(now); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+		next = t
 	}
 	if tm.overdue {
 		next = now
