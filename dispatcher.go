@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -164,6 +165,7 @@ type session struct {
 	silent    bool           // the handler stopped: events go to plugins only
 	stopErr   error          // why the handler stopped: ErrStopped or a *PanicError
 	stopNow   bool           // the handler just stopped: close the session
+	inHandler bool           // deliverMessage is in the handler: readLoop recovers its panic
 	failure   *ProtocolError // the client failed the connection
 }
 
@@ -245,7 +247,9 @@ func (s *session) run(ctx context.Context) error {
 		s.state.Store(int32(StateIdle))
 		return s.finish(&ending{result: s.stopErr})
 	}
-	dr, err := cfg.dialTransport(ctx, s.target.url)
+	var dr dialResult
+	var err error
+	offload(func() { dr, err = cfg.dialTransport(ctx, s.target.url) })
 	if err != nil {
 		s.state.Store(int32(StateIdle))
 		reason := connectFailReason(err)
@@ -291,7 +295,8 @@ func (s *session) run(ctx context.Context) error {
 		return s.finish(&ending{result: hc, reason: "cancelled during the handshake", err: hc})
 	}
 
-	res, err := s.handshake()
+	var res *handshakeResult
+	offload(func() { res, err = s.handshake() })
 	if err != nil {
 		return s.finish(s.handshakeFailed(err))
 	}
@@ -315,6 +320,29 @@ func (s *session) run(ctx context.Context) error {
 		s.emit(&events.Poll{Meta: events.Stamp()})
 	}
 	return s.finish(s.readLoop())
+}
+
+// offload runs f on a goroutine of its own and waits for it (f's panic
+// goes on here). Dialling and the handshake need a deep stack (name
+// resolution, TLS, HTTP parsing); run on the session goroutine they would
+// grow its stack for the whole session, since a stack is halved only when
+// a quarter of it is used, and the session goroutine spends its life
+// parked in a read a few frames deep. So its stack stays at the size the
+// read loop needs (2-4 KiB), most of an idle connection's cost.
+func offload(f func()) {
+	done := make(chan any, 1)
+	finished := false
+	go func() {
+		defer func() { done <- recover() }()
+		f()
+		finished = true
+	}()
+	if v := <-done; v != nil {
+		panic(v)
+	}
+	if !finished {
+		runtime.Goexit() // f called it: so does its caller
+	}
 }
 
 // setup readies the session after an accepted handshake: the writer, the
@@ -476,6 +504,49 @@ func (s *session) emit(ev events.Event) {
 		s.stopNow = false
 		s.stopSession()
 	}
+}
+
+// deliverMessage delivers a Text or Binary message. When only the handler
+// listens and no judging timer runs (the common case), it calls the
+// handler's slot directly: no type switch, and no defer per message (a
+// panic is recovered once, in readLoop). Otherwise it goes through emit.
+func (s *session) deliverMessage(m message, meta events.Meta, n int) {
+	if !s.recoverPanics || s.silent || s.tm.awaiting || s.t.observer != nil || s.ws.cfg.plugins != nil {
+		s.emit(m.finish(meta, n))
+		return
+	}
+	s.lastStamp = meta.Received
+	s.inHandler = true
+	if m.text != nil {
+		m.text.Meta, m.text.Text = meta, bytesString(m.buf[:n])
+		if f := s.t.text; f != nil {
+			f(s.ws, m.text)
+		}
+	} else {
+		m.binary.Meta, m.binary.Data = meta, m.buf[:n:n]
+		if f := s.t.binary; f != nil {
+			f(s.ws, m.binary)
+		}
+	}
+	s.inHandler = false
+	if s.tm.awaiting {
+		// Armed during the handler (a Close from it, say): the rest of
+		// the handler's time does not count.
+		s.excludeHandlerTime(time.Time{})
+	}
+}
+
+// handlerPanicked turns a panic of a handler called by deliverMessage into
+// what emit makes of one: the handler stops, the session closes with 1011.
+// Called from readLoop's deferred function, with the panic's value.
+func (s *session) handlerPanicked(v any) {
+	s.inHandler = false
+	s.stopRequested(&PanicError{Value: v, Stack: debug.Stack()})
+	if s.tm.awaiting {
+		s.excludeHandlerTime(time.Time{})
+	}
+	s.stopNow = false
+	s.stopSession()
 }
 
 func (s *session) deliverTo(t *table, ev events.Event) {

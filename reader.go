@@ -29,8 +29,30 @@ type inMessage struct {
 	utf8       protocol.UTF8
 }
 
-// readLoop reads frames until the session ends.
+// readLoop reads frames until the session ends. A panic in a handler that
+// deliverMessage called is recovered here (once per panic, not a defer per
+// message), and reading goes on.
 func (s *session) readLoop() *ending {
+	for {
+		if e := s.readFrames(); e != nil {
+			return e
+		}
+	}
+}
+
+// readFrames reads frames until the session ends (the ending) or a handler
+// called by deliverMessage panics (nil).
+func (s *session) readFrames() (e *ending) {
+	defer func() {
+		if s.inHandler {
+			// Only a handler's panic is recovered: the library's own
+			// go on.
+			if v := recover(); v != nil {
+				s.handlerPanicked(v)
+				e = nil
+			}
+		}
+	}()
 	for {
 		h, err := s.readHeader()
 		if err == nil {
@@ -187,7 +209,7 @@ func (s *session) readData(h protocol.Header) error {
 		msg = exact
 	}
 	in.msg = message{}
-	s.emit(msg.finish(s.messageMeta(), in.n))
+	s.deliverMessage(msg, s.messageMeta(), in.n)
 	return nil
 }
 
@@ -213,7 +235,7 @@ func (s *session) readWhole(h protocol.Header) error {
 		s.fail(&protocol.Error{Code: protocol.CloseInvalidPayload, Reason: "invalid UTF-8 in text"})
 		return nil
 	}
-	s.emit(msg.finish(s.messageMeta(), in.n))
+	s.deliverMessage(msg, s.messageMeta(), in.n)
 	return nil
 }
 
@@ -301,9 +323,7 @@ func (s *session) emitBorrowed(data []byte) {
 	if s.borrowed == nil {
 		s.borrowed = &events.Binary{}
 	}
-	ev := s.borrowed
-	ev.Meta, ev.Data = s.messageMeta(), data[:len(data):len(data)]
-	s.emit(ev)
+	s.deliverMessage(message{binary: s.borrowed, buf: data}, s.messageMeta(), len(data))
 	if cap(s.scratch) > maxKeptBuffer { // a huge one is not kept for the session
 		s.scratch = nil
 	}
