@@ -149,7 +149,7 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 		q.push(txt(m))
 	}
 	s.w.init(nil, 0)
-	s.w.lock <- struct{}{} // another send is writing
+	_ = s.w.acquire(nil) // another send is writing
 	q.flushing = true
 	flushed := make(chan struct{})
 	go func() {
@@ -175,7 +175,7 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 	}
 	s.state.Store(int32(StateClosing))
 	s.w.closeSent = true // the client's close frame went out
-	<-s.w.lock
+	s.w.unlock()
 	<-flushed
 	if n := len(q.msgs); n > size {
 		t.Errorf("queue holds %d messages (%q), more than its size %d", n, rcMsgs(q.msgs), size)

@@ -17,8 +17,8 @@ import (
 // writer owns the client's half of the connection once the opening
 // handshake is done. docs/architecture.md has the whole picture; in short:
 //
-//   - One lock, the write lock (a one-token channel, so that a context can
-//     bound the wait for it). Its holder alone writes to the connection,
+//   - One lock, the write lock (a flag taken by compare-and-swap, with a
+//     wake channel for waiters, so that a context can bound the wait). Its holder alone writes to the connection,
 //     sets the write deadline, and uses the frame buffer and the
 //     compressor. A context bounds only the wait for the lock: a message
 //     whose first byte went out is written whole, or the connection fails.
@@ -32,21 +32,24 @@ import (
 //     the stream: nothing more is written, every later send fails, and the
 //     session goroutine is told (it decides how the session ends).
 type writer struct {
-	conn   net.Conn
-	lock   chan struct{} // the write lock: holds one token while taken
-	report func(op byte, payload []byte, flags outFlags, err error)
-	broke  func(err error) // tells the session goroutine that the stream broke
+	conn    net.Conn
+	held    atomic.Bool   // the write lock: set while taken
+	waiters atomic.Int32  // goroutines waiting for the lock
+	wake    chan struct{} // one token: the lock was let go while someone waited
+	report  func(op byte, payload []byte, flags outFlags, err error)
+	broke   func(err error) // tells the session goroutine that the stream broke
 
 	// Under the write lock.
 	buf       []byte
-	deflater  *protocol.Deflater // nil: no compression
-	threshold int                // smaller messages go uncompressed
-	zbuf      []byte             // a compressed message
-	stall     time.Duration      // a write with no progress for this long breaks the stream
-	deadline  time.Time          // the write deadline in force
-	closeSent bool               // our close frame was written: nothing more is
-	broken    error              // the stream broke: nothing more is written
-	wrote     bool               // the last frame's write put bytes on the wire
+	deflater  *protocol.Deflater         // nil: no compression
+	threshold int                        // smaller messages go uncompressed
+	zbuf      []byte                     // a compressed message
+	stall     time.Duration              // a write with no progress for this long breaks the stream
+	refresh   atomic.Pointer[time.Timer] // marks the deadline stale half a stall timeout after it was set
+	stale     atomic.Bool                // the write deadline is due for a refresh
+	closeSent bool                       // our close frame was written: nothing more is
+	broken    error                      // the stream broke: nothing more is written
+	wrote     bool                       // the last frame's write put bytes on the wire
 
 	// The mailbox, under mu.
 	mu        sync.Mutex
@@ -78,26 +81,61 @@ var errStalled = errors.New("a write made no progress for the stall timeout")
 
 func (w *writer) init(conn net.Conn, stall time.Duration) {
 	w.conn, w.stall = conn, stall
-	w.lock = make(chan struct{}, 1)
+	w.wake = make(chan struct{}, 1)
 	w.closeDone = make(chan struct{})
 }
 
 // acquire takes the write lock; ctx bounds the wait (nil: no bound).
 func (w *writer) acquire(ctx context.Context) error {
-	select {
-	case w.lock <- struct{}{}:
-		return nil
-	default:
-	}
-	if ctx == nil || ctx.Done() == nil {
-		w.lock <- struct{}{}
+	if w.held.CompareAndSwap(false, true) {
 		return nil
 	}
+	return w.acquireSlow(ctx)
+}
+
+// acquireSlow waits for the lock. A waiter counts itself before it tries
+// the lock again, and unlock wakes one waiter after letting the lock go:
+// either the waiter's try comes after the unlock (and succeeds, or the new
+// holder's unlock wakes it), or the unlock sees the waiter. A wake that
+// finds the lock taken again is harmless: the waiter waits again.
+func (w *writer) acquireSlow(ctx context.Context) error {
+	var done <-chan struct{}
+	if ctx != nil {
+		done = ctx.Done()
+	}
+	w.waiters.Add(1)
+	defer w.waiters.Add(-1)
+	for {
+		if w.held.CompareAndSwap(false, true) {
+			return nil
+		}
+		select {
+		case <-w.wake:
+		case <-done:
+			// Pass on a wake this waiter may have been meant for.
+			if !w.held.Load() && w.waiters.Load() > 1 {
+				w.signal()
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// tryAcquire takes the lock if it is free.
+func (w *writer) tryAcquire() bool { return w.held.CompareAndSwap(false, true) }
+
+// unlock lets the lock go and wakes a waiter, if any.
+func (w *writer) unlock() {
+	w.held.Store(false)
+	if w.waiters.Load() > 0 {
+		w.signal()
+	}
+}
+
+func (w *writer) signal() {
 	select {
-	case w.lock <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	case w.wake <- struct{}{}:
+	default: // a wake is pending already
 	}
 }
 
@@ -109,7 +147,7 @@ func (w *writer) release() {
 		w.mu.Lock()
 		op, payload, flags, ok := w.takePostedLocked(true)
 		if !ok {
-			<-w.lock
+			w.unlock()
 			w.mu.Unlock()
 			return
 		}
@@ -169,11 +207,7 @@ func (w *writer) post(set func()) {
 	set()
 	took := false
 	if w.open {
-		select {
-		case w.lock <- struct{}{}:
-			took = true
-		default:
-		}
+		took = w.tryAcquire()
 	}
 	w.mu.Unlock()
 	if took {
@@ -228,6 +262,9 @@ func (w *writer) start() (closing bool) {
 // abandon gives up what is still posted when the session ends: a close
 // frame that never went out no longer holds anyone.
 func (w *writer) abandon() {
+	if t := w.refresh.Load(); t != nil {
+		t.Stop()
+	}
 	w.mu.Lock()
 	w.open = false
 	if w.owedClose != nil {
@@ -316,12 +353,8 @@ func (w *writer) frame(fin, rsv1 bool, op byte, payload []byte) error {
 	if cap(b) <= maxKeptBuffer {
 		w.buf = b
 	}
-	if w.stall > 0 {
-		// One clock reading per frame, one timer change per half timeout.
-		if now := time.Now(); w.deadline.Sub(now) < w.stall/2 {
-			w.deadline = now.Add(w.stall)
-			_ = w.conn.SetWriteDeadline(w.deadline)
-		}
+	if w.stall > 0 && (w.stale.Load() || w.refresh.Load() == nil) {
+		w.refreshDeadline()
 	}
 	n, err := w.conn.Write(b)
 	w.wrote = n > 0
@@ -336,6 +369,20 @@ func (w *writer) frame(fin, rsv1 bool, op byte, payload []byte) error {
 		return w.broken
 	}
 	return nil
+}
+
+// refreshDeadline sets the write deadline a stall timeout ahead. A timer
+// marks it stale half a timeout later, so a frame always starts with at
+// least half the timeout ahead of it, without a clock reading per frame.
+// Under the lock.
+func (w *writer) refreshDeadline() {
+	_ = w.conn.SetWriteDeadline(time.Now().Add(w.stall))
+	w.stale.Store(false)
+	if t := w.refresh.Load(); t != nil {
+		t.Reset(w.stall / 2)
+	} else {
+		w.refresh.Store(time.AfterFunc(w.stall/2, func() { w.stale.Store(true) }))
+	}
 }
 
 // brokenError fails every write after the stream broke.
