@@ -26,11 +26,23 @@ func coderClient() *client {
 			defer stop()
 			bg := context.Background()
 			var payload []byte
-			if w.echo {
+			if w.echo || w.send {
 				payload = fixture.Payload(w.size)
 			}
 			buf := make([]byte, max(w.size, 512))
 			m.begin()
+			if w.send {
+				for !m.done() {
+					if err := c.Write(bg, websocket.MessageBinary, payload); err != nil {
+						return err
+					}
+					m.message()
+				}
+				if err := c.Close(websocket.StatusNormalClosure, ""); err != nil && !errors.Is(err, context.Canceled) {
+					return err
+				}
+				return nil
+			}
 			if w.echo {
 				if err := c.Write(bg, websocket.MessageBinary, payload); err != nil {
 					return err

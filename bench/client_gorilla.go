@@ -25,17 +25,30 @@ func gorillaClient() *client {
 			stop := context.AfterFunc(ctx, func() { _ = c.NetConn().Close() })
 			defer stop()
 			var payload []byte
-			if w.echo {
+			if w.echo || w.send {
 				payload = fixture.Payload(w.size)
 			}
 			buf := make([]byte, max(w.size, 512))
 			m.begin()
+			closing := false
+			if w.send {
+				for !m.done() {
+					if err := c.WriteMessage(websocket.BinaryMessage, payload); err != nil {
+						return err
+					}
+					m.message()
+				}
+				msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+				if err := c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second)); err != nil {
+					return err
+				}
+				closing = true
+			}
 			if w.echo {
 				if err := c.WriteMessage(websocket.BinaryMessage, payload); err != nil {
 					return err
 				}
 			}
-			closing := false
 			for {
 				_, r, err := c.NextReader()
 				n := 0

@@ -15,8 +15,8 @@ func gwsClient() *client {
 		name: "gws",
 		idle: true,
 		stream: func(ctx context.Context, addr string, w workload, m *meter) error {
-			h := &gwsHandler{m: m, w: w}
-			if w.echo {
+			h := &gwsHandler{m: m, w: w, sent: make(chan struct{})}
+			if w.echo || w.send {
 				h.payload = fixture.Payload(w.size)
 			}
 			c, _, err := gws.NewClient(h, &gws.ClientOption{Addr: "ws://" + addr + w.path()})
@@ -26,7 +26,10 @@ func gwsClient() *client {
 			stop := context.AfterFunc(ctx, func() { _ = c.NetConn().Close() })
 			defer stop()
 			c.ReadLoop() // OnOpen, every OnMessage, then OnClose
-			return h.err
+			if h.started {
+				<-h.sent
+			}
+			return errors.Join(h.err, h.sendErr)
 		},
 		hold: func(ctx context.Context, addr string, ready func(error)) {
 			c, _, err := gws.NewClient(gws.BuiltinEventHandler{}, &gws.ClientOption{Addr: "ws://" + addr + "/hold"})
@@ -48,13 +51,33 @@ type gwsHandler struct {
 	w       workload
 	payload []byte
 	err     error
+	sendErr error
+	started bool
+	sent    chan struct{}
 }
 
 func (h *gwsHandler) OnOpen(c *gws.Conn) {
 	h.m.begin()
-	if h.w.echo {
+	switch {
+	case h.w.send:
+		h.started = true
+		go h.sendLoop(c)
+	case h.w.echo:
 		h.send(c)
 	}
+}
+
+// sendLoop sends messages until the run is over, then closes.
+func (h *gwsHandler) sendLoop(c *gws.Conn) {
+	defer close(h.sent)
+	for !h.m.done() {
+		if err := c.WriteMessage(gws.OpcodeBinary, h.payload); err != nil {
+			h.sendErr = err
+			return
+		}
+		h.m.message()
+	}
+	_ = c.WriteClose(1000, nil)
 }
 
 func (h *gwsHandler) OnMessage(c *gws.Conn, msg *gws.Message) {

@@ -29,16 +29,19 @@ func lomondClient(name string, borrowed bool) *client {
 			if err != nil {
 				return err
 			}
-			h := &lomondHandler{m: m, w: w}
-			if w.echo {
+			h := &lomondHandler{m: m, w: w, sent: make(chan struct{})}
+			if w.echo || w.send {
 				h.payload = fixture.Payload(w.size)
 			}
 			err = ws.Run(ctx, h)
+			if w.send && h.started {
+				<-h.sent
+			}
 			var ce *lomond.CloseError
 			if errors.As(err, &ce) && ce.Code == 1000 {
 				err = nil // the server ended a counted push
 			}
-			return errors.Join(h.err, err)
+			return errors.Join(h.err, h.sendErr, err)
 		},
 		hold: func(ctx context.Context, addr string, ready func(error)) {
 			ws, err := lomond.New("ws://"+addr+"/hold", options()...)
@@ -58,13 +61,33 @@ type lomondHandler struct {
 	w       workload
 	payload []byte
 	err     error
+	sendErr error         // the send loop's
+	started bool          // the send loop started
+	sent    chan struct{} // closed when the send loop is over
 }
 
 func (h *lomondHandler) OnReady(ws *lomond.WebSocket, _ *events.Ready) {
 	h.m.begin()
-	if h.w.echo {
+	switch {
+	case h.w.send:
+		h.started = true
+		go h.sendLoop(ws)
+	case h.w.echo:
 		h.send(ws)
 	}
+}
+
+// sendLoop sends messages until the run is over, then closes.
+func (h *lomondHandler) sendLoop(ws *lomond.WebSocket) {
+	defer close(h.sent)
+	for !h.m.done() {
+		if err := ws.SendBinary(h.payload); err != nil {
+			h.sendErr = err
+			return
+		}
+		h.m.message()
+	}
+	_ = ws.Close(1000, "")
 }
 
 func (h *lomondHandler) OnBinary(ws *lomond.WebSocket, ev *events.Binary) {

@@ -25,11 +25,15 @@ type client struct {
 	// idle reports whether the idle-connection measurement runs this
 	// client (lomond-borrowed is the same connection as lomond at rest).
 	idle bool
+	// floor marks the framing floor: a bar, not a peer (it is left out of
+	// "best peer").
+	floor bool
 }
 
 // workload is what one stream connection does.
 type workload struct {
 	echo  bool  // round trips instead of pushed messages
+	send  bool  // the client sends as fast as it can; the server discards
 	size  int   // payload bytes per message
 	count int64 // push: messages the server sends (0: until the client closes)
 }
@@ -39,6 +43,9 @@ func (w workload) path() string {
 	if w.echo {
 		return "/echo"
 	}
+	if w.send {
+		return "/sink"
+	}
 	return "/push?size=" + strconv.Itoa(w.size) + "&n=" + strconv.FormatInt(w.count, 10)
 }
 
@@ -47,8 +54,10 @@ var clients = []*client{
 	lomondClient("lomond", false),
 	lomondClient("lomond-borrowed", true),
 	gwsClient(),
+	gobwasClient(),
 	gorillaClient(),
 	coderClient(),
+	floorClient(),
 }
 
 func clientNamed(name string) *client {

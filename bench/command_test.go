@@ -13,17 +13,19 @@ import (
 // no failure.
 func TestCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"-rounds", "2", "-messages", "200", "-sizes", "16,1KiB", "-conns", "20"}, &stdout, &stderr)
+	code := run([]string{"-rounds", "2", "-messages", "200", "-sizes", "16,1KiB", "-conns", "20,30", "-storm", "50"}, &stdout, &stderr)
 	out := stdout.String()
 	if code != 0 {
 		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
 	}
 	for _, want := range []string{
 		"## Peer benchmark",
-		"### Push:", "### Round trip:", "### lomond ÷ peer: msgs/s", "### lomond ÷ peer: messages per second of client CPU time", "### Idle connections", "### Targets (issue 7)",
+		"### Push:", "### Round trip:", "### lomond ÷ peer: msgs/s", "### lomond ÷ peer: messages per second of client CPU time", "### Idle connections", "### Targets (issue 16)",
+		"### Send:", "### Reconnect storm: 50 lomond clients", "| send | 16 B | lomond |", "| 30 | gobwas |", "| 20 | floor |",
+		"lomond WithBorrowedBinary ≥ 0.8x the framing floor, push 16 B", "storm: all 50 clients Ready again",
 		"### Failures\n\nnone\n",
 		"| 16 B | gws |", "| 1 KiB | coder |", "| push | 1 KiB | lomond-borrowed |", "| echo | 16 B | lomond |",
-		"| gorilla |", "lomond allocations per pushed message ≤ 1",
+		"| gorilla |", "| 16 B | gobwas |", "| 16 B | floor |", "lomond allocations per pushed message ≤ 1",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
@@ -50,7 +52,7 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"-sizes", "0"}, {"-sizes", "16,x"}, {"-sizes", "9MiB"}, {"-only", "nope"}, {"-modes", "pull"},
-		{"-rounds", "0"}, {"-duration", "0"}, {"-conns", "0"}, {"-messages", "-1"}, {"extra"},
+		{"-rounds", "0"}, {"-duration", "0"}, {"-conns", "0"}, {"-conns", "10,x"}, {"-storm", "0"}, {"-messages", "-1"}, {"extra"},
 	} {
 		if _, err := parseFlags(bad, &bytes.Buffer{}); err == nil {
 			t.Errorf("%q: no error", bad)

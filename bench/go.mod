@@ -1,6 +1,6 @@
 module github.com/lomond-go/lomond/bench
 
-go 1.23.0
+go 1.26
 
 replace github.com/lomond-go/lomond => ../
 
@@ -15,6 +15,8 @@ require (
 require (
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/dolthub/maphash v0.1.0 // indirect
+	github.com/gobwas/httphead v0.1.0 // indirect
+	github.com/gobwas/ws v1.5.0 // indirect
 	github.com/klauspost/compress v1.17.9 // indirect
 	golang.org/x/net v0.43.0 // indirect
 	golang.org/x/text v0.28.0 // indirect

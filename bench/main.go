@@ -34,14 +34,15 @@ type config struct {
 	modes      []string
 	duration   time.Duration
 	messages   int64
-	conns      int
+	conns      []int
+	storm      int
 	pin        bool
 	cpuprofile string
 	verbose    bool
 	args       []string // as given, for the report
 }
 
-var allModes = []string{"push", "echo", "idle"}
+var allModes = []string{"push", "echo", "send", "idle", "storm"}
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -51,13 +52,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		fs.PrintDefaults()
 	}
 	var c config
-	sizes := fs.String("sizes", "16,1KiB,64KiB", "message sizes, comma-separated (bytes, or with a KiB/MiB suffix)")
+	sizes := fs.String("sizes", "16,1KiB,64KiB,1MiB", "message sizes, comma-separated (bytes, or with a KiB/MiB suffix)")
 	only := fs.String("only", "", "clients to run, comma-separated (default all: "+strings.Join(clientNames(), ",")+")")
-	modes := fs.String("modes", strings.Join(allModes, ","), "what to measure: push, echo (round trips), idle (idle connections)")
+	modes := fs.String("modes", strings.Join(allModes, ","), "what to measure: push, echo (round trips), send (client to server), idle (idle connections), storm (Persist reconnect storm, lomond only)")
 	fs.IntVar(&c.rounds, "rounds", 5, "interleaved rounds")
 	fs.DurationVar(&c.duration, "duration", 300*time.Millisecond, "timed length of each push and echo run (after a warm-up of a quarter of it)")
 	fs.Int64Var(&c.messages, "messages", 0, "if > 0, messages per push run and round trips per echo run instead of -duration")
-	fs.IntVar(&c.conns, "conns", 1000, "idle connections per idle run")
+	conns := fs.String("conns", "1000,10000", "idle connections per idle run, comma-separated (one idle run per count)")
+	fs.IntVar(&c.storm, "storm", 10000, "clients in the reconnect storm")
 	_, _, canPin := pinCPUs()
 	fs.BoolVar(&c.pin, "pin", canPin, "pin each client process to one CPU and the fixture server to another (Linux, 2+ CPUs)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of every client run into this directory")
@@ -72,6 +74,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var err error
 	if c.sizes, err = parseSizes(*sizes); err != nil {
 		return c, err
+	}
+	for _, f := range strings.Split(*conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("-conns: bad count %q", f)
+		}
+		c.conns = append(c.conns, n)
 	}
 	c.clients = clientNames()
 	if *only != "" {
@@ -97,8 +106,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-duration must be positive")
 	case c.messages < 0:
 		return c, fmt.Errorf("-messages must not be negative")
-	case c.conns < 1:
-		return c, fmt.Errorf("-conns must be at least 1")
+	case c.storm < 1:
+		return c, fmt.Errorf("-storm must be at least 1")
 	}
 	if c.pin && !canPin {
 		return c, fmt.Errorf("-pin needs Linux and 2 CPUs or more")

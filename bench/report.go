@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // write prints the report as markdown. Its layout does not depend on the
@@ -28,7 +30,7 @@ func (rep *report) write(w io.Writer) {
 	if contains(c.modes, "push") {
 		fmt.Fprintf(w, "- %s\n", rep.coreNote())
 	}
-	fmt.Fprintf(w, "- Runs: %d interleaved rounds, the client order rotated each round; push and echo runs %s; binary messages; %d idle connections per idle run. Figures are medians across rounds; ratios are taken within each round: median (min..max).\n", c.rounds, runs, c.conns)
+	fmt.Fprintf(w, "- Runs: %d interleaved rounds, the client order rotated each round; push, echo and send runs %s; binary messages; idle runs of %s connections; a storm of %d clients. Figures are medians across rounds; ratios are taken within each round: median (min..max).\n", c.rounds, runs, joinInts(c.conns), c.storm)
 
 	if contains(c.modes, "push") {
 		fmt.Fprintf(w, "\n### Push: the server writes pre-encoded messages as fast as the client takes them\n\n")
@@ -38,11 +40,18 @@ func (rep *report) write(w io.Writer) {
 		fmt.Fprintf(w, "\n### Round trip: the client sends a message and waits for its echo\n\n")
 		rep.writeStream(w, "echo", "round trips/s", "round trip")
 	}
-	if contains(c.modes, "push") || contains(c.modes, "echo") {
+	if contains(c.modes, "send") {
+		fmt.Fprintf(w, "\n### Send: the client sends messages as fast as it can, the server reads and drops them\n\n")
+		rep.writeStream(w, "send", "msgs/s", "msg")
+	}
+	if contains(c.modes, "push") || contains(c.modes, "echo") || contains(c.modes, "send") {
 		rep.writeRatios(w)
 	}
 	if contains(c.modes, "idle") {
 		rep.writeIdle(w)
+	}
+	if contains(c.modes, "storm") {
+		rep.writeStorm(w)
 	}
 	rep.writeTargets(w)
 	fmt.Fprintf(w, "\n### Failures\n\n")
@@ -112,7 +121,7 @@ func (rep *report) lomonds() (names []string) {
 
 func (rep *report) peers() (names []string) {
 	for _, n := range rep.cfg.clients {
-		if !clientNamed(n).lomond {
+		if c := clientNamed(n); !c.lomond && !c.floor {
 			names = append(names, n)
 		}
 	}
@@ -127,18 +136,29 @@ func (rep *report) writeRatios(w io.Writer) {
 	rep.writeRatioTable(w, result.msgsPerCPUSec)
 }
 
+// hasFloor reports whether the framing floor runs.
+func (rep *report) hasFloor() bool { return contains(rep.cfg.clients, "floor") }
+
 func (rep *report) writeRatioTable(w io.Writer, metric func(result) float64) {
 	peers := rep.peers()
 	fmt.Fprintf(w, "| mode | size | client |")
 	for _, p := range peers {
 		fmt.Fprintf(w, " ÷ %s |", p)
 	}
-	fmt.Fprintf(w, " ÷ best peer |\n|---|---|---|")
+	fmt.Fprintf(w, " ÷ best peer |")
+	if rep.hasFloor() {
+		fmt.Fprintf(w, " ÷ framing floor |")
+	}
+	fmt.Fprintf(w, "\n|---|---|---|")
 	for range peers {
 		fmt.Fprintf(w, "---:|")
 	}
-	fmt.Fprintf(w, "---:|\n")
-	for _, mode := range []string{"push", "echo"} {
+	fmt.Fprintf(w, "---:|")
+	if rep.hasFloor() {
+		fmt.Fprintf(w, "---:|")
+	}
+	fmt.Fprintf(w, "\n")
+	for _, mode := range []string{"push", "echo", "send"} {
 		if !contains(rep.cfg.modes, mode) {
 			continue
 		}
@@ -148,7 +168,11 @@ func (rep *report) writeRatioTable(w io.Writer, metric func(result) float64) {
 				for _, p := range peers {
 					fmt.Fprintf(w, " %s |", fmtStats(rep.ratios(mode, size, l, []string{p}, metric)))
 				}
-				fmt.Fprintf(w, " %s |\n", fmtStats(rep.ratios(mode, size, l, peers, metric)))
+				fmt.Fprintf(w, " %s |", fmtStats(rep.ratios(mode, size, l, peers, metric)))
+				if rep.hasFloor() {
+					fmt.Fprintf(w, " %s |", fmtStats(rep.ratios(mode, size, l, []string{"floor"}, metric)))
+				}
+				fmt.Fprintf(w, "\n")
 			}
 		}
 	}
@@ -185,26 +209,29 @@ func (rep *report) ratios(mode string, size int, lomond string, peers []string, 
 
 func (rep *report) writeIdle(w io.Writer) {
 	fmt.Fprintf(w, "\n### Idle connections: heap in use + goroutine stacks after GC, client process only\n\n")
-	fmt.Fprintf(w, "| client | heap+stack B/conn | goroutines/conn | allocs/dial | B/dial |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|\n")
-	for _, name := range rep.cfg.clients {
-		if !clientNamed(name).idle {
-			continue
+	fmt.Fprintf(w, "| connections | client | heap+stack B/conn | of which stack | goroutines/conn | allocs/dial | B/dial |\n")
+	fmt.Fprintf(w, "|---:|---|---:|---:|---:|---:|---:|\n")
+	for _, n := range rep.cfg.conns {
+		for _, name := range rep.cfg.clients {
+			if !clientNamed(name).idle {
+				continue
+			}
+			k := key{"idle", n, name}
+			fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s |\n", n, name,
+				fmtFloat(rep.median(k, func(r result) float64 { return r.MemPerConn }), 0),
+				fmtFloat(rep.median(k, func(r result) float64 { return r.StackPerConn }), 0),
+				fmtFloat(rep.median(k, func(r result) float64 { return r.GoroutinesPerConn }), 2),
+				fmtFloat(rep.median(k, func(r result) float64 { return r.AllocsPerDial }), 0),
+				fmtFloat(rep.median(k, func(r result) float64 { return r.BytesPerDial }), 0))
 		}
-		k := key{"idle", 0, name}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", name,
-			fmtFloat(rep.median(k, func(r result) float64 { return r.MemPerConn }), 0),
-			fmtFloat(rep.median(k, func(r result) float64 { return r.GoroutinesPerConn }), 2),
-			fmtFloat(rep.median(k, func(r result) float64 { return r.AllocsPerDial }), 0),
-			fmtFloat(rep.median(k, func(r result) float64 { return r.BytesPerDial }), 0))
 	}
 }
 
 // idleRatios is, for each round, lomond's heap+stack per idle connection
-// over gws's.
-func (rep *report) idleRatios() []float64 {
+// over peer's, at n connections.
+func (rep *report) idleRatios(n int, peer string) []float64 {
 	var out []float64
-	ls, gs := rep.runs[key{"idle", 0, "lomond"}], rep.runs[key{"idle", 0, "gws"}]
+	ls, gs := rep.runs[key{"idle", n, "lomond"}], rep.runs[key{"idle", n, peer}]
 	for r := range ls {
 		if r < len(gs) && ls[r].Err == "" && gs[r].Err == "" && gs[r].MemPerConn > 0 {
 			out = append(out, ls[r].MemPerConn/gs[r].MemPerConn)
@@ -213,34 +240,63 @@ func (rep *report) idleRatios() []float64 {
 	return out
 }
 
+// writeStorm reports the reconnect storm, one line per round.
+func (rep *report) writeStorm(w io.Writer) {
+	n := rep.cfg.storm
+	fmt.Fprintf(w, "\n### Reconnect storm: %d lomond clients in Persist, every connection dropped at once\n\n", n)
+	fmt.Fprintf(w, "Backoff: lomond's, waits of 0 to %s. Ready again: from the drop until the last (and the median) client was Ready again.\n\n", stormMaxBackOff)
+	fmt.Fprintf(w, "| round | all Ready again | median client | goroutines before the drop | after |\n|---:|---:|---:|---:|---:|\n")
+	for i, r := range rep.runs[key{"storm", n, "lomond"}] {
+		if r.Err != "" {
+			fmt.Fprintf(w, "| %d | failed | | | |\n", i+1)
+			continue
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %d | %d |\n", i+1, r.AllReady.Round(time.Millisecond), r.ReadyP50.Round(time.Millisecond), r.GoroutinesHeld, r.GoroutinesBack)
+	}
+}
+
+func joinInts(v []int) string {
+	var s []string
+	for _, n := range v {
+		s = append(s, strconv.Itoa(n))
+	}
+	return strings.Join(s, " and ")
+}
+
 // allocTolerance absorbs the few allocations of a run that are not per
 // message (timers, the GC, the runtime) when a count is compared with a
 // whole number.
 const allocTolerance = 0.05
 
 func (rep *report) writeTargets(w io.Writer) {
-	fmt.Fprintf(w, "\n### Targets (issue 7)\n\n")
-	fmt.Fprintf(w, "Met or not by the median of the msgs/s ratios; the CPU-time ratio is beside it.\n\n")
+	fmt.Fprintf(w, "\n### Targets (issue 16)\n\n")
+	fmt.Fprintf(w, "Met or not by the median of the msgs/s ratios within rounds; the CPU-time ratio is beside it.\n\n")
 	fmt.Fprintf(w, "| target | measured (msgs/s) | per CPU second | met |\n|---|---|---|---|\n")
-	atLeastOne := func(m float64) bool { return m >= 1 }
-	for _, mode := range []string{"push", "echo"} {
-		if !contains(rep.cfg.modes, mode) {
-			continue
+	atLeast := func(x float64) func(float64) bool { return func(m float64) bool { return m >= x } }
+	peers := rep.peers()
+	if contains(rep.cfg.modes, "push") {
+		for _, t := range []struct{ client, what string }{{"lomond", "lomond (default options)"}, {"lomond-borrowed", "lomond WithBorrowedBinary"}} {
+			if !contains(rep.cfg.clients, t.client) {
+				continue
+			}
+			for _, size := range rep.cfg.sizes {
+				for _, p := range peers {
+					v := rep.ratios("push", size, t.client, []string{p}, result.msgsPerSec)
+					c := rep.ratios("push", size, t.client, []string{p}, result.msgsPerCPUSec)
+					fmt.Fprintf(w, "| %s ≥ 1.0x %s, push %s | %s | %s | %s |\n", t.what, p, sizeName(size), fmtStats(v), fmtStats(c), met(v, atLeast(1)))
+				}
+			}
 		}
-		for _, size := range rep.cfg.sizes {
-			v := rep.ratios(mode, size, "lomond", []string{"gws"}, result.msgsPerSec)
-			c := rep.ratios(mode, size, "lomond", []string{"gws"}, result.msgsPerCPUSec)
-			fmt.Fprintf(w, "| lomond (default options) ≥ 1.0x gws, %s %s | %s | %s | %s |\n", mode, sizeName(size), fmtStats(v), fmtStats(c), met(v, atLeastOne))
-		}
-		for _, size := range rep.cfg.sizes {
-			v := rep.ratios(mode, size, "lomond-borrowed", rep.peers(), result.msgsPerSec)
-			c := rep.ratios(mode, size, "lomond-borrowed", rep.peers(), result.msgsPerCPUSec)
-			fmt.Fprintf(w, "| lomond WithBorrowedBinary ≥ 1.0x the best peer, %s %s | %s | %s | %s |\n", mode, sizeName(size), fmtStats(v), fmtStats(c), met(v, atLeastOne))
+		if rep.hasFloor() && contains(rep.cfg.clients, "lomond-borrowed") && slices.Contains(rep.cfg.sizes, 16) {
+			v := rep.ratios("push", 16, "lomond-borrowed", []string{"floor"}, result.msgsPerSec)
+			c := rep.ratios("push", 16, "lomond-borrowed", []string{"floor"}, result.msgsPerCPUSec)
+			fmt.Fprintf(w, "| lomond WithBorrowedBinary ≥ 0.8x the framing floor, push 16 B | %s | %s | %s |\n", fmtStats(v), fmtStats(c), met(v, atLeast(0.8)))
 		}
 	}
 	if contains(rep.cfg.modes, "idle") {
-		v := rep.idleRatios()
-		fmt.Fprintf(w, "| idle heap+stack per connection ≤ gws's (lomond ÷ gws) | %s | | %s |\n", fmtStats(v), met(v, func(m float64) bool { return m <= 1 }))
+		n := rep.cfg.conns[len(rep.cfg.conns)-1]
+		v := rep.idleRatios(n, "gobwas")
+		fmt.Fprintf(w, "| idle heap+stack per connection ≤ gobwas's at %d connections (lomond ÷ gobwas) | %s | | %s |\n", n, fmtStats(v), met(v, func(m float64) bool { return m <= 1 }))
 	}
 	if contains(rep.cfg.modes, "push") {
 		for _, t := range []struct {
@@ -262,6 +318,26 @@ func (rep *report) writeTargets(w io.Writer) {
 			}
 			fmt.Fprintf(w, "| %s allocations per pushed message ≤ %.0f | %s | | %s |\n", t.client, t.want, strings.Join(medians, ", "), ok)
 		}
+	}
+	if contains(rep.cfg.modes, "storm") {
+		limit := stormMaxBackOff + time.Second
+		var worst time.Duration
+		ok, grew := "n/a", false
+		for _, r := range rep.runs[key{"storm", rep.cfg.storm, "lomond"}] {
+			if r.Err != "" {
+				ok = "no"
+				continue
+			}
+			worst = max(worst, r.AllReady)
+			grew = grew || r.GoroutinesBack > r.GoroutinesHeld
+			if ok != "no" {
+				ok = "yes"
+			}
+		}
+		if worst > limit || grew {
+			ok = "no"
+		}
+		fmt.Fprintf(w, "| storm: all %d clients Ready again within max backoff + 1 s (%s), no goroutine growth | slowest round %s | | %s |\n", rep.cfg.storm, limit, worst.Round(time.Millisecond), ok)
 	}
 }
 

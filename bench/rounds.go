@@ -55,19 +55,22 @@ func runRounds(c config, progress io.Writer) (*report, error) {
 		roundStart := time.Now()
 		for _, mode := range c.modes {
 			sizes := c.sizes
-			if mode == "idle" {
-				sizes = []int{0}
+			switch mode {
+			case "idle":
+				sizes = c.conns // the size of an idle run is its connection count
+			case "storm":
+				sizes = []int{c.storm}
 			}
 			for _, size := range sizes {
 				for _, name := range rotate(c.clients, r) {
-					if mode == "idle" && !clientNamed(name).idle {
+					if mode == "idle" && !clientNamed(name).idle || mode == "storm" && name != "lomond" {
 						continue
 					}
 					k := key{mode, size, name}
 					s := spec{Client: name, Mode: mode, Size: size, Addr: fx.addr}
 					switch mode {
-					case "idle":
-						s.Conns = c.conns
+					case "idle", "storm":
+						s.Size, s.Conns = 0, size
 					default:
 						s.Messages = c.messages
 						if c.messages == 0 {
@@ -110,14 +113,17 @@ func rotate(names []string, r int) []string {
 
 func describe(k key, r result) string {
 	prefix := k.mode + " " + k.client + ": "
-	if k.mode != "idle" {
+	if k.mode != "idle" && k.mode != "storm" {
 		prefix = k.mode + " " + sizeName(k.size) + " " + k.client + ": "
 	}
 	switch {
 	case r.Err != "":
 		return prefix + "FAILED: " + r.Err
 	case k.mode == "idle":
-		return prefix + fmt.Sprintf("%.0f B/conn, %.2f goroutines/conn", r.MemPerConn, r.GoroutinesPerConn)
+		return prefix + fmt.Sprintf("%d conns: %.0f B/conn (stack %.0f), %.2f goroutines/conn", k.size, r.MemPerConn, r.StackPerConn, r.GoroutinesPerConn)
+	case k.mode == "storm":
+		return prefix + fmt.Sprintf("%d clients Ready again %s after the drop (median %s); goroutines %d before, %d after",
+			k.size, r.AllReady.Round(time.Millisecond), r.ReadyP50.Round(time.Millisecond), r.GoroutinesHeld, r.GoroutinesBack)
 	default:
 		return prefix + fmt.Sprintf("%s msgs/s, %.0f CPU ns/msg, %.2f allocs/msg", fmtRate(r.msgsPerSec()), r.cpuPerMsg(), r.allocsPerMsg())
 	}

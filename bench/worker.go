@@ -18,7 +18,7 @@ import (
 // state, and the worker's CPU time and allocations are the client's alone.
 type spec struct {
 	Client     string        `json:"client"`
-	Mode       string        `json:"mode"` // "push", "echo" or "idle"
+	Mode       string        `json:"mode"` // "push", "echo", "send", "idle" or "storm"
 	Size       int           `json:"size,omitempty"`
 	Messages   int64         `json:"messages,omitempty"` // count mode
 	Warmup     time.Duration `json:"warmup,omitempty"`
@@ -41,6 +41,14 @@ type result struct {
 	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
 	AllocsPerDial     float64 `json:"allocs_per_dial,omitempty"`
 	BytesPerDial      float64 `json:"bytes_per_dial,omitempty"`
+	StackPerConn      float64 `json:"stack_per_conn,omitempty"`
+
+	// The reconnect storm.
+	AllReady       time.Duration `json:"all_ready,omitempty"`        // from the drop until every client was Ready again
+	ReadyP50       time.Duration `json:"ready_p50,omitempty"`        // median client's
+	MaxBackOff     time.Duration `json:"max_backoff,omitempty"`      // the clients' longest wait between attempts
+	GoroutinesHeld int           `json:"goroutines_held,omitempty"`  // before the drop
+	GoroutinesBack int           `json:"goroutines_back,omitempty"`  // once every client was Ready again
 
 	Procs int    `json:"procs"`
 	CPUs  string `json:"cpus,omitempty"`
@@ -105,10 +113,12 @@ func measure(ctx context.Context, s spec) (res result) {
 	}
 	var err error
 	switch s.Mode {
-	case "push", "echo":
+	case "push", "echo", "send":
 		err = measureStream(ctx, c, s, &res)
 	case "idle":
 		err = measureIdle(ctx, c, s, &res)
+	case "storm":
+		err = measureStorm(ctx, c, s, &res)
 	default:
 		err = fmt.Errorf("unknown mode %q", s.Mode)
 	}
@@ -127,12 +137,12 @@ func (s spec) timeout() time.Duration {
 }
 
 func measureStream(ctx context.Context, c *client, s spec, res *result) error {
-	w := workload{echo: s.Mode == "echo", size: s.Size}
-	if !w.echo {
+	w := workload{echo: s.Mode == "echo", send: s.Mode == "send", size: s.Size}
+	if s.Mode == "push" {
 		w.count = s.Messages
 	}
 	m := newMeter(s.Messages, s.Warmup, s.Duration)
-	m.clientCloses = w.echo || s.Messages == 0
+	m.clientCloses = w.echo || w.send || s.Messages == 0
 	ctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 	err := c.stream(ctx, s.Addr, w, m)
@@ -175,7 +185,7 @@ func measureIdle(ctx context.Context, c *client, s spec, res *result) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, s.Conns)
 	slots := make(chan struct{}, dialParallelism)
-	before := memInUse()
+	before, stack0 := memInUse()
 	var ms0 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	goroutines := runtime.NumGoroutine()
@@ -202,7 +212,7 @@ func measureIdle(ctx context.Context, c *client, s spec, res *result) error {
 	}
 	var ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms1)
-	after := memInUse()
+	after, stack1 := memInUse()
 	g := runtime.NumGoroutine() - goroutines
 	cancel()
 	wg.Wait()
@@ -212,16 +222,18 @@ func measureIdle(ctx context.Context, c *client, s spec, res *result) error {
 	n := float64(s.Conns)
 	res.MemPerConn = float64(int64(after)-int64(before)) / n
 	res.GoroutinesPerConn = float64(g) / n
+	res.StackPerConn = float64(int64(stack1)-int64(stack0)) / n
 	res.AllocsPerDial = float64(ms1.Mallocs-ms0.Mallocs) / n
 	res.BytesPerDial = float64(ms1.TotalAlloc-ms0.TotalAlloc) / n
 	return nil
 }
 
-// memInUse is the heap in use plus goroutine stacks, after GC.
-func memInUse() uint64 {
+// memInUse is the heap in use plus goroutine stacks, after GC, and the
+// stacks alone.
+func memInUse() (total, stacks uint64) {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse + ms.StackInuse
+	return ms.HeapInuse + ms.StackInuse, ms.StackInuse
 }
