@@ -164,4 +164,3 @@ func gobwasClosed(err error) error {
 	}
 	return err
 }
-

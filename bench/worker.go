@@ -44,11 +44,11 @@ type result struct {
 	StackPerConn      float64 `json:"stack_per_conn,omitempty"`
 
 	// The reconnect storm.
-	AllReady       time.Duration `json:"all_ready,omitempty"`        // from the drop until every client was Ready again
-	ReadyP50       time.Duration `json:"ready_p50,omitempty"`        // median client's
-	MaxBackOff     time.Duration `json:"max_backoff,omitempty"`      // the clients' longest wait between attempts
-	GoroutinesHeld int           `json:"goroutines_held,omitempty"`  // before the drop
-	GoroutinesBack int           `json:"goroutines_back,omitempty"`  // once every client was Ready again
+	AllReady       time.Duration `json:"all_ready,omitempty"`       // from the drop until every client was Ready again
+	ReadyP50       time.Duration `json:"ready_p50,omitempty"`       // median client's
+	MaxBackOff     time.Duration `json:"max_backoff,omitempty"`     // the clients' longest wait between attempts
+	GoroutinesHeld int           `json:"goroutines_held,omitempty"` // before the drop
+	GoroutinesBack int           `json:"goroutines_back,omitempty"` // once every client was Ready again
 
 	Procs int    `json:"procs"`
 	CPUs  string `json:"cpus,omitempty"`
