@@ -515,7 +515,9 @@ func (s *session) deliverMessage(m message, meta events.Meta, n int) {
 		s.emit(m.finish(meta, n))
 		return
 	}
-	s.lastStamp = meta.Received
+	if meta.Received != s.lastStamp { // the messages of one read share a time
+		s.lastStamp = meta.Received
+	}
 	s.inHandler = true
 	if m.text != nil {
 		m.text.Meta, m.text.Text = meta, bytesString(m.buf[:n])

@@ -35,11 +35,18 @@ const (
 	eventBlockMin = 4
 )
 
-// carver hands out payloads and events. Session goroutine only.
+// carver hands out payloads and events. Session goroutine only. The
+// blocks are kept with offsets into them, so that handing out a piece
+// writes no pointer into the session (a pointer write costs a write
+// barrier while the GC runs, which it often does at millions of messages
+// a second).
 type carver struct {
-	room  []byte          // the rest of the current payload block
-	bins  []events.Binary // the rest of the binary events that go with it
-	texts []events.Text   // and of the text events
+	block []byte          // the current payload block
+	used  int             // bytes of it handed out
+	bins  []events.Binary // binary events that go with it
+	nbin  int             // of them handed out
+	texts []events.Text   // text events that go with it
+	ntext int
 }
 
 // message is the event being read and its payload buffer.
@@ -58,34 +65,34 @@ func (c *carver) newMessage(text bool, n int) message {
 		}
 		return message{binary: new(events.Binary), buf: makeNoZero(n)}
 	}
-	if n > len(c.room) {
+	if n > len(c.block)-c.used {
 		// A new payload block, and with it new event blocks: an event
 		// block's events all point into one payload block.
-		c.room = makeNoZero(payloadBlock)
-		c.bins, c.texts = nil, nil
+		c.block, c.used = makeNoZero(payloadBlock), 0
+		c.bins, c.nbin, c.texts, c.ntext = nil, 0, nil, 0
 	}
-	buf := c.room[:n:n]
-	c.room = c.room[n:]
+	buf := c.block[c.used : c.used+n : c.used+n]
+	c.used += n
 	if text {
-		if len(c.texts) == 0 {
-			c.texts = make([]events.Text, c.eventBlock(n))
+		if c.ntext == len(c.texts) {
+			c.texts, c.ntext = make([]events.Text, c.eventBlock(n)), 0
 		}
-		ev := &c.texts[0]
-		c.texts = c.texts[1:]
+		ev := &c.texts[c.ntext]
+		c.ntext++
 		return message{text: ev, buf: buf}
 	}
-	if len(c.bins) == 0 {
-		c.bins = make([]events.Binary, c.eventBlock(n))
+	if c.nbin == len(c.bins) {
+		c.bins, c.nbin = make([]events.Binary, c.eventBlock(n)), 0
 	}
-	ev := &c.bins[0]
-	c.bins = c.bins[1:]
+	ev := &c.bins[c.nbin]
+	c.nbin++
 	return message{binary: ev, buf: buf}
 }
 
 // eventBlock sizes an event block for what the payload block can still
 // hold of messages of about n bytes: no more events than payloads.
 func (c *carver) eventBlock(n int) int {
-	return min(max(len(c.room)/max(n, 1)+1, eventBlockMin), eventBlockMax)
+	return min(max((len(c.block)-c.used)/max(n, 1)+1, eventBlockMin), eventBlockMax)
 }
 
 // makeNoZero allocates n bytes without zeroing them: strings.Builder grows
