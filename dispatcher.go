@@ -93,6 +93,7 @@ func (ws *WebSocket) runSessionWith(ctx context.Context, t *table, recoverPanics
 	if prepare != nil {
 		prepare(s)
 	}
+	s.direct = recoverPanics && ws.cfg.plugins == nil && t.observer == nil
 	defer ws.attachQueue(s)()
 	s.state.Store(int32(StateConnecting))
 	ws.sess.Store(s)
@@ -157,7 +158,9 @@ type session struct {
 	inflater  *protocol.Inflater
 	zin, zout []byte // a compressed message and its inflated bytes
 	ctrl      [protocol.MaxControlPayload]byte
-	lastStamp time.Time      // ReceivedTime of the last event delivered
+	lastStamp time.Time      // ReceivedTime of the last event emit delivered
+	ahead     bool           // lastStamp is after cr.lastRead: messageMeta must compare
+	direct    bool           // only the handler listens: deliverMessage may call it directly
 	scratch   []byte         // borrowed binary messages
 	borrowed  *events.Binary // the reused event of WithBorrowedBinary
 	tm        timers
@@ -469,8 +472,12 @@ func (s *session) closeStarted() {
 // before the event delivered ahead of it, so ReceivedTime never goes back.
 func (s *session) messageMeta() events.Meta {
 	t := s.cr.lastRead
-	if t.Before(s.lastStamp) {
-		t = s.lastStamp
+	if s.ahead {
+		if t.Before(s.lastStamp) {
+			t = s.lastStamp
+		} else {
+			s.ahead = false
+		}
 	}
 	return events.Meta{Received: t}
 }
@@ -482,6 +489,10 @@ func (s *session) messageMeta() events.Meta {
 // close handshake.
 func (s *session) emit(ev events.Event) {
 	s.lastStamp = ev.ReceivedTime()
+	// Messages are stamped with the time of the read that brought their
+	// last bytes; only an event stamped later than that read (a poll, say)
+	// makes messageMeta compare.
+	s.ahead = s.cr != nil && s.lastStamp.After(s.cr.lastRead)
 	if s.silent {
 		if p := s.ws.cfg.plugins; p != nil {
 			s.deliverTo(p, ev)
@@ -511,13 +522,11 @@ func (s *session) emit(ev events.Event) {
 // handler's slot directly: no type switch, and no defer per message (a
 // panic is recovered once, in readLoop). Otherwise it goes through emit.
 func (s *session) deliverMessage(m message, meta events.Meta, n int) {
-	if !s.recoverPanics || s.silent || s.tm.awaiting || s.t.observer != nil || s.ws.cfg.plugins != nil {
+	if !s.direct || s.silent || s.tm.awaiting {
 		s.emit(m.finish(meta, n))
 		return
 	}
-	if meta.Received != s.lastStamp { // the messages of one read share a time
-		s.lastStamp = meta.Received
-	}
+	// lastStamp is not written: meta is never before it (messageMeta).
 	s.inHandler = true
 	if m.text != nil {
 		m.text.Meta, m.text.Text = meta, bytesString(m.buf[:n])

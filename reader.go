@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/internal/protocol"
@@ -54,6 +55,7 @@ func (s *session) readFrames() (e *ending) {
 		}
 	}()
 	for {
+		s.readFast()
 		h, err := s.readHeader()
 		if err == nil {
 			if h.IsControl() {
@@ -85,6 +87,57 @@ func insideFrame(err error) error {
 		return fmt.Errorf("connection closed inside a frame: %w", io.ErrUnexpectedEOF)
 	}
 	return err
+}
+
+// readFast delivers the data messages that are buffered whole, each in one
+// unfragmented, uncompressed frame of at most 64 KiB: the common case,
+// read with no call per frame and no copy for a borrowed binary (its Data
+// is the frame's payload in the read buffer, valid during the call as
+// WithBorrowedBinary says). It returns at the first frame it does not
+// take, for readHeader and the general path; or when the session is not
+// in the plain state (a judgement awaited, a failure, a fragmented
+// message being read, listeners other than the handler).
+func (s *session) readFast() {
+	rb := &s.rb
+	limit := uint64(s.cfg.readLimit) // a negative limit (none) is huge
+	for s.direct && !s.silent && !s.tm.awaiting && !s.in.active && s.failure == nil {
+		b := rb.buf[rb.pos:rb.end]
+		if len(b) < 2 {
+			return
+		}
+		hl, n := 2, int(b[1]) // b[1] < 126: a 7-bit length, unmasked
+		if n >= 126 {
+			if n != 126 || len(b) < 4 {
+				return // masked, 64-bit length, or not buffered
+			}
+			hl, n = 4, int(b[2])<<8|int(b[3])
+		}
+		if len(b) < hl+n || uint64(n) > limit {
+			return
+		}
+		p := b[hl : hl+n : hl+n]
+		switch b[0] {
+		case 0x82: // FIN, binary
+			rb.pos += hl + n
+			if s.cfg.borrowBinary {
+				if s.borrowed == nil {
+					s.borrowed = &events.Binary{}
+				}
+				s.deliverMessage(message{binary: s.borrowed, buf: p}, s.messageMeta(), n)
+				continue
+			}
+		case 0x81: // FIN, text
+			if !utf8.Valid(p) {
+				return // the general path fails the session
+			}
+			rb.pos += hl + n
+		default:
+			return
+		}
+		m := s.pay.newMessage(b[0] == 0x81, n)
+		copy(m.buf, p)
+		s.deliverMessage(m, s.messageMeta(), n)
+	}
 }
 
 // readHeader reads and checks the next frame header.
