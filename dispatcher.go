@@ -157,7 +157,6 @@ type session struct {
 	in        inMessage
 	inflater  *protocol.Inflater
 	zin, zout []byte // a compressed message and its inflated bytes
-	ctrl      [protocol.MaxControlPayload]byte
 	lastStamp time.Time      // ReceivedTime of the last event emit delivered
 	ahead     bool           // lastStamp is after cr.lastRead: messageMeta must compare
 	direct    bool           // only the handler listens: deliverMessage may call it directly

@@ -81,6 +81,7 @@ type config struct {
 	pluginList       []any         // WithPlugins', in order
 	plugins          *table        // the logger's plugin and pluginList, discovered; nil if none
 	sensitive        sensitiveKeys // query keys whose values are never shown
+	sharedSensitive  bool          // sensitive is defaultSensitive: copy before adding
 	queueSize        int           // WithSendQueue; 0: no queue
 	queueBytes       int           // WithSendQueueBytes; 0: no byte bound
 	overflow         Overflow
@@ -101,7 +102,8 @@ func defaultConfig() config {
 		closeTimeout:     DefaultCloseTimeout,
 		autoPong:         true,
 		readLimit:        DefaultReadLimit,
-		sensitive:        newSensitiveKeys(),
+		sensitive:        defaultSensitive,
+		sharedSensitive:  true,
 	}
 }
 

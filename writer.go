@@ -45,7 +45,7 @@ type writer struct {
 	threshold int                        // smaller messages go uncompressed
 	zbuf      []byte                     // a compressed message
 	stall     time.Duration              // a write with no progress for this long breaks the stream
-	refresh   atomic.Pointer[time.Timer] // marks the deadline stale half a stall timeout after it was set
+	refresh   atomic.Pointer[time.Timer] // marks the deadline stale a quarter of the stall timeout after it was set
 	stale     atomic.Bool                // the write deadline is due for a refresh
 	closeSent bool                       // our close frame was written: nothing more is
 	broken    error                      // the stream broke: nothing more is written
@@ -372,16 +372,16 @@ func (w *writer) frame(fin, rsv1 bool, op byte, payload []byte) error {
 }
 
 // refreshDeadline sets the write deadline a stall timeout ahead. A timer
-// marks it stale half a timeout later, so a frame always starts with at
-// least half the timeout ahead of it, without a clock reading per frame.
-// Under the lock.
+// marks it stale a quarter of the timeout later, so a frame starts with
+// three quarters of the timeout ahead of it (at least half, should the
+// timer fire late), without a clock reading per frame. Under the lock.
 func (w *writer) refreshDeadline() {
 	_ = w.conn.SetWriteDeadline(time.Now().Add(w.stall))
 	w.stale.Store(false)
 	if t := w.refresh.Load(); t != nil {
-		t.Reset(w.stall / 2)
+		t.Reset(w.stall / 4)
 	} else {
-		w.refresh.Store(time.AfterFunc(w.stall/2, func() { w.stale.Store(true) }))
+		w.refresh.Store(time.AfterFunc(w.stall/4, func() { w.stale.Store(true) }))
 	}
 }
 
