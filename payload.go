@@ -60,6 +60,14 @@ type message struct {
 // (whose contents are undefined until read into).
 func (c *carver) newMessage(text bool, n int) message {
 	if n > carveMax {
+		if n <= maxBoxed {
+			if text {
+				ev, buf := allocBox(textBoxes, n)
+				return message{text: ev, buf: buf}
+			}
+			ev, buf := allocBox(binaryBoxes, n)
+			return message{binary: ev, buf: buf}
+		}
 		if text {
 			return message{text: new(events.Text), buf: makeNoZero(n)}
 		}
@@ -93,6 +101,63 @@ func (c *carver) newMessage(text bool, n int) message {
 // hold of messages of about n bytes: no more events than payloads.
 func (c *carver) eventBlock(n int) int {
 	return min(max((len(c.block)-c.used)/max(n, 1)+1, eventBlockMin), eventBlockMax)
+}
+
+// A larger message's event and payload are one allocation up to maxBoxed:
+// the event struct followed by a byte array of a size class (a box), the
+// payload pointing into that array; so one allocation per message, and a
+// kept event pins only its own payload. Beyond maxBoxed, the event and the
+// payload are two allocations (the event is noise next to the payload),
+// and the payload is not zeroed first.
+
+// box is an event of type E with a payload array B after it.
+type box[E any, B any] struct {
+	ev  E
+	buf B
+}
+
+// boxed allocates a box and returns its event and its whole array.
+func boxed[E any, B any]() (*E, []byte) {
+	b := new(box[E, B])
+	return &b.ev, unsafe.Slice((*byte)(unsafe.Pointer(&b.buf)), unsafe.Sizeof(b.buf))
+}
+
+type boxClass[E any] struct {
+	size  int
+	alloc func() (*E, []byte)
+}
+
+// maxBoxed is the largest payload boxed with its event.
+const maxBoxed = 1 << 20
+
+// boxClasses are the payload sizes boxes come in above carveMax: steps of
+// about 1.5x, so at most a third of a box is slack.
+func boxClasses[E any]() []boxClass[E] {
+	return []boxClass[E]{
+		{3 << 10, boxed[E, [3 << 10]byte]}, {4 << 10, boxed[E, [4 << 10]byte]}, {6 << 10, boxed[E, [6 << 10]byte]},
+		{8 << 10, boxed[E, [8 << 10]byte]}, {12 << 10, boxed[E, [12 << 10]byte]}, {16 << 10, boxed[E, [16 << 10]byte]},
+		{24 << 10, boxed[E, [24 << 10]byte]}, {32 << 10, boxed[E, [32 << 10]byte]}, {48 << 10, boxed[E, [48 << 10]byte]},
+		{64 << 10, boxed[E, [64 << 10]byte]}, {96 << 10, boxed[E, [96 << 10]byte]}, {128 << 10, boxed[E, [128 << 10]byte]},
+		{192 << 10, boxed[E, [192 << 10]byte]}, {256 << 10, boxed[E, [256 << 10]byte]}, {384 << 10, boxed[E, [384 << 10]byte]},
+		{512 << 10, boxed[E, [512 << 10]byte]}, {768 << 10, boxed[E, [768 << 10]byte]}, {1 << 20, boxed[E, [1 << 20]byte]},
+	}
+}
+
+var (
+	textBoxes   = boxClasses[events.Text]()
+	binaryBoxes = boxClasses[events.Binary]()
+)
+
+// allocBox returns an event and a payload buffer of at least n bytes
+// (n <= maxBoxed), capped at n.
+func allocBox[E any](classes []boxClass[E], n int) (*E, []byte) {
+	for _, c := range classes {
+		if n <= c.size {
+			ev, buf := c.alloc()
+			return ev, buf[:n:n]
+		}
+	}
+	panic("lomond: allocBox beyond maxBoxed")
 }
 
 // makeNoZero allocates n bytes without zeroing them: strings.Builder grows
