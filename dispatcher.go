@@ -156,7 +156,7 @@ type session struct {
 	pay       carver     // owned payloads (payload.go)
 	in        inMessage
 	inflater  *protocol.Inflater
-	zin, zout []byte // a compressed message and its inflated bytes
+	zin, zout []byte         // a compressed message and its inflated bytes
 	lastStamp time.Time      // ReceivedTime of the last event emit delivered
 	ahead     bool           // lastStamp is after cr.lastRead: messageMeta must compare
 	direct    bool           // only the handler listens: deliverMessage may call it directly

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -291,4 +293,227 @@ func TestFragmentedMessageGrowth(t *testing.T) {
 			t.Errorf("assembling a 1 MiB message of 16-byte fragments allocated %d MiB, want a few", grew>>20)
 		}
 	})
+}
+
+// busyWatcher records the read buffer's size on the session goroutine: at
+// the end of a burst of messages, then at each poll until the buffer is
+// given back.
+type busyWatcher struct {
+	BaseHandler
+	burst     int
+	n         int
+	busyAt    int       // buffer size when the burst ended
+	burstEnd  time.Time // when it ended
+	idleAfter time.Duration
+}
+
+func (h *busyWatcher) OnBinary(ws *WebSocket, _ *events.Binary) {
+	h.n++
+	if h.n == h.burst {
+		h.busyAt, h.burstEnd = len(ws.sess.Load().rb.buf), time.Now()
+	}
+}
+
+func (h *busyWatcher) OnPoll(ws *WebSocket, _ *events.Poll) {
+	if h.busyAt == 0 || h.idleAfter != 0 {
+		return
+	}
+	if len(ws.sess.Load().rb.buf) <= idleReadBufferSize {
+		h.idleAfter = time.Since(h.burstEnd)
+		_ = ws.Close(StatusNormal, "")
+	}
+}
+
+// The read buffer is the small one inside the session while the connection
+// is idle, the busy one during a burst, and is given back once the
+// connection has been idle for idleAfter.
+func TestReadBufferBusyThenIdle(t *testing.T) {
+	const burst = 500
+	srv := wstest.NewServer(t, func(c *wstest.Conn) {
+		if _, err := c.Handshake(); err != nil {
+			return
+		}
+		var frames []wstest.Frame
+		for range burst {
+			frames = append(frames, wstest.Binary(bytes.Repeat([]byte{'x'}, 1<<10)))
+		}
+		if err := c.WriteRaw(wstest.EncodeAll(frames...)); err != nil {
+			return
+		}
+		if code, reason, err := c.ExpectClose(); err == nil {
+			_ = c.WriteFrame(wstest.Close(code, reason))
+		}
+	})
+	ws := newTestWS(t, srv.URL(), WithPollInterval(50*time.Millisecond), WithPingRate(0))
+	h := &busyWatcher{burst: burst}
+	ctx, cancel := context.WithTimeout(context.Background(), idleAfter+10*time.Second)
+	defer cancel()
+	if err := ws.Run(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if h.busyAt != busyReadBufferSize {
+		t.Errorf("read buffer of %d bytes during the burst, want the busy one (%d)", h.busyAt, busyReadBufferSize)
+	}
+	if h.idleAfter == 0 {
+		t.Fatal("the busy buffer was never given back")
+	}
+	if h.idleAfter < idleAfter/2 || h.idleAfter > idleAfter+5*time.Second {
+		t.Errorf("busy buffer given back %v after the burst, want about %v", h.idleAfter, idleAfter)
+	}
+}
+
+// readSizes is a connection that records the size of every read asked of
+// it.
+type readSizes struct {
+	net.Conn
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (c *readSizes) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	c.sizes = append(c.sizes, len(p))
+	c.mu.Unlock()
+	return c.Conn.Read(p)
+}
+
+// A large payload's bytes past the read buffer are read straight into the
+// message (a read asks for more than the buffer holds), and arrive intact
+// whether they come in one piece or many.
+func TestLargePayloadReadDirectly(t *testing.T) {
+	const size = 1 << 20
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	for _, borrowed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("borrowed=%v", borrowed), func(t *testing.T) {
+			srv := wstest.NewServer(t, func(c *wstest.Conn) {
+				if _, err := c.Handshake(); err != nil {
+					return
+				}
+				b := wstest.EncodeAll(wstest.Binary(payload), wstest.Binary(payload[:100]))
+				for len(b) > 0 { // in uneven pieces
+					n := min(len(b), 100_000)
+					if c.WriteRaw(b[:n]) != nil {
+						return
+					}
+					b = b[n:]
+				}
+				if code, reason, err := c.ExpectClose(); err == nil {
+					_ = c.WriteFrame(wstest.Close(code, reason))
+				}
+			})
+			var conn *readSizes
+			dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				conn = &readSizes{Conn: c}
+				return conn, nil
+			}
+			opts := []Option{WithDialer(dial), WithReadLimit(2 << 20)}
+			if borrowed {
+				opts = append(opts, WithBorrowedBinary())
+			}
+			ws := newTestWS(t, srv.URL(), opts...)
+			var got [][]byte
+			h := HandlerFunc(func(ws *WebSocket, ev events.Event) {
+				if b, ok := ev.(*events.Binary); ok {
+					got = append(got, bytes.Clone(b.Data))
+					if len(got) == 2 {
+						_ = ws.Close(StatusNormal, "")
+					}
+				}
+			})
+			if err := ws.Run(context.Background(), h); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 || !bytes.Equal(got[0], payload) || !bytes.Equal(got[1], payload[:100]) {
+				t.Fatalf("messages differ from what was sent (%d received)", len(got))
+			}
+			direct := false
+			for _, n := range conn.sizes {
+				direct = direct || n > busyReadBufferSize
+			}
+			if !direct {
+				t.Errorf("no read larger than the read buffer (%d reads): the payload was copied through it", len(conn.sizes))
+			}
+		})
+	}
+}
+
+// The fast path of whole buffered frames hands over to the general path for
+// everything else, in order: pings among small messages are each answered,
+// a 16-bit length is read, and invalid UTF-8 in a small text still fails
+// the session with 1007.
+func TestReadFastInterleaved(t *testing.T) {
+	for _, borrowed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("borrowed=%v", borrowed), func(t *testing.T) {
+			pongs := make(chan string, 4)
+			codes := make(chan int, 1)
+			srv := wstest.NewServer(t, func(c *wstest.Conn) {
+				if _, err := c.Handshake(); err != nil {
+					return
+				}
+				long := bytes.Repeat([]byte{'l'}, 300)
+				if c.WriteRaw(wstest.EncodeAll(
+					wstest.Binary([]byte("a")), wstest.Ping([]byte("p1")), wstest.Text("héllo"),
+					wstest.Binary(long), wstest.Ping([]byte("p2")), wstest.Binary([]byte("b")),
+					wstest.Frame{Fin: true, Opcode: wstest.OpText, Payload: []byte{0xff, 'x'}},
+				)) != nil {
+					return
+				}
+				for {
+					f, err := c.ReadFrame()
+					if err != nil {
+						return
+					}
+					switch f.Opcode {
+					case wstest.OpPong:
+						pongs <- string(f.Payload)
+					case wstest.OpClose:
+						code, _ := wstest.ParseClose(f.Payload)
+						codes <- code
+						_ = c.WriteFrame(wstest.Close(code, ""))
+						return
+					}
+				}
+			})
+			opts := []Option{WithPingRate(0)}
+			if borrowed {
+				opts = append(opts, WithBorrowedBinary())
+			}
+			ws := newTestWS(t, srv.URL(), opts...)
+			var got []string
+			h := HandlerFunc(func(_ *WebSocket, ev events.Event) {
+				switch e := ev.(type) {
+				case *events.Binary:
+					got = append(got, fmt.Sprintf("bin %d %c", len(e.Data), e.Data[0]))
+				case *events.Text:
+					got = append(got, "text "+e.Text)
+				case *events.Ping:
+					got = append(got, "ping "+string(e.Data))
+				}
+			})
+			err := ws.Run(context.Background(), h)
+			var pe *ProtocolError
+			if !errors.As(err, &pe) || pe.Code != StatusInvalidPayload {
+				t.Fatalf("Run: %v, want a protocol error 1007", err)
+			}
+			want := "bin 1 a|ping p1|text héllo|bin 300 l|ping p2|bin 1 b"
+			if s := strings.Join(got, "|"); s != want {
+				t.Errorf("events %q, want %q", s, want)
+			}
+			if c := rcRecv(t, codes, "the client's close"); c != StatusInvalidPayload {
+				t.Errorf("close code %d, want %d", c, StatusInvalidPayload)
+			}
+			for _, want := range []string{"p1", "p2"} {
+				if p := rcRecv(t, pongs, "a pong"); p != want {
+					t.Errorf("pong %q, want %q", p, want)
+				}
+			}
+		})
+	}
 }
