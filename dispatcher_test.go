@@ -486,3 +486,72 @@ func TestSessionEndEdges(t *testing.T) {
 		}
 	})
 }
+
+// The dial and the handshake run on a helper goroutine: a panic there (in a
+// dialer the application gave) goes on on the caller of Run, as if the
+// dialer had run there, and no goroutine is left behind.
+func TestDialPanicReachesRunsCaller(t *testing.T) {
+	dial := func(context.Context, string, string) (net.Conn, error) { panic("dialer broke") }
+	ws := newTestWS(t, "ws://127.0.0.1:1/", WithDialer(dial), WithoutProxy())
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		_ = ws.Run(context.Background(), BaseHandler{})
+	}()
+	if got != "dialer broke" {
+		t.Fatalf("Run's caller recovered %v, want the dialer's panic", got)
+	}
+}
+
+// A handler that panics in the direct delivery path (no plugins, no
+// judgement pending) ends the session as a panic in any other handler:
+// close 1011, Disconnected("handler panic"), Run returns the *PanicError;
+// the messages before it were delivered in order.
+func TestDirectDeliveryPanic(t *testing.T) {
+	codes := make(chan int, 1)
+	srv := wstest.NewServer(t, func(c *wstest.Conn) {
+		if _, err := c.Handshake(); err != nil {
+			return
+		}
+		if c.WriteRaw(wstest.EncodeAll(wstest.Binary([]byte("1")), wstest.Binary([]byte("2")), wstest.Binary([]byte("3")))) != nil {
+			return
+		}
+		if code, _, err := c.ExpectClose(); err == nil {
+			codes <- code
+			_ = c.WriteFrame(wstest.Close(code, ""))
+		}
+	})
+	ws := newTestWS(t, srv.URL(), WithPingRate(0))
+	var got []string
+	var reason string
+	h := &panicOnSecond{got: &got, reason: &reason}
+	err := ws.Run(context.Background(), h)
+	var pe *PanicError
+	if !errors.As(err, &pe) || pe.Value != "second" {
+		t.Fatalf("Run: %v, want the handler's panic", err)
+	}
+	if !strings.Contains(string(pe.Stack), "panicOnSecond") {
+		t.Errorf("the panic's stack does not show the handler:\n%s", pe.Stack)
+	}
+	if strings.Join(got, ",") != "1,2" || reason != "handler panic" {
+		t.Errorf("messages %v, Disconnected %q; want 1,2 and handler panic", got, reason)
+	}
+	if c := rcRecv(t, codes, "the client's close"); c != StatusInternalError {
+		t.Errorf("close code %d, want %d", c, StatusInternalError)
+	}
+}
+
+type panicOnSecond struct {
+	BaseHandler
+	got    *[]string
+	reason *string
+}
+
+func (h *panicOnSecond) OnBinary(_ *WebSocket, ev *events.Binary) {
+	*h.got = append(*h.got, string(ev.Data))
+	if len(*h.got) == 2 {
+		panic("second")
+	}
+}
+
+func (h *panicOnSecond) OnDisconnected(_ *WebSocket, ev *events.Disconnected) { *h.reason = ev.Reason }

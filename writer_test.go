@@ -1151,3 +1151,60 @@ func TestWriterCancelDuringOnConnected(t *testing.T) {
 		}
 	})
 }
+
+// The write lock under contention: at most one holder at a time, waiters
+// bounded by contexts give up without taking it or losing a wake meant for
+// another, and every waiter without a bound gets it in the end.
+func TestWriteLockContention(t *testing.T) {
+	var w writer
+	w.init(nil, 0)
+	var holders, maxHolders, acquired, gaveUp atomic.Int32
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				var ctx context.Context
+				cancel := func() {}
+				if (g+i)%3 == 0 {
+					ctx, cancel = context.WithTimeout(context.Background(), time.Duration(rand.IntN(50))*time.Microsecond)
+				}
+				if err := w.acquire(ctx); err != nil {
+					cancel()
+					gaveUp.Add(1)
+					continue
+				}
+				cancel()
+				n := holders.Add(1)
+				for m := maxHolders.Load(); n > m && !maxHolders.CompareAndSwap(m, n); m = maxHolders.Load() {
+				}
+				if i%10 == 0 {
+					time.Sleep(10 * time.Microsecond) // hold it a while: others wait
+				}
+				holders.Add(-1)
+				acquired.Add(1)
+				w.unlock()
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("waiters still waiting: a wake was lost")
+	}
+	if maxHolders.Load() != 1 {
+		t.Errorf("%d holders at once", maxHolders.Load())
+	}
+	if acquired.Load()+gaveUp.Load() != 16*200 {
+		t.Errorf("%d acquired + %d gave up, want %d", acquired.Load(), gaveUp.Load(), 16*200)
+	}
+	if w.locked() || w.waiters.Load() != 0 {
+		t.Errorf("after the last unlock: locked %v, %d waiters", w.locked(), w.waiters.Load())
+	}
+}
