@@ -170,6 +170,10 @@ func (r *Recorder) WaitFor(t testing.TB, match any, timeout time.Duration) event
 func (r *Recorder) AssertSequence(t testing.TB, pattern string) {
 	t.Helper()
 	nodes, err := parsePattern(pattern)
+	var prog *program
+	if err == nil {
+		prog, err = compilePattern(nodes)
+	}
 	if err != nil {
 		t.Fatalf("lomondtest: AssertSequence(%q): %v", pattern, err)
 	}
@@ -180,7 +184,7 @@ func (r *Recorder) AssertSequence(t testing.TB, pattern string) {
 		evs, finished, changed := append([]events.Event(nil), r.evs...), r.finished, r.waitChanLocked()
 		r.mu.Unlock()
 		names := namesOf(evs)
-		ok, at, wanted := matchPattern(nodes, names)
+		ok, at, wanted, _ := matchPattern(prog, names)
 		if ok {
 			return
 		}
