@@ -163,7 +163,7 @@ func (c *Conn) serve(script Step) {
 	defer c.finish()
 	if err := script(c); err != nil {
 		if !c.endedByServer() {
-			c.srv.reportf("lomondtest: connection %d: %v", c.n, err)
+			c.srv.scriptFailed(c.n, err)
 		}
 		c.fail()
 		return

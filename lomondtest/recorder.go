@@ -21,22 +21,44 @@ import (
 // Put it after the application handler, so that when WaitFor returns an
 // event, the application has handled it. Run and Persist do this for you.
 // The zero value is ready to use; its methods are safe for concurrent use.
+//
+// Waits stop waiting once no more events can come. Under Run and Persist,
+// that is when they return. A Recorder you compose yourself cannot see
+// ws.Run return, so it takes the run as over when a session has ended
+// (disconnected, or connect_fail), no back_off followed it (Persist
+// reconnecting), and the WebSocket has stayed idle for a moment (about 200 ms):
+// a failing WaitFor or AssertSequence then fails within that moment
+// instead of waiting out its timeout.
 type Recorder struct {
 	mu       sync.Mutex
 	evs      []events.Event
 	changed  chan struct{} // closed and replaced on every event
 	cursor   int           // WaitFor looks from here
 	finished bool          // no more events will come (Run or Persist returned)
+	managed  bool          // Run or Persist marks the end: no guessing
+	ws       *lomond.WebSocket
+	lastAt   time.Time // when the last event came
+	// stopped, when Persist stopped because the test had failed, says so
+	// to the waits that then fail.
+	stopped string
 }
+
+// settle is how long a Recorder that is not under Run or Persist waits,
+// after a session ended with no back_off and the WebSocket went idle,
+// before it takes the run as over. Persist emits back_off at once after a
+// session ends, so a Persist still running is never mistaken for one that
+// returned.
+const settle = 200 * time.Millisecond
 
 // NewRecorder returns an empty Recorder.
 func NewRecorder() *Recorder { return &Recorder{} }
 
 // OnEvent records ev.
-func (r *Recorder) OnEvent(_ *lomond.WebSocket, ev events.Event) {
+func (r *Recorder) OnEvent(ws *lomond.WebSocket, ev events.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.evs = append(r.evs, ev)
+	r.ws, r.lastAt = ws, time.Now()
 	r.wakeLocked()
 }
 
@@ -73,6 +95,38 @@ func (r *Recorder) finish() {
 	defer r.mu.Unlock()
 	r.finished = true
 	r.wakeLocked()
+}
+
+// endedLocked reports whether no more events will come: Run or Persist
+// returned, or (for a Recorder they do not manage) the last session ended
+// with nothing after it, and the WebSocket has been idle since for settle.
+func (r *Recorder) endedLocked() bool {
+	if r.finished {
+		return true
+	}
+	if r.managed || len(r.evs) == 0 || r.ws == nil {
+		return false
+	}
+	switch r.evs[len(r.evs)-1].Name() {
+	case events.NameDisconnected, events.NameConnectFail:
+	default:
+		return false
+	}
+	return r.ws.State() == lomond.StateIdle && time.Since(r.lastAt) >= settle
+}
+
+// pollEnd returns a channel that ticks while a wait must look again
+// whether the run is over (a Recorder Run and Persist do not manage), or
+// nil.
+func (r *Recorder) pollEnd() (<-chan time.Time, func()) {
+	r.mu.Lock()
+	managed := r.managed
+	r.mu.Unlock()
+	if managed {
+		return nil, func() {}
+	}
+	tick := time.NewTicker(settle / 4)
+	return tick.C, tick.Stop
 }
 
 // Events returns the events recorded so far, in order.
@@ -124,6 +178,8 @@ func (r *Recorder) WaitFor(t testing.TB, match any, timeout time.Duration) event
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	poll, stopPoll := r.pollEnd()
+	defer stopPoll()
 	for {
 		r.mu.Lock()
 		for i := r.cursor; i < len(r.evs); i++ {
@@ -134,14 +190,21 @@ func (r *Recorder) WaitFor(t testing.TB, match any, timeout time.Duration) event
 				return ev
 			}
 		}
-		from, evs, finished, changed := r.cursor, append([]events.Event(nil), r.evs...), r.finished, r.waitChanLocked()
+		from, evs, ended, stopped, changed := r.cursor, append([]events.Event(nil), r.evs...), r.endedLocked(), r.stopped, r.waitChanLocked()
 		r.mu.Unlock()
 		why := ""
-		if finished {
+		switch {
+		case stopped != "":
+			// Persist has listed the events when it stopped: say why only.
+			t.Fatalf("lomondtest: waiting for %s after event %d: %s", what, from, stopped)
+			return nil
+		case ended:
 			why = "the session ended"
-		} else {
+		default:
 			select {
 			case <-changed:
+				continue
+			case <-poll:
 				continue
 			case <-deadline.C:
 				why = fmt.Sprintf("none within %v", timeout)
@@ -179,9 +242,11 @@ func (r *Recorder) AssertSequence(t testing.TB, pattern string) {
 	}
 	deadline := time.NewTimer(waitLimit)
 	defer deadline.Stop()
+	poll, stopPoll := r.pollEnd()
+	defer stopPoll()
 	for {
 		r.mu.Lock()
-		evs, finished, changed := append([]events.Event(nil), r.evs...), r.finished, r.waitChanLocked()
+		evs, finished, changed := append([]events.Event(nil), r.evs...), r.endedLocked(), r.waitChanLocked()
 		r.mu.Unlock()
 		names := namesOf(evs)
 		ok, at, wanted, _ := matchPattern(prog, names)
@@ -192,6 +257,8 @@ func (r *Recorder) AssertSequence(t testing.TB, pattern string) {
 		if incomplete && !finished {
 			select {
 			case <-changed:
+				continue
+			case <-poll:
 				continue
 			case <-deadline.C:
 			}
