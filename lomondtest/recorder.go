@@ -176,6 +176,34 @@ func (r *Recorder) WaitFor(t testing.TB, match any, timeout time.Duration) event
 	default:
 		t.Fatalf("lomondtest: WaitFor: match is %T; want an event name (string) or a func(events.Event) bool", match)
 	}
+	return r.wait(t, pred, what, timeout)
+}
+
+// WaitEvent is WaitFor for an event type: it waits up to timeout for the
+// next event of type E after the one the previous wait returned, and
+// returns it typed, so a test reads its fields without an assertion:
+//
+//	bo := lomondtest.WaitEvent[*events.BackOff](t, p.Recorder, time.Second)
+//	if bo.Delay != 2*time.Minute { ... }
+//
+// (A method cannot have type parameters, so it is a function.)
+func WaitEvent[E events.Event](t testing.TB, r *Recorder, timeout time.Duration) E {
+	t.Helper()
+	var zero E
+	ev := r.wait(t, func(ev events.Event) bool {
+		_, ok := ev.(E)
+		return ok
+	}, fmt.Sprintf("a %T event", zero), timeout)
+	if ev == nil {
+		return zero // t.Fatalf did not end the goroutine (a fake testing.TB)
+	}
+	return ev.(E)
+}
+
+// wait is WaitFor's loop: the first event after the cursor that pred
+// accepts.
+func (r *Recorder) wait(t testing.TB, pred func(events.Event) bool, what string, timeout time.Duration) events.Event {
+	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	poll, stopPoll := r.pollEnd()

@@ -219,3 +219,26 @@ func TestComposedRecorderWaitsThroughAPersistBackOff(t *testing.T) {
 		t.Errorf("Persist = %v", err)
 	}
 }
+
+// WaitEvent returns the event typed, reads the recording like a stream as
+// WaitFor does, and names the type it waited for when none comes.
+func TestWaitEvent(t *testing.T) {
+	srv := lomondtest.NewServer(t, lomondtest.Script(
+		lomondtest.SendText("one"),
+		lomondtest.SendText("two"),
+		lomondtest.CloseWith(4000, "done"),
+	))
+	rec := lomondtest.Run(t, srv.Client(), nil)
+	if got := lomondtest.WaitEvent[*events.Text](t, rec, time.Second).Text; got != "one" {
+		t.Errorf("first text = %q", got)
+	}
+	if got := lomondtest.WaitEvent[*events.Text](t, rec, time.Second).Text; got != "two" {
+		t.Errorf("second text = %q", got)
+	}
+	if got := lomondtest.WaitEvent[*events.Closed](t, rec, time.Second).Code; got != 4000 {
+		t.Errorf("Closed.Code = %d", got)
+	}
+	ft := newFakeT(t)
+	msg := ft.fatalOf(func(tb testing.TB) { lomondtest.WaitEvent[*events.Binary](tb, rec, time.Second) })
+	mustContain(t, msg, "waiting for a *events.Binary event after event", "the session ended")
+}
