@@ -177,7 +177,7 @@ func listMessages(msgs []Message, mark int) string {
 }
 
 // Pings returns the payloads of the client's pings, in order (answered or
-// not; see IgnorePings).
+// not; see fault.IgnorePings).
 func (c *Conn) Pings() [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 // ticker subscribes when ready and keeps the last tick it received.
@@ -90,10 +91,10 @@ func TestTickerWaitsOutAnOutage(t *testing.T) {
 
 func TestTickerCountsItsAttempts(t *testing.T) {
 	srv := lomondtest.NewServer(t,
-		lomondtest.Reject(http.StatusServiceUnavailable),           // connection 1
-		lomondtest.Script(lomondtest.Accept(), lomondtest.Drop()),  // connection 2
-		lomondtest.Script(lomondtest.Accept(), lomondtest.Reset()), // connection 3
-		lomondtest.SendJSON(map[string]int{"seq": 1}),              // 4 and after
+		fault.Reject(http.StatusServiceUnavailable),           // connection 1
+		lomondtest.Script(lomondtest.Accept(), fault.Drop()),  // connection 2
+		lomondtest.Script(lomondtest.Accept(), fault.Reset()), // connection 3
+		lomondtest.SendJSON(map[string]int{"seq": 1}),         // 4 and after
 	)
 	b := &lomondtest.BackOff{}
 	p := lomondtest.Persist(t, srv.Client(), &ticker{}, b.Option())
@@ -108,7 +109,7 @@ func TestTickerCountsItsAttempts(t *testing.T) {
 
 func TestTickerHonoursRetryAfter(t *testing.T) {
 	srv := lomondtest.NewServer(t,
-		lomondtest.Reject(http.StatusServiceUnavailable, "Retry-After", "120"),
+		fault.Reject(http.StatusServiceUnavailable, "Retry-After", "120"),
 		lomondtest.Echo(),
 	)
 	ws := srv.Client()
@@ -124,7 +125,7 @@ func TestTickerHonoursRetryAfter(t *testing.T) {
 }
 
 func TestTickerGivesUpWhenRefused(t *testing.T) {
-	srv := lomondtest.NewServer(t, lomondtest.Reject(http.StatusUnauthorized))
+	srv := lomondtest.NewServer(t, fault.Reject(http.StatusUnauthorized))
 	p := lomondtest.Persist(t, srv.Client(), &ticker{}, lomond.WithRetryPolicy(lomond.RetryStrict))
 	err := p.Wait(t) // Persist ends on its own
 	if !errors.Is(err, lomond.ErrRetryPolicy) {
@@ -134,7 +135,7 @@ func TestTickerGivesUpWhenRefused(t *testing.T) {
 }
 
 func TestTickerNoticesADeadServer(t *testing.T) {
-	srv := lomondtest.NewServer(t, lomondtest.IgnorePings())
+	srv := lomondtest.NewServer(t, fault.IgnorePings())
 	ws := srv.Client(lomond.WithPingRate(20*time.Millisecond), lomond.WithPingTimeout(100*time.Millisecond))
 	rec := lomondtest.Run(t, ws, &ticker{})
 	rec.AssertSequence(t, "connecting connected ready unresponsive disconnected")
@@ -146,7 +147,7 @@ func TestTickerNoticesADeadServer(t *testing.T) {
 func TestTickerFailsOnABrokenServer(t *testing.T) {
 	srv := lomondtest.NewServer(t, lomondtest.Script(
 		lomondtest.Expect(lomondtest.JSON(`{"op": "subscribe", "topic": "ticks"}`)),
-		lomondtest.ProtocolViolation(),
+		fault.ProtocolViolation(),
 	))
 	rec := lomondtest.Run(t, srv.Client(), &ticker{})
 	rec.AssertSequence(t, "connecting connected ready protocol_error disconnected")
@@ -156,7 +157,7 @@ func TestTickerFailsOnABrokenServer(t *testing.T) {
 }
 
 func TestTickerTimesOutAStalledHandshake(t *testing.T) {
-	srv := lomondtest.NewServer(t, lomondtest.StallHandshake())
+	srv := lomondtest.NewServer(t, fault.StallHandshake())
 	ws := srv.Client(lomond.WithHandshakeTimeout(50 * time.Millisecond))
 	lomondtest.Run(t, ws, &ticker{})
 	if !errors.Is(ws.Err(), lomond.ErrHandshakeTimeout) {

@@ -9,6 +9,7 @@ import (
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 // Examples have no *testing.T, so they pass nil to NewServer and close the
@@ -68,7 +69,7 @@ func ExampleNewServer() {
 // Retry-After, connection 2 is served.
 func ExampleReject() {
 	srv := lomondtest.NewServer(nil,
-		lomondtest.Reject(http.StatusServiceUnavailable, "Retry-After", "2"),
+		fault.Reject(http.StatusServiceUnavailable, "Retry-After", "2"),
 		lomondtest.SendText("welcome"),
 	)
 	defer srv.Close()
@@ -98,7 +99,7 @@ func ExampleReject() {
 // asked for.
 func ExampleBackOff() {
 	srv := lomondtest.NewServer(nil,
-		lomondtest.Script(lomondtest.Accept(), lomondtest.Drop()),
+		lomondtest.Script(lomondtest.Accept(), fault.Drop()),
 		lomondtest.SendText("hello again"),
 	)
 	defer srv.Close()

@@ -10,6 +10,7 @@ import (
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 // app counts texts; the recorder put after it must see each event after
@@ -204,7 +205,7 @@ func TestComposedRecorderStopsWaitingWhenTheRunEnds(t *testing.T) {
 // more is coming, however long the wait.
 func TestComposedRecorderWaitsThroughAPersistBackOff(t *testing.T) {
 	srv := lomondtest.NewServer(t,
-		lomondtest.Script(lomondtest.Accept(), lomondtest.Drop()),
+		lomondtest.Script(lomondtest.Accept(), fault.Drop()),
 		lomondtest.SendText("hi"),
 	)
 	rec := lomondtest.NewRecorder()
