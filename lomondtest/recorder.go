@@ -13,8 +13,8 @@ import (
 
 // Recorder records the events of a session (or of every session of a
 // Persist), for a test to wait on and assert. It is a complete handler
-// (its four EventHandler methods do nothing) and an Observer, so it works
-// alone or as a plugin:
+// (the four EventHandler methods of its lomond.BaseHandler do nothing) and
+// an Observer, so it works alone or as a plugin:
 //
 //	ws.Run(ctx, lomond.Compose(app, rec)) // rec sees each event after app
 //
@@ -30,6 +30,8 @@ import (
 // a failing WaitFor or AssertSequence then fails within that moment
 // instead of waiting out its timeout.
 type Recorder struct {
+	lomond.BaseHandler // OnEvent records every event: the rest do nothing
+
 	mu       sync.Mutex
 	evs      []events.Event
 	changed  chan struct{} // closed and replaced on every event
@@ -61,18 +63,6 @@ func (r *Recorder) OnEvent(ws *lomond.WebSocket, ev events.Event) {
 	r.ws, r.lastAt = ws, time.Now()
 	r.wakeLocked()
 }
-
-// OnReady does nothing; OnEvent has recorded the event.
-func (r *Recorder) OnReady(*lomond.WebSocket, *events.Ready) {}
-
-// OnText does nothing; OnEvent has recorded the event.
-func (r *Recorder) OnText(*lomond.WebSocket, *events.Text) {}
-
-// OnBinary does nothing; OnEvent has recorded the event.
-func (r *Recorder) OnBinary(*lomond.WebSocket, *events.Binary) {}
-
-// OnClosed does nothing; OnEvent has recorded the event.
-func (r *Recorder) OnClosed(*lomond.WebSocket, *events.Closed) {}
 
 func (r *Recorder) wakeLocked() {
 	if r.changed != nil {
