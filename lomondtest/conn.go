@@ -92,7 +92,9 @@ func (c *Conn) Subprotocol() string {
 }
 
 // Messages returns every message the client sent, in order, whether or not
-// a step has consumed it.
+// a step has consumed it. A message that arrives while the server closes
+// the connection itself (CloseWith, Shutdown) may be missing: the engine
+// reads and drops it during its close handshake.
 func (c *Conn) Messages() []Message {
 	c.mu.Lock()
 	defer c.mu.Unlock()

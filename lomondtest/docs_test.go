@@ -1,9 +1,12 @@
 package lomondtest_test
 
-// The tests docs/testing.md shows, verbatim: they must compile and pass.
+// The tests and the handlers docs/testing.md shows, verbatim: they must
+// compile and pass (docsync_test.go checks that they are the ones shown).
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -35,6 +38,7 @@ func (tk *ticker) OnText(_ *lomond.WebSocket, ev *events.Text) {
 	}
 }
 
+// Last returns the sequence number of the last tick.
 func (tk *ticker) Last() int {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
@@ -114,7 +118,7 @@ func TestTickerHonoursRetryAfter(t *testing.T) {
 	)
 	ws := srv.Client()
 	p := lomondtest.Persist(t, ws, &ticker{})
-	if bo := p.WaitFor(t, "back_off", time.Second).(*events.BackOff); bo.Delay != 2*time.Minute {
+	if bo := lomondtest.WaitEvent[*events.BackOff](t, p.Recorder, time.Second); bo.Delay != 2*time.Minute {
 		t.Errorf("BackOff.Delay = %v, want the server's 2m", bo.Delay)
 	}
 	_ = ws.Reconnect() // skip the two minutes
@@ -162,5 +166,54 @@ func TestTickerTimesOutAStalledHandshake(t *testing.T) {
 	lomondtest.Run(t, ws, &ticker{})
 	if !errors.Is(ws.Err(), lomond.ErrHandshakeTimeout) {
 		t.Errorf("Err() = %v, want ErrHandshakeTimeout", ws.Err())
+	}
+}
+
+func TestTickerSubscribesOnce(t *testing.T) {
+	srv := lomondtest.NewServer(t, lomondtest.SendJSON(map[string]int{"seq": 1}))
+	p := lomondtest.Persist(t, srv.Client(), &ticker{})
+	p.WaitFor(t, "text", time.Second)
+	if err := p.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	srv.Conn(t, 1).AssertMessages(t, lomondtest.JSON(`{"op": "subscribe", "topic": "ticks"}`))
+}
+
+// tokens hands out a new token every time: token-1, token-2...
+type tokens struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (ts *tokens) Get(context.Context) (string, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.n++
+	return fmt.Sprintf("token-%d", ts.n), nil
+}
+
+func TestClientSendsAFreshTokenOnEveryAttempt(t *testing.T) {
+	srv := lomondtest.NewServer(t,
+		fault.Reject(http.StatusUnauthorized), // connection 1: the token has expired
+		lomondtest.Echo(),                     // 2 and after
+	)
+	ts := &tokens{}
+	refresh := func(ctx context.Context, a *lomond.Attempt) error {
+		tok, err := ts.Get(ctx)
+		if err != nil {
+			return err
+		}
+		a.Header.Set("Authorization", "Bearer "+tok)
+		return nil
+	}
+	p := lomondtest.Persist(t, srv.Client(), &ticker{}, lomond.WithBeforeDial(refresh))
+	p.WaitFor(t, "ready", time.Second)
+	if err := p.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range []string{"Bearer token-1", "Bearer token-2"} {
+		if got := srv.Conn(t, n+1).Request().Header.Get("Authorization"); got != want {
+			t.Errorf("connection %d: Authorization = %q, want %q", n+1, got, want)
+		}
 	}
 }
