@@ -236,18 +236,22 @@ func (r *Recorder) wait(t testing.TB, pred func(events.Event) bool, what string,
 // AssertSequence checks the names of all the events recorded against
 // pattern, and fails the test with a readable diff if they differ. The
 // pattern lists event names separated by spaces; a name may be followed by
-// "?" (optional), "*" (any number) or "+" (one or more), parentheses group
+// "?" (optional), "*" (any number), "+" (one or more), "{n}" (exactly n),
+// "{n,}" (n or more) or "{n,m}" (n to m, at most 1000), parentheses group
 // names for a quantifier, and "|" separates alternatives:
 //
 //	rec.AssertSequence(t, "connecting connected ready text closed disconnected")
 //	rec.AssertSequence(t, "(connecting connect_fail back_off)+ connecting connected ready")
 //	rec.AssertSequence(t, "connecting connected ready (text|binary)* closing? closed disconnected")
+//	rec.AssertSequence(t, "connecting connected ready text{3} closed disconnected")
 //
-// An unknown event name fails the test, so a typo cannot pass.
+// An unknown event name or a malformed pattern fails the test, so a typo
+// cannot pass. Matching takes time linear in the number of events,
+// whatever the pattern.
 //
 // While the events so far could still become the sequence (a Persist still
-// running), it waits for more, up to Timeout; it does not wait once Run or
-// Persist has returned.
+// running), it waits for more, up to Timeout; it does not wait once the run
+// has ended (see Recorder).
 func (r *Recorder) AssertSequence(t testing.TB, pattern string) {
 	t.Helper()
 	nodes, err := parsePattern(pattern)
