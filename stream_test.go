@@ -1,7 +1,9 @@
 package lomond
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"hash/crc32"
 	"io"
 	"net/http"
@@ -109,7 +111,7 @@ func patternSum(n int64) uint32 {
 // characters cut across every boundary.
 type textPattern struct{ n, off int64 }
 
-const textUnit = "lomond streams \u00e9\u00e8 \u4e16\u754c \U0001F30A; "
+const textUnit = "lomond streams \u00e9\u00e8 \u4e16\u754c \U0001F30A; " // 33 bytes
 
 func (p *textPattern) Read(b []byte) (int, error) {
 	if p.off >= p.n {
@@ -329,4 +331,164 @@ func TestStreamSendToCoder(t *testing.T) {
 	if err := stRecv(t, result, "the server's end"); err != nil {
 		t.Errorf("server: %v", err)
 	}
+}
+
+// TestStreamCompressedFromCoder: compressed messages (context takeover,
+// so each refers to the ones before) streamed from coder/websocket: the
+// first is abandoned half-way and must still be decompressed to its end
+// for the next to decompress right; text is checked as it streams.
+func TestStreamCompressedFromCoder(t *testing.T) {
+	sizes := []int64{4 << 20, 1000, 8 << 20}
+	url, result := coderServer(t, &websocket.AcceptOptions{CompressionMode: websocket.CompressionContextTakeover}, func(c *websocket.Conn) error {
+		ctx := c.CloseRead(context.Background())
+		for _, n := range sizes {
+			w, err := c.Writer(ctx, websocket.MessageText)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(w, &textPattern{n: n}); err != nil {
+				return err
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+		}
+		<-ctx.Done()
+		return nil
+	})
+	got := make(chan streamRead, len(sizes))
+	calls := 0
+	h := &stHandler{onStream: func(_ *WebSocket, ev *events.Stream) {
+		calls++
+		if calls == 1 { // abandoned half-way
+			n, err := io.CopyN(io.Discard, ev.Reader, sizes[0]/2)
+			got <- streamRead{binary: ev.Binary, compressed: ev.Compressed, n: n, err: err}
+			return
+		}
+		var b bytes.Buffer
+		n, err := io.Copy(&b, ev.Reader)
+		want, _ := io.ReadAll(&textPattern{n: n})
+		if !bytes.Equal(b.Bytes(), want) {
+			err = errors.New("the text differs from what was sent")
+		}
+		got <- streamRead{binary: ev.Binary, compressed: ev.Compressed, n: n, err: err}
+	}}
+	ws := stWS(t, url, WithCompression(CompressionContextTakeover))
+	done := stRun(t, ws, h)
+	for i, size := range sizes {
+		r := stRecv(t, got, "a stream")
+		want := size
+		if i == 0 {
+			want = size / 2
+		}
+		if r.err != nil || r.n != want || r.binary || r.compressed != (size > 1000) && i != 1 {
+			t.Errorf("message %d: %d bytes (binary %v, compressed %v), %v; want %d text bytes", i, r.n, r.binary, r.compressed, r.err, want)
+		}
+	}
+	if err := ws.Close(StatusNormal, "done"); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if err := stRecv(t, done, "Run's return"); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if err := stRecv(t, result, "the server's end"); err != nil {
+		t.Errorf("server: %v", err)
+	}
+}
+
+// TestStreamCompressedToCoder: a 16 MiB text stream and a short message
+// through a MessageWriter, compressed fragment by fragment (context
+// takeover), read whole and right by coder/websocket.
+func TestStreamCompressedToCoder(t *testing.T) {
+	const size = 33 * (16 << 20 / 33) // whole units of textPattern: no character cut
+	read := make(chan []streamRead, 1)
+	url, result := coderServer(t, &websocket.AcceptOptions{CompressionMode: websocket.CompressionContextTakeover}, func(c *websocket.Conn) error {
+		c.SetReadLimit(-1)
+		var rs []streamRead
+		for i := 0; i < 3; i++ {
+			typ, r, err := c.Reader(context.Background())
+			if err != nil {
+				return err
+			}
+			var b bytes.Buffer
+			n, err := io.Copy(&b, r)
+			if err != nil {
+				return err
+			}
+			want, _ := io.ReadAll(&textPattern{n: n})
+			if !bytes.Equal(b.Bytes(), want) {
+				err = errors.New("the text differs from what was sent")
+			}
+			rs = append(rs, streamRead{binary: typ == websocket.MessageBinary, n: n, err: err})
+		}
+		read <- rs
+		_, _, err := c.Read(context.Background())
+		if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+			return err
+		}
+		return nil
+	})
+	var wire wireCount
+	ws := stWS(t, url, WithCompression(CompressionContextTakeover), WithPlugins(&wire))
+	ready := make(chan struct{})
+	done := stRun(t, ws, HandlerFunc(func(_ *WebSocket, ev events.Event) {
+		if _, ok := ev.(*events.Ready); ok {
+			close(ready)
+		}
+	}))
+	stRecv(t, ready, "Ready")
+	if err := ws.SendTextStream(context.Background(), &textPattern{n: size}); err != nil {
+		t.Fatalf("SendTextStream = %v", err)
+	}
+	for _, n := range []int64{100, 0} {
+		mw, err := ws.TextWriter(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(mw, &textPattern{n: n}); err != nil {
+			t.Fatal(err)
+		}
+		if err := mw.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := stRecv(t, read, "the server's reading")
+	for i, want := range []int64{size, 100, 0} {
+		if r := rs[i]; r.err != nil || r.n != want || r.binary {
+			t.Errorf("message %d: the server read %d bytes (binary %v), %v; want %d text bytes", i, r.n, r.binary, r.err, want)
+		}
+	}
+	if sizes := wire.sizes(); len(sizes) != 3 || sizes[0] != size {
+		t.Errorf("send observers saw %v, want the three messages with their sizes", sizes)
+	}
+	if err := ws.Close(StatusNormal, "done"); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if err := stRecv(t, done, "Run's return"); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if err := stRecv(t, result, "the server's end"); err != nil {
+		t.Errorf("server: %v", err)
+	}
+}
+
+// wireCount is a SendObserver recording the sizes of the text messages
+// sent.
+type wireCount struct {
+	mu sync.Mutex
+	n  []int
+}
+
+func (w *wireCount) OnSend(_ *WebSocket, ev *events.Outbound) {
+	if ev.Kind == events.KindText && ev.Result == events.Sent {
+		w.mu.Lock()
+		w.n = append(w.n, ev.Size)
+		w.mu.Unlock()
+	}
+}
+
+func (w *wireCount) sizes() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]int(nil), w.n...)
 }
