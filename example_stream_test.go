@@ -3,11 +3,13 @@ package lomond_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"testing/iotest"
 	"time"
 
 	"github.com/coder/websocket"
@@ -132,5 +134,81 @@ func ExampleWebSocket_TextWriter() {
 	// Output:
 	// Close: <nil>
 	// 1000 lines, the last "row 1000,xxxxxx", compressed true, err <nil>
+	// Run: <nil>
+}
+
+// echoed prints each message it streams back, whole (they are short).
+type echoed struct {
+	lomond.BaseHandler
+	send func(ws *lomond.WebSocket) error
+}
+
+func (h echoed) OnReady(ws *lomond.WebSocket, _ *events.Ready) {
+	fmt.Println("send:", h.send(ws))
+}
+
+func (echoed) OnStream(ws *lomond.WebSocket, ev *events.Stream) {
+	b, err := io.ReadAll(io.LimitReader(ev.Reader, 1<<10))
+	fmt.Printf("echo: %q (binary %v), err %v\n", b, ev.Binary, err)
+	_ = ws.Close(lomond.StatusNormal, "done")
+}
+
+// runStreamEcho runs one session against streamEcho with h.
+func runStreamEcho(h lomond.EventHandler) {
+	srv := streamEcho()
+	defer srv.Close()
+	ws, err := lomond.New(srv.URL, lomond.WithPingRate(0), lomond.WithPollInterval(0))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fmt.Println("Run:", ws.Run(ctx, h))
+}
+
+func ExampleWebSocket_SendTextStream() {
+	runStreamEcho(echoed{send: func(ws *lomond.WebSocket) error {
+		// Any io.Reader: a file, a pipe, an HTTP body.
+		return ws.SendTextStream(context.Background(), strings.NewReader("streamed text"))
+	}})
+	// Output:
+	// send: <nil>
+	// echo: "streamed text" (binary false), err <nil>
+	// Run: <nil>
+}
+
+func ExampleWebSocket_SendBinaryStream() {
+	runStreamEcho(echoed{send: func(ws *lomond.WebSocket) error {
+		err := ws.SendBinaryStream(context.Background(), io.MultiReader(
+			strings.NewReader("\x01\x02"), strings.NewReader("\x03")))
+		// A reader that fails before anything was sent: nothing is sent.
+		failed := ws.SendBinaryStream(context.Background(), iotest.ErrReader(errors.New("disk error")))
+		fmt.Println("failed:", failed)
+		return err
+	}})
+	// Output:
+	// failed: disk error
+	// send: <nil>
+	// echo: "\x01\x02\x03" (binary true), err <nil>
+	// Run: <nil>
+}
+
+func ExampleWebSocket_BinaryWriter() {
+	runStreamEcho(echoed{send: func(ws *lomond.WebSocket) error {
+		w, err := ws.BinaryWriter(context.Background())
+		if err != nil {
+			return err
+		}
+		for i := byte(0); i < 4; i++ {
+			if _, err := w.Write([]byte{i}); err != nil {
+				return err // the message is over: see ErrMessageAbandoned
+			}
+		}
+		return w.Close() // sends the last fragment
+	}})
+	// Output:
+	// send: <nil>
+	// echo: "\x00\x01\x02\x03" (binary true), err <nil>
 	// Run: <nil>
 }
