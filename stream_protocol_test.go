@@ -378,4 +378,3 @@ func TestStreamTimersWhileReading(t *testing.T) {
 		})
 	}
 }
-

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -429,7 +431,8 @@ func TestStreamCompressedToCoder(t *testing.T) {
 		return nil
 	})
 	var wire wireCount
-	ws := stWS(t, url, WithCompression(CompressionContextTakeover), WithPlugins(&wire))
+	var written countingDialer
+	ws := stWS(t, url, WithCompression(CompressionContextTakeover), WithPlugins(&wire), WithDialer(written.dial))
 	ready := make(chan struct{})
 	done := stRun(t, ws, HandlerFunc(func(_ *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Ready); ok {
@@ -457,6 +460,9 @@ func TestStreamCompressedToCoder(t *testing.T) {
 		if r := rs[i]; r.err != nil || r.n != want || r.binary {
 			t.Errorf("message %d: the server read %d bytes (binary %v), %v; want %d text bytes", i, r.n, r.binary, r.err, want)
 		}
+	}
+	if n := written.n.Load(); n > size/20 {
+		t.Errorf("%d bytes went on the wire for %d of repetitive text: not compressed", n, size)
 	}
 	if sizes := wire.sizes(); len(sizes) != 3 || sizes[0] != size {
 		t.Errorf("send observers saw %v, want the three messages with their sizes", sizes)
@@ -491,4 +497,26 @@ func (w *wireCount) sizes() []int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]int(nil), w.n...)
+}
+
+// countingDialer dials TCP and counts the bytes written.
+type countingDialer struct{ n atomic.Int64 }
+
+func (d *countingDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, n: &d.n}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
