@@ -262,3 +262,49 @@ func TestStreamHandlerChecks(t *testing.T) {
 type badStream struct{}
 
 func (badStream) OnStream(*WebSocket, *events.Binary) {}
+
+// TestStreamWriterServerCloses: the server's close while a message is being
+// written: Closing is delivered, and the reply goes out after the
+// message's last fragment.
+func TestStreamWriterServerCloses(t *testing.T) {
+	step := make(chan struct{})
+	closing := make(chan struct{})
+	srv, done := scriptServer(t, func(c *wstest.Conn) {
+		if !srvHandshake(t, c) {
+			return
+		}
+		<-step // the writer is open
+		srvWrite(t, c, wstest.Close(4002, "server done"))
+		srvFrame(t, c, wstest.OpBinary, false, StreamFragment, nil)
+		srvFrame(t, c, wstest.OpContinuation, true, 1, nil)
+		srvExpectClose(t, c, 4002, "server done")
+	})
+	ws := stWS(t, srv.URL())
+	ready := make(chan struct{})
+	res := stRun(t, ws, HandlerFunc(func(_ *WebSocket, ev events.Event) {
+		switch ev.(type) {
+		case *events.Ready:
+			close(ready)
+		case *events.Closing:
+			close(closing)
+		}
+	}))
+	stRecv(t, ready, "Ready")
+	mw, err := ws.BinaryWriter(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	step <- struct{}{}
+	stRecv(t, closing, "Closing")
+	if _, err := mw.Write(make([]byte, StreamFragment+1)); err != nil {
+		t.Errorf("Write after the server's close = %v (the reply waits for the message)", err)
+	}
+	if err := mw.Close(); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	var ce *CloseError
+	if err := stRecv(t, res, "Run's return"); !errors.As(err, &ce) || ce.Code != 4002 {
+		t.Errorf("Run = %v, want the server's close 4002", err)
+	}
+	waitScript(t, done)
+}
