@@ -378,3 +378,31 @@ func TestStreamTimersWhileReading(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamCloseTimeoutWhileReading: a handler that closes and reads on
+// a stream the server never ends (nor answers the close) is bounded by the
+// close timeout: the reader returns ErrCloseTimeout.
+func TestStreamCloseTimeoutWhileReading(t *testing.T) {
+	rerr := make(chan error, 1)
+	h := &stHandler{onStream: func(ws *WebSocket, ev *events.Stream) {
+		_ = ws.Close(StatusNormal, "enough")
+		_, err := io.Copy(io.Discard, ev.Reader)
+		rerr <- err
+	}}
+	began := time.Now()
+	err := stRaw(t, func(c *wstest.Conn) {
+		_ = c.WriteFrame(frag(wstest.OpBinary, false, "s"))
+		for c.WriteFrame(frag(wstest.OpContinuation, false, "x")) == nil {
+			time.Sleep(10 * time.Millisecond) // the server's pace, not synchronisation
+		}
+	}, h, WithCloseTimeout(300*time.Millisecond))
+	if got := stRecv(t, rerr, "the reader's error"); !errors.Is(got, ErrCloseTimeout) {
+		t.Errorf("the reader's error = %v, want ErrCloseTimeout", got)
+	}
+	if !errors.Is(err, ErrCloseTimeout) {
+		t.Errorf("Run = %v, want ErrCloseTimeout", err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("the session took %v to end with a 300 ms close timeout", d)
+	}
+}
