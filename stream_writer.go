@@ -151,8 +151,10 @@ func (ws *WebSocket) openWriter(ctx context.Context, op byte) (*MessageWriter, e
 	w.mu.Lock()
 	w.stream = &mw.mu
 	w.mu.Unlock()
-	w.leaveStream(&mw.mu) // what was posted meanwhile
+	// Set under mu: a context that ends now runs contextDone at once,
+	// which takes mu first.
 	mw.stop = context.AfterFunc(ctx, mw.contextDone)
+	w.leaveStream(&mw.mu) // and write what was posted meanwhile
 	return mw, nil
 }
 
