@@ -146,7 +146,7 @@ func (ws *WebSocket) openWriter(ctx context.Context, op byte) (*MessageWriter, e
 		w.release()
 		return nil, s.sendError(err, false)
 	}
-	mw := &MessageWriter{s: s, ws: ws, op: op, ctx: ctx, buf: make([]byte, 0, StreamFragment)}
+	mw := &MessageWriter{s: s, ws: ws, op: op, ctx: ctx, buf: getFragment()}
 	mw.mu.Lock()
 	w.mu.Lock()
 	w.stream = &mw.mu
@@ -367,8 +367,25 @@ func (mw *MessageWriter) finish(err error) {
 	if mw.stop != nil {
 		mw.stop()
 	}
+	if err == nil {
+		// Only a closed writer's buffer is surely no longer read into
+		// (ReadFrom reads outside mu, and sees an abandon only after).
+		putFragment(mw.buf)
+	}
 	mw.buf = nil
 	mw.ws.observeStream(mw.op, mw.size, err)
+}
+
+// fragments pools the fragment buffers of MessageWriters: a message costs
+// no 64 KiB allocation.
+var fragments = sync.Pool{New: func() any { b := make([]byte, 0, StreamFragment); return &b }}
+
+func getFragment() []byte { return (*fragments.Get().(*[]byte))[:0] }
+
+func putFragment(b []byte) {
+	if cap(b) == StreamFragment {
+		fragments.Put(&b)
+	}
 }
 
 // contextDone abandons a message whose context ended before its Close.
