@@ -406,3 +406,22 @@ func TestStreamCloseTimeoutWhileReading(t *testing.T) {
 		t.Errorf("the session took %v to end with a 300 ms close timeout", d)
 	}
 }
+
+// TestStreamHandlerPanics: a panic in OnStream half-way closes with 1011;
+// the rest of the message is discarded and Run returns the *PanicError.
+func TestStreamHandlerPanics(t *testing.T) {
+	h := &stHandler{onStream: func(_ *WebSocket, ev *events.Stream) {
+		_, _ = ev.Reader.Read(make([]byte, 1))
+		panic("boom")
+	}}
+	err := stRaw(t, func(c *wstest.Conn) {
+		srvWrite(t, c, frag(wstest.OpBinary, false, "abc"), frag(wstest.OpContinuation, true, "def"))
+		if srvExpectClose(t, c, StatusInternalError, "handler panic") {
+			srvWrite(t, c, wstest.Close(StatusInternalError, ""))
+		}
+	}, h)
+	var pe *PanicError
+	if !errors.As(err, &pe) || pe.Value != "boom" {
+		t.Errorf("Run = %v, want the *PanicError", err)
+	}
+}
