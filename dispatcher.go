@@ -93,7 +93,7 @@ func (ws *WebSocket) runSessionWith(ctx context.Context, t *table, recoverPanics
 	if prepare != nil {
 		prepare(s)
 	}
-	s.direct = recoverPanics && ws.cfg.plugins == nil && t.observer == nil
+	s.direct = recoverPanics && ws.cfg.plugins == nil && t.observer == nil && !t.streams
 	defer ws.attachQueue(s)()
 	s.state.Store(int32(StateConnecting))
 	ws.sess.Store(s)
@@ -169,6 +169,13 @@ type session struct {
 	stopNow   bool           // the handler just stopped: close the session
 	inHandler bool           // deliverMessage is in the handler: readLoop recovers its panic
 	failure   *ProtocolError // the client failed the connection
+
+	// A message delivered as a stream (stream_reader.go): non-nil while
+	// OnStream runs; the events that happen meanwhile wait in pending.
+	stream         *streamIn
+	pending        []events.Event
+	pendingControl int    // Pings and Pongs in pending
+	drain          []byte // reads the unread rest of a stream
 }
 
 // mail is what other goroutines tell the session goroutine.
@@ -487,6 +494,10 @@ func (s *session) messageMeta() events.Meta {
 // handler stops now (a panic, or a range loop left), the session starts its
 // close handshake.
 func (s *session) emit(ev events.Event) {
+	if s.stream != nil {
+		s.deferEvent(ev) // OnStream runs: after it returns
+		return
+	}
 	s.lastStamp = ev.ReceivedTime()
 	// Messages are stamped with the time of the read that brought their
 	// last bytes; only an event stamped later than that read (a poll, say)
