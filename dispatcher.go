@@ -545,7 +545,9 @@ func (s *session) deliverMessage(m message, meta events.Meta, n int) {
 		}
 	} else {
 		m.binary.Meta, m.binary.Data = meta, m.buf[:n:n]
-		if f := s.t.binary; f != nil {
+		if h := s.t.binaryH; h != nil {
+			h.OnBinary(s.ws, m.binary)
+		} else if f := s.t.binary; f != nil {
 			f(s.ws, m.binary)
 		}
 	}

@@ -26,6 +26,7 @@ type table struct {
 	pong         func(*WebSocket, *events.Pong)
 	text         func(*WebSocket, *events.Text)
 	binary       func(*WebSocket, *events.Binary)
+	binaryH      BinaryHandler // the one binary listener, called as an interface (a method value costs a call more)
 	closing      func(*WebSocket, *events.Closing)
 	closed       func(*WebSocket, *events.Closed)
 	unresponsive func(*WebSocket, *events.Unresponsive)
@@ -56,6 +57,7 @@ type listeners struct {
 	pong         []func(*WebSocket, *events.Pong)
 	text         []func(*WebSocket, *events.Text)
 	binary       []func(*WebSocket, *events.Binary)
+	binaryHs     []BinaryHandler // the BinaryHandlers among them
 	closing      []func(*WebSocket, *events.Closing)
 	closed       []func(*WebSocket, *events.Closed)
 	unresponsive []func(*WebSocket, *events.Unresponsive)
@@ -92,6 +94,7 @@ func (l *listeners) compile() *table {
 		pong:         fanOut(l.pong),
 		text:         fanOut(l.text),
 		binary:       fanOut(l.binary),
+		binaryH:      onlyHandler(l.binary, l.binaryHs),
 		closing:      fanOut(l.closing),
 		closed:       fanOut(l.closed),
 		unresponsive: fanOut(l.unresponsive),
@@ -114,6 +117,16 @@ func (t *table) deliverFirst(ws *WebSocket, ev events.Event) {
 	if t.observer != nil {
 		t.observer(ws, ev)
 	}
+}
+
+// onlyHandler returns the one listener of a slot if it is a handler of
+// hs (not an observer's closure), else nil.
+func onlyHandler[F, H any](fs []F, hs []H) H {
+	var none H
+	if len(fs) == 1 && len(hs) == 1 {
+		return hs[0]
+	}
+	return none
 }
 
 // fanOut returns one function calling fs in order, or nil for none.
@@ -188,6 +201,7 @@ func (l *listeners) add(h any, where string) error {
 	}
 	if x, ok := h.(BinaryHandler); ok {
 		l.binary = append(l.binary, x.OnBinary)
+		l.binaryHs = append(l.binaryHs, x)
 	}
 	if x, ok := h.(ClosingHandler); ok {
 		l.closing = append(l.closing, x.OnClosing)

@@ -119,6 +119,15 @@ func (s *session) readFast() {
 		switch b[0] {
 		case 0x82: // FIN, binary
 			rb.pos += hl + n
+			if c := &s.pay; n <= carveMax && n <= len(c.block)-c.used && c.nbin < len(c.bins) && !s.cfg.borrowBinary {
+				// newMessage's common case, inline.
+				buf := c.block[c.used : c.used+n : c.used+n]
+				c.used += n
+				c.nbin++
+				copy(buf, p)
+				s.deliverMessage(message{binary: &c.bins[c.nbin-1], buf: buf}, s.messageMeta(), n)
+				continue
+			}
 			if s.cfg.borrowBinary {
 				if s.borrowed == nil {
 					s.borrowed = &events.Binary{}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -12,9 +14,11 @@ import (
 )
 
 // gobwasClient is github.com/gobwas/ws: ws.Dial, then wsutil.Reader frame
-// by frame, each message read into one reused buffer, control frames
-// answered by wsutil.ControlFrameHandler; messages sent with a reused
-// wsutil.Writer.
+// by frame over a 64 KiB bufio.Reader, each message read into one reused
+// buffer, control frames answered by wsutil.ControlFrameHandler; messages
+// sent with a reused wsutil.Writer. An idle connection holds no buffer (a
+// goroutine blocked in NextFrame on the conn): the leanest way gobwas
+// allows with a goroutine per connection.
 func gobwasClient() *client {
 	return &client{
 		name: "gobwas",
@@ -27,11 +31,15 @@ func gobwasClient() *client {
 			defer conn.Close()
 			stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 			defer stop()
+			// Frames are read through a 64 KiB buffer (reading the conn
+			// directly costs a read(2) per frame header); bytes the
+			// handshake read past the response come first.
 			var src io.Reader = conn
 			if br != nil {
-				src = br // bytes read past the handshake come first
+				rest, _ := br.Peek(br.Buffered())
+				src = io.MultiReader(bytes.NewReader(rest), conn)
 			}
-			g := &gobwasConn{conn: conn, src: src, w: w, m: m}
+			g := &gobwasConn{conn: conn, src: bufio.NewReaderSize(src, 64<<10), w: w, m: m}
 			return g.run()
 		},
 		hold: func(ctx context.Context, addr string, ready func(error)) {
