@@ -9,6 +9,8 @@ import (
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
+// Tests of closecause.go: the cause a context carries into the close.
+
 func TestCloseCause(t *testing.T) {
 	cases := []struct {
 		name       string

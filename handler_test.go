@@ -1,16 +1,13 @@
 package lomond
 
 import (
-	"context"
-	"errors"
-	"net"
 	"reflect"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/lomond-go/lomond/events"
 )
+
+// Tests of handler.go: HandlerFunc, BaseHandler and Compose.
 
 // htLog records handler calls, each as "id:method".
 type htLog struct {
@@ -48,34 +45,55 @@ type (
 	htSend         struct{ htRec }
 )
 
-func (h htObserver) OnEvent(_ *WebSocket, ev events.Event)         { h.add("event " + ev.Name()) }
-func (h htEvents) OnReady(*WebSocket, *events.Ready)               { h.add("OnReady") }
-func (h htEvents) OnText(*WebSocket, *events.Text)                 { h.add("OnText") }
-func (h htEvents) OnBinary(*WebSocket, *events.Binary)             { h.add("OnBinary") }
-func (h htEvents) OnClosed(*WebSocket, *events.Closed)             { h.add("OnClosed") }
+func (h htObserver) OnEvent(_ *WebSocket, ev events.Event) { h.add("event " + ev.Name()) }
+
+func (h htEvents) OnReady(*WebSocket, *events.Ready) { h.add("OnReady") }
+
+func (h htEvents) OnText(*WebSocket, *events.Text) { h.add("OnText") }
+
+func (h htEvents) OnBinary(*WebSocket, *events.Binary) { h.add("OnBinary") }
+
+func (h htEvents) OnClosed(*WebSocket, *events.Closed) { h.add("OnClosed") }
+
 func (h htConnecting) OnConnecting(*WebSocket, *events.Connecting) { h.add("OnConnecting") }
+
 func (h htConnectFail) OnConnectFail(*WebSocket, *events.ConnectFail) {
 	h.add("OnConnectFail")
 }
+
 func (h htConnected) OnConnected(*WebSocket, *events.Connected) { h.add("OnConnected") }
-func (h htRejected) OnRejected(*WebSocket, *events.Rejected)    { h.add("OnRejected") }
-func (h htPoll) OnPoll(*WebSocket, *events.Poll)                { h.add("OnPoll") }
-func (h htPing) OnPing(*WebSocket, *events.Ping)                { h.add("OnPing") }
-func (h htPong) OnPong(*WebSocket, *events.Pong)                { h.add("OnPong") }
-func (h htClosing) OnClosing(*WebSocket, *events.Closing)       { h.add("OnClosing") }
+
+func (h htRejected) OnRejected(*WebSocket, *events.Rejected) { h.add("OnRejected") }
+
+func (h htPoll) OnPoll(*WebSocket, *events.Poll) { h.add("OnPoll") }
+
+func (h htPing) OnPing(*WebSocket, *events.Ping) { h.add("OnPing") }
+
+func (h htPong) OnPong(*WebSocket, *events.Pong) { h.add("OnPong") }
+
+func (h htClosing) OnClosing(*WebSocket, *events.Closing) { h.add("OnClosing") }
+
 func (h htUnresponsive) OnUnresponsive(*WebSocket, *events.Unresponsive) {
 	h.add("OnUnresponsive")
 }
+
 func (h htProtoErr) OnProtocolError(*WebSocket, *events.ProtocolError) { h.add("OnProtocolError") }
+
 func (h htDisconnected) OnDisconnected(*WebSocket, *events.Disconnected) {
 	h.add("OnDisconnected")
 }
+
 func (h htBackOff) OnBackOff(*WebSocket, *events.BackOff) { h.add("OnBackOff") }
-func (h htReady) OnReady(*WebSocket, *events.Ready)       { h.add("OnReady") }
-func (h htText) OnText(*WebSocket, *events.Text)          { h.add("OnText") }
-func (h htBinary) OnBinary(*WebSocket, *events.Binary)    { h.add("OnBinary") }
-func (h htClosed) OnClosed(*WebSocket, *events.Closed)    { h.add("OnClosed") }
-func (h htSend) OnSend(*WebSocket, *events.Outbound)      { h.add("OnSend") }
+
+func (h htReady) OnReady(*WebSocket, *events.Ready) { h.add("OnReady") }
+
+func (h htText) OnText(*WebSocket, *events.Text) { h.add("OnText") }
+
+func (h htBinary) OnBinary(*WebSocket, *events.Binary) { h.add("OnBinary") }
+
+func (h htClosed) OnClosed(*WebSocket, *events.Closed) { h.add("OnClosed") }
+
+func (h htSend) OnSend(*WebSocket, *events.Outbound) { h.add("OnSend") }
 
 // htFull implements every handler interface, Observer included.
 type htFull struct {
@@ -107,7 +125,8 @@ func newHTFull(log *htLog, id string) *htFull {
 // htUnknownEvent is an Event type the dispatcher does not know.
 type htUnknownEvent struct{ events.Meta }
 
-func (*htUnknownEvent) Name() string   { return "unknown" }
+func (*htUnknownEvent) Name() string { return "unknown" }
+
 func (*htUnknownEvent) String() string { return "Unknown()" }
 
 // htEventMethods maps one value of every event type to the method that
@@ -132,126 +151,6 @@ var htEventMethods = []struct {
 	{&events.ProtocolError{}, "OnProtocolError"},
 	{&events.Disconnected{}, "OnDisconnected"},
 	{&events.BackOff{}, "OnBackOff"},
-}
-
-func TestDiscoverFullHandler(t *testing.T) {
-	log := &htLog{}
-	tb, err := discover(newHTFull(log, "h"))
-	if err != nil {
-		t.Fatalf("discover: %v", err)
-	}
-	for _, c := range htEventMethods {
-		log.calls = nil
-		tb.deliver(nil, c.ev)
-		want := []string{"h:event " + c.ev.Name(), "h:" + c.method}
-		if !reflect.DeepEqual(log.calls, want) {
-			t.Errorf("deliver %T: calls %q, want %q", c.ev, log.calls, want)
-		}
-	}
-	log.calls = nil
-	tb.deliver(nil, &htUnknownEvent{})
-	if want := []string{"h:event unknown"}; !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("deliver unknown event: calls %q, want %q", log.calls, want)
-	}
-}
-
-// TestDiscoverEachInterface checks that a handler implementing one interface
-// is accepted and receives exactly its event, once.
-func TestDiscoverEachInterface(t *testing.T) {
-	log := &htLog{}
-	r := htRec{log: log, id: "h"}
-	handlers := map[string]any{
-		"OnReady":         htReady{r},
-		"OnText":          htText{r},
-		"OnBinary":        htBinary{r},
-		"OnClosed":        htClosed{r},
-		"OnConnecting":    htConnecting{r},
-		"OnConnectFail":   htConnectFail{r},
-		"OnConnected":     htConnected{r},
-		"OnRejected":      htRejected{r},
-		"OnPoll":          htPoll{r},
-		"OnPing":          htPing{r},
-		"OnPong":          htPong{r},
-		"OnClosing":       htClosing{r},
-		"OnUnresponsive":  htUnresponsive{r},
-		"OnProtocolError": htProtoErr{r},
-		"OnDisconnected":  htDisconnected{r},
-		"OnBackOff":       htBackOff{r},
-	}
-	for method, h := range handlers {
-		tb, err := discover(h)
-		if err != nil {
-			t.Errorf("discover(%T): %v", h, err)
-			continue
-		}
-		log.calls = nil
-		for _, c := range htEventMethods {
-			tb.deliver(nil, c.ev)
-		}
-		tb.deliver(nil, &htUnknownEvent{})
-		if want := []string{"h:" + method}; !reflect.DeepEqual(log.calls, want) {
-			t.Errorf("%T got %q for all events, want %q", h, log.calls, want)
-		}
-	}
-
-	// EventHandler alone: its four methods, each once.
-	tb, err := discover(htEvents{r})
-	if err != nil {
-		t.Fatalf("discover(EventHandler): %v", err)
-	}
-	log.calls = nil
-	for _, c := range htEventMethods {
-		tb.deliver(nil, c.ev)
-	}
-	want := []string{"h:OnReady", "h:OnText", "h:OnBinary", "h:OnClosed"}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("EventHandler got %q, want %q", log.calls, want)
-	}
-
-	// Observer alone: every event once, in order.
-	tb, err = discover(htObserver{r})
-	if err != nil {
-		t.Fatalf("discover(Observer): %v", err)
-	}
-	log.calls = nil
-	want = nil
-	for _, c := range htEventMethods {
-		tb.deliver(nil, c.ev)
-		want = append(want, "h:event "+c.ev.Name())
-	}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("Observer got %q, want %q", log.calls, want)
-	}
-}
-
-func TestDeliverPassesWebSocketAndEvent(t *testing.T) {
-	ws, err := New("ws://127.0.0.1:1/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := &events.Text{Text: "hi"}
-	var gotWS []*WebSocket
-	var gotEv []events.Event
-	h := HandlerFunc(func(w *WebSocket, e events.Event) {
-		gotWS = append(gotWS, w)
-		gotEv = append(gotEv, e)
-	})
-	tb, err := discover(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb.deliver(ws, ev)
-	if len(gotWS) != 1 || gotWS[0] != ws || gotEv[0] != ev {
-		t.Fatalf("HandlerFunc got ws=%v ev=%v, want the same pointers once", gotWS, gotEv)
-	}
-}
-
-func TestDeliverEmptyTableDoesNothing(t *testing.T) {
-	tb := &table{}
-	for _, c := range htEventMethods {
-		tb.deliver(nil, c.ev) // must not panic
-	}
-	tb.deliver(nil, &htUnknownEvent{})
 }
 
 func TestHandlerFuncReceivesEveryEventOnce(t *testing.T) {
@@ -385,94 +284,11 @@ func TestComposeNestedAndSingle(t *testing.T) {
 	}
 }
 
-func TestDiscoverInvalid(t *testing.T) {
-	cases := []struct {
-		name string
-		h    any
-		want string
-	}{
-		{"nil", nil, "nil handler"},
-		{"struct", struct{}{}, "struct {} has no handler method"},
-		{"int", 42, "int has no handler method"},
-		{"nil pointer", (*htEmbedded)(nil), "nil *lomond.htEmbedded"},
-		{"nil HandlerFunc", HandlerFunc(nil), "nil HandlerFunc"},
-		{"empty Compose", Compose(), "Compose with no handlers"},
-		{"nested empty Compose", Compose(BaseHandler{}, Compose()), "Compose argument 1: Compose with no handlers"},
-		{"Compose nil part", Compose(htObserver{htRec{&htLog{}, "a"}}, nil), "Compose argument 1"},
-		{"Compose empty part", Compose(BaseHandler{}, struct{}{}), "Compose argument 1"},
-		{"Compose string part", Compose("oops"), "Compose argument 0"},
-		{"nested Compose bad part", Compose(Compose(BaseHandler{}, 3.5)), "Compose argument 0"},
-	}
-	for _, c := range cases {
-		_, err := discover(c.h)
-		if !errors.Is(err, ErrInvalidHandler) {
-			t.Errorf("%s: discover err = %v, want ErrInvalidHandler", c.name, err)
-			continue
-		}
-		if !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: error %q does not mention %q", c.name, err, c.want)
-		}
-		if n := strings.Count(err.Error(), "lomond:"); n != 1 {
-			t.Errorf("%s: error %q says \"lomond:\" %d times, want once", c.name, err, n)
-		}
-	}
-}
-
-// TestRunRejectsInvalidHandlerBeforeIO checks that Run validates the
-// handler before dialing: the dialer must never be called, and the
-// WebSocket stays idle and reusable.
-func TestRunRejectsInvalidHandlerBeforeIO(t *testing.T) {
-	dialed := false
-	ws, err := New("ws://127.0.0.1:1/", WithDialer(func(context.Context, string, string) (net.Conn, error) {
-		dialed = true
-		return nil, errors.New("test: must not dial")
-	}), WithDialTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		name string
-		h    EventHandler
-	}{
-		{"nil", nil},
-		{"Compose of nothing useful", Compose(struct{}{})},
-		{"Compose with nil", Compose(nil)},
-		{"Compose with a bad second part", Compose(BaseHandler{}, 7)},
-	}
-	for _, c := range cases {
-		err := ws.Run(context.Background(), c.h)
-		if !errors.Is(err, ErrInvalidHandler) {
-			t.Errorf("%s: Run = %v, want an error wrapping ErrInvalidHandler", c.name, err)
-		}
-		if st := ws.State(); st != StateIdle {
-			t.Errorf("%s: State after Run = %v, want idle", c.name, st)
-		}
-	}
-	if dialed {
-		t.Error("Run dialed before validating the handler")
-	}
-}
-
-// TestSendObserverAloneIsAHandler: a value with only OnSend is a valid
-// plugin that receives no event.
-func TestSendObserverAloneIsAHandler(t *testing.T) {
-	log := &htLog{}
-	tb, err := discover(htSend{htRec{log, "s"}})
-	if err != nil {
-		t.Fatalf("discover(SendObserver): %v", err)
-	}
-	for _, c := range htEventMethods {
-		tb.deliver(nil, c.ev)
-	}
-	if len(log.calls) != 0 || len(tb.out) != 1 {
-		t.Errorf("SendObserver: calls %q and %d send observers, want none and 1", log.calls, len(tb.out))
-	}
-}
-
 // htCounter is the plugin: only OnText and OnPong, no BaseHandler.
 type htCounter struct{ texts, pongs, events int }
 
 func (c *htCounter) OnText(*WebSocket, *events.Text) { c.texts++ }
+
 func (c *htCounter) OnPong(*WebSocket, *events.Pong) { c.pongs++ }
 
 // htMeter is the metrics plugin: OnEvent, OnText and OnPong.
@@ -527,6 +343,7 @@ func (a *htPtrApp) OnDisconnected(*WebSocket, *events.Disconnected) { a.disconne
 type htPtrPlugin struct{ n int }
 
 func (p *htPtrPlugin) OnText(*WebSocket, *events.Text) { p.n++ }
+
 func (p *htPtrPlugin) OnPong(*WebSocket, *events.Pong) { p.n++ }
 
 // htPtrCount is not a struct: the hint cannot be &T{}.
@@ -538,65 +355,6 @@ func (c *htPtrCount) OnText(*WebSocket, *events.Text) { *c++ }
 type htWrongSig struct{ BaseHandler }
 
 func (htWrongSig) OnPong(*WebSocket, events.Pong) {}
-
-func TestPointerReceiverMistakeNamesTheFix(t *testing.T) {
-	cases := []struct {
-		name string
-		h    any
-		want []string
-	}{
-		{"value with a pointer-receiver hook", htPtrApp{}, []string{
-			"lomond: invalid handler: OnDisconnected has a pointer receiver and would never be called on a lomond.htPtrApp value: pass a pointer (&lomond.htPtrApp{})"}},
-		{"Compose part with pointer methods only", Compose(htObserver{htRec{&htLog{}, "a"}}, htPtrPlugin{}), []string{
-			"lomond: invalid handler: Compose argument 1: OnPong, OnText have pointer receivers", "pass a pointer (&lomond.htPtrPlugin{})"}},
-		{"non-struct type", htPtrCount(0), []string{"pass a pointer (a *lomond.htPtrCount)"}},
-		{"wrong signature", htWrongSig{}, []string{
-			"lomond.htWrongSig.OnPong has the signature func(*lomond.WebSocket, events.Pong), want func(*lomond.WebSocket, *events.Pong)"}},
-	}
-	for _, c := range cases {
-		_, err := discover(c.h)
-		if !errors.Is(err, ErrInvalidHandler) {
-			t.Errorf("%s: discover = %v, want ErrInvalidHandler", c.name, err)
-			continue
-		}
-		for _, w := range c.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error %q\ndoes not contain %q", c.name, err, w)
-			}
-		}
-		if n := strings.Count(err.Error(), "lomond:"); n != 1 {
-			t.Errorf("%s: error %q says \"lomond:\" %d times", c.name, err, n)
-		}
-	}
-	// The pointers are fine.
-	for _, h := range []any{&htPtrApp{}, &htPtrPlugin{}, new(htPtrCount)} {
-		if _, err := discover(h); err != nil {
-			t.Errorf("discover(%T): %v", h, err)
-		}
-	}
-}
-
-// TestRunAndPersistRejectPointerMistakeBeforeIO: the mistake is an error
-// from Run and Persist before anything is dialed.
-func TestRunAndPersistRejectPointerMistakeBeforeIO(t *testing.T) {
-	dialed := false
-	ws, err := New("ws://127.0.0.1:1/", WithDialer(func(context.Context, string, string) (net.Conn, error) {
-		dialed = true
-		return nil, errors.New("test: must not dial")
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ws.Run(context.Background(), htPtrApp{}); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "pass a pointer") {
-		t.Errorf("Run(value) = %v, want ErrInvalidHandler naming the fix", err)
-	}
-	if err := ws.Persist(context.Background(), Compose(htPtrPlugin{}, BaseHandler{})); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "pass a pointer") {
-		t.Errorf("Persist(Compose(value)) = %v, want ErrInvalidHandler naming the fix", err)
-	}
-	if dialed {
-		t.Error("a handler mistake was found only after dialing")
-	}
-}
 
 // TestComposeFlattensNesting: nested Compose is delivered as one list, in
 // argument order, observer before own method within each part.

@@ -348,3 +348,19 @@ func TestObserveSentCostsNothingUnobserved(t *testing.T) {
 		t.Errorf("observeSent with a plugin that has no OnSend: %v allocs, want 0", a)
 	}
 }
+
+// TestSendObserverAloneIsAHandler: a value with only OnSend is a valid
+// plugin that receives no event.
+func TestSendObserverAloneIsAHandler(t *testing.T) {
+	log := &htLog{}
+	tb, err := discover(htSend{htRec{log, "s"}})
+	if err != nil {
+		t.Fatalf("discover(SendObserver): %v", err)
+	}
+	for _, c := range htEventMethods {
+		tb.deliver(nil, c.ev)
+	}
+	if len(log.calls) != 0 || len(tb.out) != 1 {
+		t.Errorf("SendObserver: calls %q and %d send observers, want none and 1", log.calls, len(tb.out))
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"slices"
 	"strings"
@@ -21,9 +23,10 @@ import (
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
-// The Persist tests run real sockets on 127.0.0.1. Helpers are in
-// reconnect_helpers_test.go, the send queue's tests in
-// reconnect_queue_test.go and the backoff arithmetic in backoff_test.go.
+// Tests of reconnect.go: Persist against real sockets on 127.0.0.1
+// (restarts, back-offs, Retry-After, retry policies, before-dial hooks,
+// cancellation, Reconnect and Stop), PersistEvents, and the back-off
+// arithmetic without sleeping.
 
 // rcExp1ms is an exponential backoff without jitter: 1 ms, 2 ms, 4 ms...
 func rcExp1ms() PersistOption {
@@ -1112,4 +1115,679 @@ func TestPersistHandlerPanics(t *testing.T) {
 			t.Errorf("%d connections, want 1 (no reconnection after a panic)", n)
 		}
 	})
+}
+
+func TestLomondBackOffFormula(t *testing.T) {
+	const minWait, maxWait = 5 * time.Second, 30 * time.Second
+	for _, r := range []float64{0, 0.5, 0.999} {
+		b := &LomondBackOff{MinWait: minWait, MaxWait: maxWait, Rand: func() float64 { return r }}
+		for n := 1; n <= 100; n++ {
+			// lomond: min_wait + random() * min(max_wait - min_wait, 2**retries)
+			span := maxWait - minWait
+			if exp := math.Pow(2, float64(n)); exp < span.Seconds() {
+				span = time.Duration(exp) * time.Second
+			}
+			want := minWait + time.Duration(r*float64(span))
+			got := b.NextBackOff()
+			if got != want {
+				t.Errorf("r=%v attempt %d: %v, want %v", r, n, got, want)
+			}
+			if got < minWait || got > maxWait {
+				t.Fatalf("r=%v attempt %d: %v, outside [MinWait, MaxWait]", r, n, got)
+			}
+		}
+	}
+	// Spelled out for r = 0.5: 2^n s until it passes max-min = 25 s.
+	b := &LomondBackOff{MinWait: minWait, MaxWait: maxWait, Rand: func() float64 { return 0.5 }}
+	for i, want := range []time.Duration{6 * time.Second, 7 * time.Second, 9 * time.Second, 13 * time.Second,
+		17500 * time.Millisecond, 17500 * time.Millisecond} {
+		if got := b.NextBackOff(); got != want {
+			t.Errorf("r=0.5 attempt %d: %v, want %v", i+1, got, want)
+		}
+	}
+}
+
+func TestLomondBackOffReset(t *testing.T) {
+	b := &LomondBackOff{MinWait: 5 * time.Second, MaxWait: 30 * time.Second, Rand: func() float64 { return 0.999 }}
+	first := b.NextBackOff()
+	for range 10 {
+		b.NextBackOff()
+	}
+	b.Reset()
+	if got := b.NextBackOff(); got != first {
+		t.Errorf("after Reset: %v, want the first delay again, %v", got, first)
+	}
+}
+
+func TestLomondBackOffDefaultRand(t *testing.T) {
+	b := &LomondBackOff{MinWait: time.Second, MaxWait: 3 * time.Second}
+	for n := 1; n <= 1000; n++ {
+		if d := b.NextBackOff(); d < time.Second || d >= 3*time.Second {
+			t.Fatalf("attempt %d: %v, want within [1s, 3s)", n, d)
+		}
+	}
+	same := &LomondBackOff{MinWait: 2 * time.Second, MaxWait: 2 * time.Second}
+	if d := same.NextBackOff(); d != 2*time.Second {
+		t.Errorf("MinWait == MaxWait: %v, want exactly 2s", d)
+	}
+}
+
+func TestDefaultBackOff(t *testing.T) {
+	b := DefaultBackOff()
+	e, ok := b.(*backoff.ExponentialBackOff)
+	if !ok {
+		t.Fatalf("DefaultBackOff is %T, want *backoff.ExponentialBackOff", b)
+	}
+	if e.InitialInterval != time.Second || e.Multiplier != 2 || e.RandomizationFactor != 0.5 ||
+		e.MaxInterval != 30*time.Second || e.MaxElapsedTime != 0 {
+		t.Errorf("DefaultBackOff = initial %v ×%v ±%v max %v elapsed %v, want 1s ×2 ±0.5 max 30s elapsed 0",
+			e.InitialInterval, e.Multiplier, e.RandomizationFactor, e.MaxInterval, e.MaxElapsedTime)
+	}
+	for range 100 {
+		if d := DefaultBackOff().NextBackOff(); d < 500*time.Millisecond || d > 1500*time.Millisecond {
+			t.Fatalf("first delay %v, want within [0.5s, 1.5s]", d)
+		}
+	}
+	low, high := time.Duration(math.MaxInt64), time.Duration(0)
+	for n := 1; n <= 1000; n++ {
+		d := b.NextBackOff()
+		if d == backoff.Stop {
+			t.Fatalf("attempt %d: backoff.Stop; the default must never give up", n)
+		}
+		if d < 500*time.Millisecond || d > 45*time.Second {
+			t.Fatalf("attempt %d: %v, want within [0.5s, 45s]", n, d)
+		}
+		if n > 10 {
+			low, high = min(low, d), max(high, d)
+		}
+	}
+	// Once capped, delays are 30 s ± 50%.
+	if low < 15*time.Second || high > 45*time.Second {
+		t.Errorf("capped delays within [%v, %v], want within [15s, 45s]", low, high)
+	}
+	b.Reset()
+	if d := b.NextBackOff(); d > 1500*time.Millisecond {
+		t.Errorf("after Reset: %v, want within [0.5s, 1.5s]", d)
+	}
+}
+
+func TestRetryPolicies(t *testing.T) {
+	rej := func(status int) error { return &RejectedError{StatusCode: status, Status: http.StatusText(status)} }
+	closed := func(code int) error { return &CloseError{Code: code} }
+	cases := []struct {
+		name   string
+		cause  error
+		strict bool
+	}{
+		{"400", rej(400), false},
+		{"401", rej(401), false},
+		{"403", rej(403), false},
+		{"404", rej(404), false},
+		{"408", rej(408), true},
+		{"429", rej(429), true},
+		{"500", rej(500), true},
+		{"503", rej(503), true},
+		{"wrapped 401", fmt.Errorf("context: %w", rej(401)), false},
+		{"close 1008", closed(1008), false},
+		{"close 1000", closed(1000), true},
+		{"close 1011", closed(1011), true},
+		{"close 4001", closed(4001), true},
+		{"connect error", &ConnectError{URL: "ws://x/", Reason: "refused", Err: errors.New("refused")}, true},
+		{"protocol error 1002", &ProtocolError{Code: 1002, Err: errors.New("bad frame")}, true},
+		{"unresponsive", ErrUnresponsive, true},
+		{"handshake timeout", ErrHandshakeTimeout, true},
+		{"nil (client closed)", nil, true},
+	}
+	for _, c := range cases {
+		if got := RetryStrict(c.cause); got != c.strict {
+			t.Errorf("RetryStrict(%s) = %v, want %v", c.name, got, c.strict)
+		}
+		if !RetryAlways(c.cause) {
+			t.Errorf("RetryAlways(%s) = false", c.name)
+		}
+	}
+}
+
+// bdTokenSecret stands for a credential in the token service's URL, which
+// an http.Client error quotes.
+const bdTokenSecret = "Cl1ent-s3cret-b7"
+
+var errTokenDown = errors.New("token service unavailable")
+
+// bdTokenError is what a token fetch through net/http returns while the
+// token service is down.
+func bdTokenError() error {
+	return fmt.Errorf("fetching token: %w", &url.Error{Op: "Post",
+		URL: "https://user:" + bdTokenSecret + "@127.0.0.1:9/token?client_secret=" + bdTokenSecret, Err: errTokenDown})
+}
+
+// TestPersistBeforeDialRetried: a hook that fails twice (its token service
+// is down) and then succeeds: Persist connects on the third attempt, after
+// two ConnectFail and two BackOff events that carry the hook's error with
+// its credentials hidden.
+func TestPersistBeforeDialRetried(t *testing.T) {
+	rcNoLeak(t)
+	auths := make(chan string, 4)
+	srv := wstest.NewServer(t, func(c *wstest.Conn) {
+		req, err := c.ReadRequest()
+		if err != nil {
+			return
+		}
+		auths <- req.Header.Get("Authorization")
+		if err := c.Accept(req, nil); err != nil {
+			return
+		}
+		if code, reason, err := c.ExpectClose(); err == nil {
+			_ = c.WriteFrame(wstest.Close(code, reason))
+		}
+	})
+	ws := rcNew(t, srv.URL())
+	var numbers []int
+	hook := func(_ context.Context, a *Attempt) error {
+		numbers = append(numbers, a.Number)
+		if len(numbers) <= 2 {
+			return bdTokenError()
+		}
+		a.Header.Set("Authorization", "Bearer fresh")
+		return nil
+	}
+	rec, err := rcPersist(t, ws, rcStopAt("ready", 1), WithBeforeDial(hook), rcConst(time.Millisecond))
+	if err != nil {
+		t.Fatalf("Persist = %v, want nil", err)
+	}
+	rcWantNames(t, rec, "connecting", "connect_fail", "back_off", "connecting", "connect_fail", "back_off",
+		"connecting", "connected", "ready", "closed", "disconnected")
+	if got := rcRecv(t, auths, "the upgrade request"); got != "Bearer fresh" {
+		t.Errorf("the server got Authorization %q, want the hook's", got)
+	}
+	if n := srv.Conns(); n != 1 {
+		t.Errorf("%d connections, want 1 (none while the hook failed)", n)
+	}
+	if want := []int{1, 2, 3}; !slices.Equal(numbers, want) {
+		t.Errorf("Attempt.Number %v, want %v", numbers, want)
+	}
+	var shown []string
+	for i, cf := range rcAll[*events.ConnectFail](rec) {
+		if cf.URL != ws.URL() {
+			t.Errorf("ConnectFail %d URL %q, want %q", i+1, cf.URL, ws.URL())
+		}
+		if !strings.HasPrefix(cf.Reason, "before-dial hook; fetching token: ") || !strings.Contains(cf.Reason, errTokenDown.Error()) {
+			t.Errorf("ConnectFail %d Reason %q, want the hook's error", i+1, cf.Reason)
+		}
+		if !strings.Contains(cf.Reason, "https://127.0.0.1:9/token?client_secret=xxxxx") {
+			t.Errorf("ConnectFail %d Reason %q, want the token URL shown redacted", i+1, cf.Reason)
+		}
+		if !errors.Is(cf.Err, errTokenDown) {
+			t.Errorf("ConnectFail %d Err %v does not wrap the hook's error", i+1, cf.Err)
+		}
+		shown = append(shown, cf.String(), cf.Reason, cf.Err.Error())
+	}
+	for i, bo := range rcAll[*events.BackOff](rec) {
+		var ce *ConnectError
+		var ue *url.Error
+		if !errors.As(bo.Cause, &ce) || !errors.Is(bo.Cause, errTokenDown) || !errors.As(bo.Cause, &ue) {
+			t.Errorf("BackOff %d Cause %v, want a *ConnectError wrapping the hook's error", i+1, bo.Cause)
+		}
+		if bo.Attempt != i+1 {
+			t.Errorf("BackOff %d Attempt %d, want %d", i+1, bo.Attempt, i+1)
+		}
+		shown = append(shown, bo.String(), bo.Cause.Error())
+	}
+	for _, s := range shown {
+		if strings.Contains(s, bdTokenSecret) {
+			t.Errorf("the hook's credential shows: %s", s)
+		}
+	}
+}
+
+// TestPersistBeforeDialPermanent: an error marked Permanent ends Persist
+// after its ConnectFail, whatever the retry policy; the error returned is
+// the attempt's *ConnectError, wrapping the hook's error and ErrPermanent.
+func TestPersistBeforeDialPermanent(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, rcReject(http.StatusServiceUnavailable, nil))
+	errRevoked := errors.New("credential revoked")
+	for _, policy := range []RetryPolicy{RetryAlways, RetryStrict} {
+		ws := rcNew(t, srv.URL())
+		calls := 0
+		hook := func(_ context.Context, a *Attempt) error {
+			if calls++; calls == 2 {
+				return Permanent(fmt.Errorf("refresh: %w", errRevoked))
+			}
+			return nil
+		}
+		rec, err := rcPersist(t, ws, nil, WithBeforeDial(hook), WithRetryPolicy(policy), rcConst(time.Millisecond))
+		var ce *ConnectError
+		if !errors.Is(err, ErrPermanent) || !errors.Is(err, errRevoked) || !errors.As(err, &ce) {
+			t.Fatalf("Persist = %v, want a *ConnectError wrapping ErrPermanent and the hook's error", err)
+		}
+		if errors.Is(err, ErrRetryPolicy) {
+			t.Errorf("Persist = %v: the policy was not asked", err)
+		}
+		if !strings.Contains(err.Error(), "before-dial hook; refresh: credential revoked") {
+			t.Errorf("Persist's error reads %q, want the hook's error", err)
+		}
+		rcWantNames(t, rec, "connecting", "connected", "rejected", "disconnected", "back_off", "connecting", "connect_fail")
+		if calls != 2 {
+			t.Errorf("hook called %d times, want 2", calls)
+		}
+	}
+	if n := srv.Conns(); n != 2 {
+		t.Errorf("%d connections, want 2 (one per Persist, none after the permanent error)", n)
+	}
+}
+
+func TestPersistPermanentMarker(t *testing.T) {
+	if Permanent(nil) != nil {
+		t.Error("Permanent(nil) is not nil")
+	}
+	base := errors.New("base")
+	p := Permanent(base)
+	if p.Error() != "base" || !errors.Is(p, base) || !errors.Is(p, ErrPermanent) || errors.Is(base, ErrPermanent) {
+		t.Errorf("Permanent(base) = %v: want it to read as base and wrap base and ErrPermanent", p)
+	}
+}
+
+// TestPersistBeforeDialPolicyAndLimit: a hook's error goes to the retry
+// policy and counts against the attempt limit, as a failed dial does.
+func TestPersistBeforeDialPolicyAndLimit(t *testing.T) {
+	rcNoLeak(t)
+	failing := func(context.Context, *Attempt) error { return bdTokenError() }
+	t.Run("policy", func(t *testing.T) {
+		ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+		var seen error
+		policy := func(cause error) bool { seen = cause; return false }
+		_, err := rcPersist(t, ws, nil, WithBeforeDial(failing), WithRetryPolicy(policy))
+		if !errors.Is(err, ErrRetryPolicy) || !errors.Is(err, errTokenDown) {
+			t.Errorf("Persist = %v, want ErrRetryPolicy with the hook's error", err)
+		}
+		var ce *ConnectError
+		if !errors.As(seen, &ce) || !strings.HasPrefix(ce.Reason, "before-dial hook; ") {
+			t.Errorf("the policy saw %v, want the attempt's *ConnectError", seen)
+		}
+	})
+	t.Run("attempt limit", func(t *testing.T) {
+		ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+		rec, err := rcPersist(t, ws, nil, WithBeforeDial(failing), WithMaxAttempts(3), rcConst(time.Millisecond))
+		if !errors.Is(err, ErrMaxAttempts) || !errors.Is(err, errTokenDown) {
+			t.Errorf("Persist = %v, want ErrMaxAttempts with the hook's error", err)
+		}
+		if n, b := rec.count("connect_fail"), rec.count("back_off"); n != 3 || b != 2 {
+			t.Errorf("%d ConnectFail and %d BackOff, want 3 and 2", n, b)
+		}
+	})
+}
+
+// TestStopEndsBeforeDialHook: Stop cancels the context of a hook in
+// progress (a token fetch waiting on a slow service), and Persist returns
+// nil whatever the hook returns then; no event follows. Before the fix the
+// hook's context lived on, so Persist waited for the hook, then returned
+// its error.
+func TestStopEndsBeforeDialHook(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, rcAnswerClose)
+	ws := rcNew(t, srv.URL())
+	entered := make(chan struct{})
+	hook := func(ctx context.Context, _ *Attempt) error {
+		close(entered)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("fetching token: %w", ctx.Err())
+		case <-time.After(3 * rcTimeout):
+			return errors.New("the hook's context was not cancelled by Stop")
+		}
+	}
+	run := rcGo(t, ws, nil, WithBeforeDial(hook))
+	rcRecv(t, entered, "the hook")
+	start := time.Now()
+	if err := ws.Stop(StatusNormal, ""); err != nil {
+		t.Fatalf("Stop = %v", err)
+	}
+	if err := run.wait(t); err != nil {
+		t.Errorf("Persist = %v after Stop during the hook, want nil", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Persist returned %v after Stop, want at once", d)
+	}
+	if n := len(run.rec.all()); n != 0 || srv.Conns() != 0 {
+		t.Errorf("events %v, %d connections; want nothing after Stop", run.rec.names(), srv.Conns())
+	}
+}
+
+// TestWithBackOffCalledOncePerPersist: WithBackOff's constructor runs once
+// per Persist, as documented (it ran twice: once more for the minimum
+// delay), whatever the number of attempts.
+func TestWithBackOffCalledOncePerPersist(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, rcReject(http.StatusServiceUnavailable, http.Header{"Retry-After": {"0"}}))
+	var calls atomic.Int32
+	newBackOff := func() backoff.BackOff {
+		calls.Add(1)
+		return &backoff.ConstantBackOff{Interval: time.Millisecond}
+	}
+	for run := 1; run <= 2; run++ {
+		ws := rcNew(t, srv.URL())
+		rec, err := rcPersist(t, ws, rcStopAt("back_off", 3), WithBackOff(newBackOff))
+		if err != nil {
+			t.Fatalf("Persist = %v", err)
+		}
+		// Retry-After: 0 is raised to the backoff's minimum: the floor
+		// still comes from the one backoff.
+		for _, bo := range rcAll[*events.BackOff](rec) {
+			if bo.Delay != time.Millisecond {
+				t.Errorf("BackOff delay %v, want the constant backoff's 1ms", bo.Delay)
+			}
+		}
+		if n := calls.Load(); n != int32(run) {
+			t.Errorf("after %d Persist runs the constructor ran %d times, want %d", run, n, run)
+		}
+	}
+}
+
+// pfStableThenDrop is a server whose first connection stays up for twice
+// stable (the duration is the scenario, not a synchronisation) and whose
+// later connections are dropped right after the handshake.
+func pfStableThenDrop(t *testing.T, stable time.Duration) *wstest.Server {
+	var n atomic.Int32
+	return wstest.NewServer(t, func(c *wstest.Conn) {
+		if _, err := c.Handshake(); err != nil {
+			return
+		}
+		if n.Add(1) == 1 {
+			select {
+			case <-time.After(2 * stable):
+			case <-c.Done():
+			}
+		}
+	})
+}
+
+// TestBackOffAttemptAfterStableSession: one stable session, then three that
+// drop at once. BackOff.Attempt numbers the reconnections since the stable
+// connection: 1, 2, 3, 4. Before the fix it read 1, 1, 2, 3.
+func TestBackOffAttemptAfterStableSession(t *testing.T) {
+	rcNoLeak(t)
+	const stable = 300 * time.Millisecond
+	ws := rcNew(t, pfStableThenDrop(t, stable).URL())
+	rec, err := rcPersist(t, ws, rcStopAt("back_off", 4), rcConst(time.Millisecond), WithStableAfter(stable))
+	if err != nil {
+		t.Fatalf("Persist = %v", err)
+	}
+	var got []int
+	for _, bo := range rcAll[*events.BackOff](rec) {
+		got = append(got, bo.Attempt)
+	}
+	if want := []int{1, 2, 3, 4}; !slices.Equal(got, want) {
+		t.Errorf("BackOff.Attempt %v, want %v", got, want)
+	}
+}
+
+// TestBackOffAttemptLimitAfterStableSession checks the before-dial hook's
+// Attempt.Number and the attempt limit around a stable session: the limit
+// counts only the attempts that did not become stable.
+func TestBackOffAttemptLimitAfterStableSession(t *testing.T) {
+	rcNoLeak(t)
+	const stable = 300 * time.Millisecond
+	ws := rcNew(t, pfStableThenDrop(t, stable).URL())
+	var numbers []int
+	hook := func(_ context.Context, a *Attempt) error {
+		numbers = append(numbers, a.Number)
+		return nil
+	}
+	rec, err := rcPersist(t, ws, nil, rcConst(time.Millisecond), WithStableAfter(stable), WithMaxAttempts(3), WithBeforeDial(hook))
+	if !errors.Is(err, ErrMaxAttempts) {
+		t.Fatalf("Persist = %v, want ErrMaxAttempts", err)
+	}
+	if got := rec.count("ready"); got != 4 {
+		t.Errorf("%d sessions, want 4 (one stable, then the limit of 3)", got)
+	}
+	if want := []int{1, 1, 2, 3}; !slices.Equal(numbers, want) {
+		t.Errorf("Attempt.Number %v, want %v", numbers, want)
+	}
+}
+
+// TestRetryAfterZeroIsFloored: a server answering 503 with Retry-After: 0
+// (or a date in the past) must not get a reconnect storm: the wait is at
+// least the backoff's minimum delay. Before the fix the delay was 0.
+func TestRetryAfterZeroIsFloored(t *testing.T) {
+	rcNoLeak(t)
+	exp := func(initial time.Duration, jitter float64) PersistOption {
+		return WithBackOff(func() backoff.BackOff {
+			b := backoff.NewExponentialBackOff()
+			b.InitialInterval, b.RandomizationFactor, b.MaxElapsedTime = initial, jitter, 0
+			return b
+		})
+	}
+	past := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
+	cases := []struct {
+		name, value string
+		opt         PersistOption
+		floor       time.Duration
+	}{
+		{"zero, exponential", "0", exp(80*time.Millisecond, 0), 80 * time.Millisecond},
+		{"zero, exponential with jitter", "0", exp(80*time.Millisecond, 0.5), 40 * time.Millisecond},
+		{"past date, constant", past, rcConst(60 * time.Millisecond), 60 * time.Millisecond},
+		{"zero, lomond", "0", WithLomondBackOff(70*time.Millisecond, time.Second), 70 * time.Millisecond},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := wstest.NewServer(t, rcReject(http.StatusServiceUnavailable, http.Header{"Retry-After": {c.value}}))
+			ws := rcNew(t, srv.URL())
+			rec, err := rcPersist(t, ws, rcStopAt("back_off", 3), c.opt)
+			if err != nil {
+				t.Fatalf("Persist = %v", err)
+			}
+			bos := rcAll[*events.BackOff](rec)
+			if len(bos) != 3 {
+				t.Fatalf("events %v, want 3 BackOff", rec.names())
+			}
+			for i, bo := range bos {
+				if bo.Delay < c.floor {
+					t.Errorf("BackOff %d: delay %v, want at least the backoff's minimum %v", i+1, bo.Delay, c.floor)
+				}
+			}
+			conns := rcAll[*events.Connecting](rec)
+			if gap := conns[2].ReceivedTime().Sub(conns[0].ReceivedTime()); gap < 2*c.floor {
+				t.Errorf("three attempts within %v, want at least %v apart in all", gap, 2*c.floor)
+			}
+		})
+	}
+}
+
+// TestPersistDeadlineIsAnError: Persist whose context reaches its deadline
+// returns context.DeadlineExceeded; a cancelled context still returns nil.
+// Before the fix both returned nil.
+func TestPersistDeadlineIsAnError(t *testing.T) {
+	rcNoLeak(t)
+	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ws.Persist(ctx, HandlerFunc(func(*WebSocket, events.Event) {}), rcConst(time.Hour)) }()
+	err := rcRecv(t, done, "Persist's return")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Persist at its deadline = %v, want context.DeadlineExceeded", err)
+	}
+	if ws.Err() != err {
+		t.Errorf("ws.Err() = %v, want Persist's %v", ws.Err(), err)
+	}
+
+	cause := errors.New("test: shutting down")
+	cctx, ccancel := context.WithCancelCause(context.Background())
+	go func() {
+		done <- ws.Persist(cctx, HandlerFunc(func(_ *WebSocket, ev events.Event) {
+			if ev.Name() == events.NameBackOff {
+				ccancel(cause)
+			}
+		}), rcConst(time.Hour))
+	}()
+	if err := rcRecv(t, done, "Persist's return"); !errors.Is(err, cause) {
+		t.Errorf("Persist cancelled with a cause = %v, want the cause", err)
+	}
+
+	pctx, pcancel := context.WithCancel(context.Background())
+	go func() {
+		done <- ws.Persist(pctx, HandlerFunc(func(_ *WebSocket, ev events.Event) {
+			if ev.Name() == events.NameBackOff {
+				pcancel()
+			}
+		}), rcConst(time.Hour))
+	}()
+	if err := rcRecv(t, done, "Persist's return"); err != nil {
+		t.Errorf("Persist cancelled = %v, want nil", err)
+	}
+}
+
+// TestStopFromHandler: Stop in OnReady closes the connection with the
+// given code and Persist returns nil, with no reconnection. (ws.Close in
+// the same place reconnects: TestCloseReconnects.)
+func TestStopFromHandler(t *testing.T) {
+	rcNoLeak(t)
+	codes := make(chan int, 4)
+	srv := wstest.NewServer(t, rcCloseRecorder(codes))
+	ws := rcNew(t, srv.URL())
+	var stopErr error
+	rec, err := rcPersist(t, ws, func(ws *WebSocket, ev events.Event, _ context.CancelFunc) {
+		if ev.Name() == events.NameReady {
+			stopErr = ws.Stop(StatusNormal, "done")
+		}
+	}, rcConst(time.Millisecond))
+	if err != nil || stopErr != nil {
+		t.Fatalf("Persist = %v, Stop = %v; want nil, nil", err, stopErr)
+	}
+	if code := rcRecv(t, codes, "the close code"); code != StatusNormal {
+		t.Errorf("server got close %d, want 1000", code)
+	}
+	rcWantNames(t, rec, "connecting", "connected", "ready", "closed", "disconnected")
+	if n := srv.Conns(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+	if err := ws.Stop(StatusNormal, ""); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Stop after Persist = %v, want ErrNotConnected", err)
+	}
+}
+
+// TestCloseReconnects documents the difference: ws.Close ends the
+// connection, and Persist connects again.
+func TestCloseReconnects(t *testing.T) {
+	rcNoLeak(t)
+	srv := wstest.NewServer(t, rcAnswerClose)
+	ws := rcNew(t, srv.URL())
+	readies := 0
+	rec, err := rcPersist(t, ws, func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
+		if ev.Name() != events.NameReady {
+			return
+		}
+		if readies++; readies == 2 {
+			stop()
+			return
+		}
+		_ = ws.Close(StatusNormal, "again")
+	}, rcConst(time.Millisecond))
+	if err != nil {
+		t.Fatalf("Persist = %v", err)
+	}
+	if n := rec.count("ready"); n < 2 {
+		t.Errorf("%d Ready, want at least 2 (Close does not stop Persist)", n)
+	}
+}
+
+// TestStopFromAnotherGoroutine: Stop during the backoff wait, during a
+// dial, and from the before-dial hook ends Persist at once with nil.
+func TestStopFromAnotherGoroutine(t *testing.T) {
+	rcNoLeak(t)
+	t.Run("backoff wait", func(t *testing.T) {
+		ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+		run := rcGo(t, ws, nil, rcConst(time.Hour))
+		run.rec.waitCount(t, "back_off", 1)
+		if err := ws.Stop(StatusNormal, ""); err != nil {
+			t.Fatalf("Stop = %v", err)
+		}
+		if err := run.wait(t); err != nil {
+			t.Errorf("Persist = %v, want nil", err)
+		}
+		rcWantNames(t, run.rec, "connecting", "connect_fail", "back_off")
+	})
+	t.Run("dial", func(t *testing.T) {
+		dialing := make(chan struct{}, 1)
+		block := func(ctx context.Context, _, _ string) (net.Conn, error) {
+			dialing <- struct{}{}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		ws := rcNew(t, "ws://127.0.0.1:9/", WithDialer(block))
+		run := rcGo(t, ws, nil, rcConst(time.Millisecond))
+		rcRecv(t, dialing, "the dial")
+		start := time.Now()
+		if err := ws.Stop(StatusGoingAway, ""); err != nil {
+			t.Fatalf("Stop = %v", err)
+		}
+		if err := run.wait(t); err != nil {
+			t.Errorf("Persist = %v, want nil", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("Persist returned %v after Stop, want at once (the dial timeout is 30 s)", d)
+		}
+		rcWantNames(t, run.rec, "connecting", "connect_fail")
+	})
+	t.Run("before-dial hook", func(t *testing.T) {
+		srv := wstest.NewServer(t, rcAnswerClose)
+		ws := rcNew(t, srv.URL())
+		hook := func(context.Context, *Attempt) error { return ws.Stop(StatusNormal, "") }
+		rec, err := rcPersist(t, ws, nil, WithBeforeDial(hook))
+		if err != nil {
+			t.Errorf("Persist = %v, want nil", err)
+		}
+		if n := len(rec.all()); n != 0 || srv.Conns() != 0 {
+			t.Errorf("events %v, %d connections; want nothing after Stop", rec.names(), srv.Conns())
+		}
+	})
+}
+
+// TestStopPersistEventsAndRun: Stop ends a PersistEvents loop the same way,
+// and on a Run session it is Close.
+func TestStopPersistEventsAndRun(t *testing.T) {
+	rcNoLeak(t)
+	codes := make(chan int, 4)
+	srv := wstest.NewServer(t, rcCloseRecorder(codes))
+	ws := rcNew(t, srv.URL())
+	var names []string
+	for ev := range ws.PersistEvents(context.Background(), rcConst(time.Millisecond)) {
+		names = append(names, ev.Name())
+		if ev.Name() == events.NameReady {
+			if err := ws.Stop(4000, "bye"); err != nil {
+				t.Errorf("Stop = %v", err)
+			}
+		}
+	}
+	if ws.Err() != nil {
+		t.Errorf("ws.Err() = %v, want nil", ws.Err())
+	}
+	if code := rcRecv(t, codes, "the close code"); code != 4000 {
+		t.Errorf("server got close %d, want 4000", code)
+	}
+	if got := names[len(names)-1]; got != events.NameDisconnected {
+		t.Errorf("events %v, want Disconnected last and no reconnection", names)
+	}
+
+	err := ws.Run(context.Background(), HandlerFunc(func(ws *WebSocket, ev events.Event) {
+		if ev.Name() == events.NameReady {
+			_ = ws.Stop(StatusNormal, "run")
+		}
+	}))
+	if err != nil {
+		t.Errorf("Run = %v, want nil (Stop is Close)", err)
+	}
+	if code := rcRecv(t, codes, "the close code"); code != StatusNormal {
+		t.Errorf("server got close %d, want 1000", code)
+	}
+	for _, bad := range []struct {
+		code   int
+		reason string
+		want   error
+	}{{999, "", ErrInvalidCloseCode}, {StatusNormal, string(make([]byte, 124)), ErrReasonTooLong}} {
+		if err := ws.Stop(bad.code, bad.reason); !errors.Is(err, bad.want) {
+			t.Errorf("Stop(%d, %d bytes) = %v, want %v", bad.code, len(bad.reason), err, bad.want)
+		}
+	}
 }

@@ -16,107 +16,17 @@ import (
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
-// The timer tests check that each timer fires on time (within 10% of its
-// due offset) whatever the poll interval, because timers ride on the read
-// deadline rather than on a ticker.
+// Tests of timers.go. Each timer fires on time (within 10% of its due
+// offset) whatever the poll interval, because timers ride on the read
+// deadline rather than on a ticker; the ping timeout judges a flooding
+// server within a bound and never a compliant one; Poll keeps its rhythm
+// until the session fails.
 //
 // The machine running them may be loaded (2 cores, other test binaries), and
 // a descheduled goroutine can wake tens of milliseconds late. So a scenario
 // whose only failures are timing misses is run again, up to tdAttempts
 // times: a timer that is wrong fails every attempt; scheduling jitter does
 // not repeat. Every other check fails the test at once.
-
-// tdRec records the events of one session. Anything delivered after the
-// session's last event (Disconnected or ConnectFail) is also kept in late.
-type tdRec struct {
-	mu   sync.Mutex
-	evs  []events.Event
-	late []events.Event
-	done bool
-}
-
-func (r *tdRec) add(ev events.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.done {
-		r.late = append(r.late, ev)
-	}
-	r.evs = append(r.evs, ev)
-	switch ev.(type) {
-	case *events.Disconnected, *events.ConnectFail:
-		r.done = true
-	}
-}
-
-func (r *tdRec) all() []events.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.evs)
-}
-
-// lateCount returns how many events arrived after the session's last event.
-func (r *tdRec) lateCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.late)
-}
-
-func (r *tdRec) names() []string {
-	var ns []string
-	for _, ev := range r.all() {
-		ns = append(ns, ev.Name())
-	}
-	return ns
-}
-
-// tdAll returns the recorded events of type T, in order.
-func tdAll[T events.Event](r *tdRec) []T {
-	var out []T
-	for _, ev := range r.all() {
-		if e, ok := ev.(T); ok {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// tdOne returns the first recorded event of type T, failing the test if
-// there is none.
-func tdOne[T events.Event](t *testing.T, r *tdRec) T {
-	t.Helper()
-	all := tdAll[T](r)
-	if len(all) == 0 {
-		var zero T
-		t.Fatalf("no %T event; events: %v", zero, r.names())
-	}
-	return all[0]
-}
-
-// tdNew is New that fails the test on error.
-func tdNew(t *testing.T, url string, opts ...Option) *WebSocket {
-	t.Helper()
-	ws, err := New(url, opts...)
-	if err != nil {
-		t.Fatalf("New(%q): %v", url, err)
-	}
-	return ws
-}
-
-// tdRun runs one session, recording every event and then passing it to fn
-// (if not nil). A 30 s context guards against a hung test.
-func tdRun(t *testing.T, ws *WebSocket, fn func(ws *WebSocket, ev events.Event)) (*tdRec, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	rec := &tdRec{}
-	err := ws.Run(ctx, HandlerFunc(func(ws *WebSocket, ev events.Event) {
-		rec.add(ev)
-		if fn != nil {
-			fn(ws, ev)
-		}
-	}))
-	return rec, err
-}
 
 // tdAttempts bounds how often a scenario with timing misses is run.
 const tdAttempts = 4
@@ -505,4 +415,557 @@ func TestTimersStopAfterSession(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBacklogIsNoFalseUnresponsive: a consumer whose handler takes 1 ms,
+// behind a burst of 4000 1 KiB messages, is not declared Unresponsive: the
+// server answered every ping at once, and the pong was waiting behind the
+// backlog. Handler time does not count against the ping timeout.
+func TestBacklogIsNoFalseUnresponsive(t *testing.T) {
+	const n = 4000
+	msg := bytes.Repeat([]byte("x"), 1024)
+	srv, done := scriptServer(t, func(c *wstest.Conn) {
+		if !srvHandshake(t, c) {
+			return
+		}
+		// The reader answers pings at once, between the burst's writes.
+		pings := make(chan []byte, 64)
+		go func() {
+			defer close(pings)
+			for {
+				f, err := c.ReadFrame()
+				if err != nil || f.Opcode == wstest.OpClose {
+					return
+				}
+				if f.Opcode == wstest.OpPing {
+					pings <- f.Payload
+				}
+			}
+		}()
+		frame := wstest.Text(string(msg)).Encode()
+		for i := 0; i < n; i++ {
+			var p []byte
+			if i == n/2 {
+				// Half the burst is out (in the kernel's buffers, or read
+				// and waiting for the 1 ms handler): the first ping's pong
+				// goes behind it, and behind the second half come the
+				// pongs of later pings.
+				p = <-pings
+			} else {
+				select {
+				case p = <-pings:
+				default:
+				}
+			}
+			if p != nil && c.WriteFrame(wstest.Pong(p)) != nil {
+				return
+			}
+			if c.WriteRaw(frame) != nil {
+				return
+			}
+		}
+		_ = c.WriteFrame(wstest.Close(1000, "burst done"))
+		for range pings {
+		}
+	})
+	ws := newTestWS(t, srv.URL(), WithPingRate(20*time.Millisecond), WithPingTimeout(100*time.Millisecond))
+	texts, unresponsive, pongs := 0, 0, 0
+	err := ws.Run(context.Background(), HandlerFunc(func(ws *WebSocket, ev events.Event) {
+		switch ev.(type) {
+		case *events.Text:
+			texts++
+			time.Sleep(time.Millisecond) // the consumer's work, not synchronisation
+		case *events.Unresponsive:
+			unresponsive++
+		case *events.Pong:
+			pongs++
+		}
+	}))
+	waitScript(t, done)
+	if unresponsive != 0 || CloseStatus(err) != 1000 {
+		t.Errorf("Run = %v after %d Unresponsive events, want the server's close 1000 and none", err, unresponsive)
+	}
+	if texts != n {
+		t.Errorf("%d texts delivered, want %d", texts, n)
+	}
+	if pongs == 0 {
+		t.Error("no pong: the test did not exercise the ping timeout")
+	}
+	t.Logf("%d texts, %d pongs", texts, pongs)
+}
+
+// TestBacklogIsNoFalseCloseTimeout: the client closes while 4000 messages
+// wait for a 1 ms handler; the server's reply comes after them. The close
+// handshake completes, and every message before the reply is delivered.
+func TestBacklogIsNoFalseCloseTimeout(t *testing.T) {
+	const n = 4000
+	frame := wstest.Text(string(bytes.Repeat([]byte("y"), 1024))).Encode()
+	srv, done := scriptServer(t, func(c *wstest.Conn) {
+		if !srvHandshake(t, c) {
+			return
+		}
+		for i := 0; i < n; i++ {
+			if c.WriteRaw(frame) != nil {
+				return
+			}
+		}
+		if srvExpectClose(t, c, 1000, "enough") {
+			_ = c.WriteFrame(wstest.Close(1000, "enough"))
+		}
+	})
+	ws := newTestWS(t, srv.URL(), WithCloseTimeout(100*time.Millisecond))
+	texts := 0
+	err := ws.Run(context.Background(), HandlerFunc(func(ws *WebSocket, ev events.Event) {
+		if _, ok := ev.(*events.Text); ok {
+			texts++
+			if texts == 1 {
+				_ = ws.Close(1000, "enough")
+			}
+			time.Sleep(time.Millisecond) // the consumer's work, not synchronisation
+		}
+	}))
+	waitScript(t, done)
+	if err != nil {
+		t.Errorf("Run = %v, want nil (a completed client close)", err)
+	}
+	if texts != n {
+		t.Errorf("%d texts delivered, want %d", texts, n)
+	}
+}
+
+// TestSlowPollHandlerWithAPingInFlight: a handler may take longer than any
+// limit of the engine's (5 s for control frames) while a frame is half
+// received: nothing times out under it.
+func TestSlowPollHandlerWithAPingInFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 5.5 s")
+	}
+	inPoll := make(chan struct{})
+	srv, done := scriptServer(t, func(c *wstest.Conn) {
+		if !srvHandshake(t, c) {
+			return
+		}
+		ping := wstest.Ping([]byte("in flight")).Encode()
+		_ = c.WriteRaw(ping[:4])
+		<-inPoll
+		_ = c.WriteRaw(ping[4:])
+		srvWrite(t, c, wstest.Text("after"), wstest.Close(1000, ""))
+		srvExpectClose(t, c, 1000, "")
+	})
+	ws := newTestWS(t, srv.URL(), WithPollInterval(50*time.Millisecond))
+	polls := 0
+	var names []string
+	err := ws.Run(context.Background(), HandlerFunc(func(ws *WebSocket, ev events.Event) {
+		names = append(names, ev.Name())
+		if _, ok := ev.(*events.Poll); ok {
+			polls++
+			if polls == 2 { // the ping's header has arrived by now
+				close(inPoll)
+				time.Sleep(5500 * time.Millisecond) // longer than the engine's 5 s
+			}
+		}
+	}))
+	waitScript(t, done)
+	if CloseStatus(err) != 1000 {
+		t.Errorf("Run = %v, want the server's close 1000", err)
+	}
+	if !strings.Contains(strings.Join(names, " "), "ping") || !strings.Contains(strings.Join(names, " "), "text") {
+		t.Errorf("events %v lack the ping or the text", names)
+	}
+}
+
+// TestStalledWriterIsUnresponsive: a server that floods pings and never
+// reads fills the client's send buffer; the write that makes no progress
+// for the ping timeout ends the session as Unresponsive instead of freezing
+// it, and a send stuck on it fails.
+func TestStalledWriterIsUnresponsive(t *testing.T) {
+	srv, done := scriptServer(t, func(c *wstest.Conn) {
+		if !srvHandshake(t, c) {
+			return
+		}
+		// Whole frames only (a write cut by a deadline would put the
+		// stream out of step); the writes block once the client stops
+		// reading, and fail when it drops the connection.
+		batch := bytes.Repeat(wstest.Ping(bytes.Repeat([]byte("p"), 125)).Encode(), 512)
+		for c.WriteRaw(batch) == nil {
+		}
+	})
+	ws := newTestWS(t, srv.URL(), WithPingTimeout(300*time.Millisecond), WithCloseTimeout(300*time.Millisecond))
+	sendErr := make(chan error, 1)
+	start := time.Now()
+	err := ws.Run(context.Background(), HandlerFunc(func(ws *WebSocket, ev events.Event) {
+		if _, ok := ev.(*events.Ready); ok {
+			go func() { sendErr <- ws.SendBinary(make([]byte, 8<<20)) }()
+		}
+	}))
+	if !errors.Is(err, ErrUnresponsive) {
+		t.Errorf("Run = %v, want ErrUnresponsive", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Run took %v", d)
+	}
+	if err := <-sendErr; err == nil {
+		t.Error("the stalled 8 MiB send reported success")
+	}
+	srv.Close()
+	waitScript(t, done)
+}
+
+// judgedLog records a session's events from any goroutine. Messages and
+// pings are only counted: a flood would fill the memory.
+type judgedLog struct {
+	mu       sync.Mutex
+	evs      []events.Event
+	messages int
+	pings    int
+}
+
+func (l *judgedLog) OnEvent(_ *WebSocket, ev events.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch ev.(type) {
+	case *events.Text, *events.Binary:
+		l.messages++
+	case *events.Ping:
+		l.pings++
+	default:
+		l.evs = append(l.evs, ev)
+	}
+}
+
+func (l *judgedLog) OnReady(*WebSocket, *events.Ready) {}
+
+func (l *judgedLog) OnText(*WebSocket, *events.Text) {}
+
+func (l *judgedLog) OnBinary(*WebSocket, *events.Binary) {}
+
+func (l *judgedLog) OnClosed(*WebSocket, *events.Closed) {}
+
+func (l *judgedLog) counts() (messages, pings int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.messages, l.pings
+}
+
+func (l *judgedLog) all() []events.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]events.Event(nil), l.evs...)
+}
+
+// judgedOf returns the recorded events of type T, in order.
+func judgedOf[T events.Event](l *judgedLog) []T {
+	var out []T
+	for _, ev := range l.all() {
+		if e, ok := ev.(T); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func judgedNames(l *judgedLog) []string {
+	var ns []string
+	for _, ev := range l.all() {
+		ns = append(ns, ev.Name())
+	}
+	return ns
+}
+
+func TestPingTimeoutJudging(t *testing.T) {
+	t.Run("DelayedPongsToEveryPingKeepTheSessionAlive", func(t *testing.T) {
+		// Pings every 100 ms, each answered 150 ms later: at any moment a
+		// pong is on its way, but never for the latest ping. Any pong ends
+		// the wait, so the server is never unresponsive.
+		const delay = 150 * time.Millisecond
+		srv, done := scriptServer(t, func(c *wstest.Conn) {
+			if !srvHandshake(t, c) {
+				return
+			}
+			var pending sync.WaitGroup
+			defer pending.Wait()
+			var mu sync.Mutex
+			closed := false // no pong after our close reply
+			for {
+				f, err := c.ReadFrame()
+				if err != nil {
+					return
+				}
+				switch f.Opcode {
+				case wstest.OpPing:
+					payload := f.Payload
+					pending.Add(1)
+					time.AfterFunc(delay, func() {
+						defer pending.Done()
+						mu.Lock()
+						defer mu.Unlock()
+						if !closed {
+							_ = c.WriteFrame(wstest.Pong(payload))
+						}
+					})
+				case wstest.OpClose:
+					mu.Lock()
+					closed = true
+					_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: f.Payload})
+					mu.Unlock()
+					return
+				}
+			}
+		})
+		ws := newTestWS(t, srv.URL(), WithPingRate(100*time.Millisecond), WithPingTimeout(400*time.Millisecond))
+		log := &judgedLog{}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		err := ws.Run(ctx, log)
+		waitScript(t, done)
+		if n := len(judgedOf[*events.Unresponsive](log)); n > 0 {
+			t.Errorf("a server answering every ping %v late was judged unresponsive; events: %q", delay, judgedNames(log))
+		}
+		if err != nil {
+			t.Errorf("Run = %v, want nil (the context ended the session)", err)
+		}
+		pongs := judgedOf[*events.Pong](log)
+		if len(pongs) < 8 {
+			t.Fatalf("%d Pong events in 2 s of pings every 100 ms, want at least 8; events: %q", len(pongs), judgedNames(log))
+		}
+		for i, p := range pongs {
+			// Each pong answers one ping, 150 ms after the server read it.
+			if p.RTT < delay-10*time.Millisecond || p.RTT > time.Second {
+				t.Errorf("Pong %d (payload %x): RTT %v, want about %v (measured against the ping whose payload it carries)", i, p.Data, p.RTT, delay)
+			}
+		}
+	})
+
+	// A server that keeps sending, reads what the client writes, and never
+	// answers its pings: bytes always wait to be read, but the ping timeout
+	// is declared within a bound all the same.
+	text := wstest.Text("flood of sixteen")
+	for _, flood := range []struct {
+		name   string
+		frames []wstest.Frame
+	}{
+		{"Text", []wstest.Frame{text}},
+		{"TextWithPings", append(repeatFrame(text, 15), wstest.Ping([]byte("ping")))},
+		{"Pings", []wstest.Frame{wstest.Ping([]byte("flood of sixteen"))}},
+	} {
+		t.Run("FloodOf"+flood.name+"DoesNotPostponeTheVerdict", func(t *testing.T) {
+			srv, done := scriptServer(t, func(c *wstest.Conn) {
+				if !srvHandshake(t, c) {
+					return
+				}
+				floodUnanswered(c, flood.frames...)
+			})
+			ws := newTestWS(t, srv.URL(), WithPingRate(500*time.Millisecond), WithPingTimeout(time.Second),
+				WithCloseTimeout(500*time.Millisecond))
+			log := &judgedLog{}
+			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+			defer cancel()
+			err := ws.Run(ctx, log)
+			waitScript(t, done)
+			msgs, pings := log.counts()
+			un := judgedOf[*events.Unresponsive](log)
+			if len(un) != 1 {
+				t.Fatalf("%d Unresponsive events after %d messages and %d pings from a server that never answers pings, want 1; events: %q",
+					len(un), msgs, pings, judgedNames(log))
+			}
+			ready := judgedOf[*events.Ready](log)[0]
+			if after := un[0].ReceivedTime().Sub(ready.ReceivedTime()); after > 4*time.Second {
+				t.Errorf("Unresponsive %v after Ready, want within 4 s (ping at 0.5 s, timeout 1 s)", after)
+			}
+			if !errors.Is(err, ErrUnresponsive) {
+				t.Errorf("Run = %v, want ErrUnresponsive", err)
+			}
+		})
+	}
+
+	t.Run("FloodOfPingsToAServerThatDoesNotReadEndsTheSession", func(t *testing.T) {
+		// The client's pongs go unread; the session ends within a bound
+		// all the same (unresponsive: no pong to its ping, or a write that
+		// stalls), however much the socket buffers hold before a write
+		// stalls.
+		srv, done := scriptServer(t, func(c *wstest.Conn) {
+			if !srvHandshake(t, c) {
+				return
+			}
+			batch := wstest.EncodeAll(repeatFrame(wstest.Ping(make([]byte, 125)), 2048)...)
+			stopAt := time.Now().Add(8 * time.Second) // a bound for the server, not a test
+			for time.Now().Before(stopAt) {
+				if c.WriteRaw(batch) != nil {
+					return
+				}
+			}
+		})
+		ws := newTestWS(t, srv.URL(), WithPingRate(500*time.Millisecond), WithPingTimeout(time.Second),
+			WithCloseTimeout(500*time.Millisecond))
+		log := &judgedLog{}
+		ctx, cancel := context.WithTimeout(context.Background(), 7*time.Second)
+		defer cancel()
+		start := time.Now()
+		err := ws.Run(ctx, log)
+		took := time.Since(start)
+		waitScript(t, done)
+		_, pings := log.counts()
+		if took > 5*time.Second {
+			t.Errorf("the session took %v to end (after %d pings; events %q), want under 5 s", took, pings, judgedNames(log))
+		}
+		if !errors.Is(err, ErrUnresponsive) {
+			t.Errorf("Run = %v, want ErrUnresponsive (no pong, or a stalled write)", err)
+		}
+	})
+}
+
+func TestPollRhythm(t *testing.T) {
+	t.Run("KeepsItsRhythmWhileAPongIsOverdueAndDataArrives", func(t *testing.T) {
+		const interval = 100 * time.Millisecond
+		srv, done := scriptServer(t, func(c *wstest.Conn) {
+			if !srvHandshake(t, c) {
+				return
+			}
+			// Text, with a ping now and then: data keeps arriving.
+			floodUnanswered(c, append(repeatFrame(wstest.Text("stream of sixteen"), 15), wstest.Ping([]byte("ping")))...)
+		})
+		ws := newTestWS(t, srv.URL(), WithPollInterval(interval), WithPingRate(200*time.Millisecond),
+			WithPingTimeout(1500*time.Millisecond), WithCloseTimeout(500*time.Millisecond))
+		log := &judgedLog{}
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		err := ws.Run(ctx, log)
+		waitScript(t, done)
+
+		ready := judgedOf[*events.Ready](log)[0].ReceivedTime()
+		un := judgedOf[*events.Unresponsive](log)
+		end := judgedOf[*events.Disconnected](log)[0].ReceivedTime()
+		if len(un) == 1 {
+			end = un[0].ReceivedTime()
+		} else {
+			t.Errorf("%d Unresponsive events, want 1 (Run = %v); events: %q", len(un), err, judgedNames(log))
+		}
+		var times []time.Time
+		for _, p := range judgedOf[*events.Poll](log) {
+			if !p.ReceivedTime().After(end) {
+				times = append(times, p.ReceivedTime())
+			}
+		}
+		first := 0
+		for _, at := range times {
+			if at.Sub(ready) <= time.Second {
+				first++
+			}
+		}
+		if first < 8 {
+			t.Errorf("%d Poll events in the first second at a 100 ms interval, want at least 8", first)
+		}
+		// From Ready to the verdict, no gap longer than three intervals.
+		prev := ready
+		for _, at := range append(times, end) {
+			if gap := at.Sub(prev); gap > 3*interval {
+				t.Errorf("no Poll for %v (from %v to %v after Ready), want at most %v between two", gap.Round(time.Millisecond),
+					prev.Sub(ready).Round(time.Millisecond), at.Sub(ready).Round(time.Millisecond), 3*interval)
+				break
+			}
+			prev = at
+		}
+	})
+
+	t.Run("StopsOnceTheSessionHasFailed", func(t *testing.T) {
+		// A protocol violation, then no close reply: the session has failed
+		// and awaits only the reply or the close timeout.
+		srv, done := scriptServer(t, func(c *wstest.Conn) {
+			if !srvHandshake(t, c) {
+				return
+			}
+			// Invalid UTF-8: the frames stay in step, so the client waits for
+			// the close reply.
+			if !srvWrite(t, c, wstest.Text("bad \xff text")) {
+				return
+			}
+			if _, _, err := c.ExpectClose(); err != nil {
+				t.Errorf("server: waiting for the client's close: %v", err)
+				return
+			}
+			// Withhold the reply: read until the client drops the connection.
+			for {
+				if _, err := c.ReadFrame(); err != nil {
+					return
+				}
+			}
+		})
+		ws := newTestWS(t, srv.URL(), WithPollInterval(100*time.Millisecond), WithCloseTimeout(time.Second))
+		log := &judgedLog{}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := ws.Run(ctx, log)
+		waitScript(t, done)
+		var pe *ProtocolError
+		if !errors.As(err, &pe) {
+			t.Errorf("Run = %v, want a *ProtocolError", err)
+		}
+		failed, polls := false, 0
+		for _, ev := range log.all() {
+			switch ev.(type) {
+			case *events.ProtocolError:
+				failed = true
+			case *events.Poll:
+				if failed {
+					polls++
+				}
+			}
+		}
+		if !failed {
+			t.Fatalf("no ProtocolError event; events: %q", judgedNames(log))
+		}
+		if polls > 0 {
+			t.Errorf("%d Poll events between ProtocolError and Disconnected, want none: %q", polls, judgedNames(log))
+		}
+	})
+}
+
+// floodUnanswered writes frames to the client over and over, reading and dropping
+// what the client sends (its pings go unanswered), until the client closes
+// (answered with a close frame) or drops the connection. It gives up after
+// 8 s: a bound for the server, not a test.
+func floodUnanswered(c *wstest.Conn, frames ...wstest.Frame) {
+	gotClose := make(chan struct{})
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			f, err := c.ReadFrame()
+			if err != nil {
+				return
+			}
+			if f.Opcode == wstest.OpClose {
+				close(gotClose)
+				return
+			}
+		}
+	}()
+	var batch []byte
+	for len(batch) < 1024 {
+		batch = append(batch, wstest.EncodeAll(frames...)...)
+	}
+	stopAt := time.Now().Add(8 * time.Second)
+	for time.Now().Before(stopAt) {
+		select {
+		case <-gotClose:
+			_ = c.WriteFrame(wstest.Close(StatusNormal, ""))
+			<-readerDone
+			return
+		default:
+		}
+		if c.WriteRaw(batch) != nil {
+			break
+		}
+	}
+	_ = c.Close()
+	<-readerDone
+}
+
+// repeatFrame returns n copies of f.
+func repeatFrame(f wstest.Frame, n int) []wstest.Frame {
+	fs := make([]wstest.Frame, n)
+	for i := range fs {
+		fs[i] = f
+	}
+	return fs
 }

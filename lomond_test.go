@@ -8,53 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
-// Regression tests for API edges (issue 8): handlers and WebSockets that
-// cannot run (item 7) and http:// and https:// URLs (item 14).
-
-// TestUnusableHandlersFailClearly: Run and Persist with HandlerFunc(nil),
-// Compose() of nothing, or a Compose holding a nil HandlerFunc must fail
-// with ErrInvalidHandler before dialing. Before the fix HandlerFunc(nil)
-// ran and panicked at the first event, and Compose() ran a session that
-// delivered to nobody.
-func TestUnusableHandlersFailClearly(t *testing.T) {
-	dialed := false
-	ws := tdNew(t, "ws://127.0.0.1:1/", WithDialer(func(context.Context, string, string) (net.Conn, error) {
-		dialed = true
-		return nil, errors.New("test: must not dial")
-	}), WithoutProxy())
-	cases := []struct {
-		name string
-		h    EventHandler
-		want string
-	}{
-		{"nil HandlerFunc", HandlerFunc(nil), "nil HandlerFunc"},
-		{"Compose of nothing", Compose(), "Compose of no handler"},
-		{"Compose holding a nil HandlerFunc", Compose(BaseHandler{}, HandlerFunc(nil)), "nil HandlerFunc"},
-		{"nested Compose of nothing", Compose(BaseHandler{}, Compose()), "Compose of no handler"},
-	}
-	// A bounded context: an unusable handler that is run anyway must not
-	// hang the test.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for _, c := range cases {
-		for name, run := range map[string]func() error{
-			"Run":     func() error { return ws.Run(ctx, c.h) },
-			"Persist": func() error { return ws.Persist(ctx, c.h) },
-		} {
-			err := run()
-			if !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), c.want) {
-				t.Errorf("%s(%s) = %v, want ErrInvalidHandler saying %q", name, c.name, err, c.want)
-			}
-		}
-	}
-	if dialed {
-		t.Error("an unusable handler was run")
-	}
-}
+// Tests of lomond.go: New and its URL, the zero WebSocket, and Err after
+// the range loops.
 
 // TestZeroWebSocketFailsClearly: a WebSocket not made by New must say so
 // from every entry point, never panic. Before the fix Run panicked.
@@ -148,5 +108,37 @@ func TestHTTPSchemesAccepted(t *testing.T) {
 	rec := tdRunReady(t, tdNew(t, u, WithoutProxy()))
 	if got := tdOne[*events.Connecting](t, rec).URL; !strings.HasPrefix(got, "ws://") {
 		t.Errorf("Connecting.URL = %q, want the ws:// form", got)
+	}
+}
+
+// TestErrAfterRangeLoops: ws.Err tells a range loop why it ended, as Run and
+// Persist would have.
+func TestErrAfterRangeLoops(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a refused port
+	ws, err := New("ws://"+addr+"/", WithoutProxy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws.Err() != nil {
+		t.Fatalf("Err before any run = %v", ws.Err())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range ws.Events(ctx) {
+	}
+	var ce *ConnectError
+	if !errors.As(ws.Err(), &ce) {
+		t.Fatalf("Err after Events = %v, want a *ConnectError", ws.Err())
+	}
+	for range ws.PersistEvents(ctx, WithMaxAttempts(2),
+		WithBackOff(func() backoff.BackOff { return &backoff.ZeroBackOff{} })) {
+	}
+	if !errors.Is(ws.Err(), ErrMaxAttempts) || !errors.As(ws.Err(), &ce) {
+		t.Fatalf("Err after PersistEvents = %v, want ErrMaxAttempts and the *ConnectError", ws.Err())
 	}
 }

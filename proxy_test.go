@@ -4,14 +4,22 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/wstest"
 )
+
+// Tests of proxy.go: the proxy chosen (WithProxy, the environment,
+// NO_PROXY, CGI) and the CONNECT tunnel.
 
 func mustURL(t *testing.T, raw string) *url.URL {
 	t.Helper()
@@ -234,92 +242,166 @@ func TestWithProxyIsFixed(t *testing.T) {
 	}
 }
 
-// TestProxyErrorRedacted runs a CONNECT against an in-memory proxy that
-// answers 407 and checks the password never shows in the error or reason.
-func TestProxyErrorRedacted(t *testing.T) {
-	client, server := net.Pipe()
-	defer client.Close()
-	gotAuth := make(chan string, 1)
-	go func() {
-		defer server.Close()
-		req, err := http.ReadRequest(bufio.NewReader(server))
-		if err != nil {
-			gotAuth <- "read error: " + err.Error()
-			return
-		}
-		gotAuth <- req.Header.Get("Proxy-Authorization")
-		_, _ = server.Write([]byte("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"))
-	}()
-	proxy := mustURL(t, "http://user:secret@proxy.example:3128")
-	_, err := connectTunnel(context.Background(), client, proxy, "example.com:80")
-	if auth := <-gotAuth; auth != "Basic dXNlcjpzZWNyZXQ=" {
-		t.Errorf("Proxy-Authorization = %q, want Basic user:secret", auth)
-	}
-	var pe *ProxyError
-	if !errors.As(err, &pe) {
-		t.Fatalf("connectTunnel err = %v, want a *ProxyError", err)
-	}
-	if pe.StatusCode != 407 {
-		t.Errorf("StatusCode = %d, want 407", pe.StatusCode)
-	}
-	reason := connectFailReason(err)
-	for _, s := range []string{err.Error(), pe.Proxy, reason} {
-		if strings.Contains(s, "secret") {
-			t.Errorf("password leaked: %q", s)
-		}
-	}
-	if !strings.HasPrefix(reason, "proxy fail; ") || !strings.Contains(reason, "407") {
-		t.Errorf("reason = %q, want a proxy fail mentioning 407", reason)
-	}
-}
-
-// TestConnectFailRedacted runs a session whose dial to the proxy fails and
-// checks that neither the events nor the returned error show the password.
-func TestConnectFailRedacted(t *testing.T) {
-	failDial := func(context.Context, string, string) (net.Conn, error) {
-		return nil, errors.New("test: refused")
-	}
-	ws, err := New("ws://example.com/", WithProxy("http://user:secret@proxy.example:3128"), WithDialer(failDial))
+// pcProxy is a CONNECT proxy on 127.0.0.1 that reads the CONNECT request,
+// reports it on requested and then runs answer on the connection.
+func pcProxy(t *testing.T, answer func(c net.Conn)) (addr string, requested <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var texts []string
+	ch := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		ch <- struct{}{}
+		answer(c)
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	return ln.Addr().String(), ch
+}
+
+// TestProxyConnectCancel: the proxy takes the CONNECT and never answers;
+// cancelling the context must end the session at once, not after the 30 s
+// dial timeout. Before the fix it waited for the dial timeout.
+func TestProxyConnectCancel(t *testing.T) {
+	addr, requested := pcProxy(t, func(c net.Conn) {
+		_, _ = io.Copy(io.Discard, c) // until the client goes away
+	})
+	ws := tdNew(t, "ws://127.0.0.1:9/", WithProxy("http://"+addr))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
 	var fail *events.ConnectFail
-	runErr := ws.Run(context.Background(), HandlerFunc(func(_ *WebSocket, ev events.Event) {
-		texts = append(texts, ev.String())
-		if cf, ok := ev.(*events.ConnectFail); ok {
-			fail = cf
-		}
-	}))
-	var ce *ConnectError
-	if !errors.As(runErr, &ce) {
-		t.Fatalf("Run = %v, want a *ConnectError", runErr)
+	go func() {
+		done <- ws.Run(ctx, HandlerFunc(func(_ *WebSocket, ev events.Event) {
+			if cf, ok := ev.(*events.ConnectFail); ok {
+				fail = cf
+			}
+		}))
+	}()
+	rcRecv(t, requested, "the CONNECT request")
+	start := time.Now()
+	cancel()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10 s of the cancellation (the dial timeout is 30 s)")
 	}
-	if fail == nil {
-		t.Fatal("no ConnectFail event")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Run returned %v after the cancellation, want at once", d)
 	}
-	texts = append(texts, runErr.Error(), fail.Reason, fail.Err.Error(), ce.Reason)
-	for _, s := range texts {
-		if strings.Contains(s, "secret") {
-			t.Errorf("password leaked: %q", s)
-		}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want it to wrap context.Canceled", err)
 	}
-	if !strings.Contains(fail.Reason, "proxy.example") {
-		t.Errorf("reason %q does not name the proxy", fail.Reason)
+	if fail == nil || !strings.Contains(fail.Reason, "cancelled") {
+		t.Errorf("ConnectFail = %v, want the reason to say cancelled", fail)
 	}
 }
 
-func TestShownProxy(t *testing.T) {
-	if got := shownProxy(nil); got != "" {
-		t.Errorf("shownProxy(nil) = %q", got)
-	}
-	for in, want := range map[string]string{
-		"http://user:secret@p:1":       "http://p:1",
-		"http://TOKEN@p:1":             "http://p:1",
-		"https://p:443/path?token=x#f": "https://p:443",
-	} {
-		if got := shownProxy(mustURL(t, in)); got != want {
-			t.Errorf("shownProxy(%q) = %q, want %q", in, got, want)
+// TestProxyConnectResponseBounded: a proxy that answers the CONNECT with
+// endless headers must not be read without limit. Before the fix the client
+// read on until the dial timeout (908 MiB in 5 s).
+func TestProxyConnectResponseBounded(t *testing.T) {
+	var written atomic.Int64
+	addr, _ := pcProxy(t, func(c net.Conn) {
+		line := []byte("X-Filler: " + strings.Repeat("a", 1000) + "\r\n")
+		n, err := c.Write([]byte("HTTP/1.1 200 Connection established\r\n"))
+		written.Add(int64(n))
+		for err == nil && written.Load() < 64<<20 {
+			n, err = c.Write(line)
+			written.Add(int64(n))
 		}
+	})
+	ws := tdNew(t, "ws://127.0.0.1:9/", WithProxy("http://"+addr), WithDialTimeout(20*time.Second))
+	start := time.Now()
+	ev, err := tdRunConnectFail(t, ws)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("ConnectFail after %v, want well before the dial timeout", d)
 	}
+	if !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Run = %v, want it to say the response is too large", err)
+	}
+	if !strings.Contains(ev.Reason, "proxy") {
+		t.Errorf("ConnectFail.Reason = %q, want it to name the proxy", ev.Reason)
+	}
+	// The proxy's socket buffers hold some more than the client read.
+	if n := written.Load(); n > 16<<20 {
+		t.Errorf("the proxy wrote %d MiB before the client gave up, want about the 1 MiB bound", n>>20)
+	}
+}
+
+// TestProxyEnvironmentCGI: in a CGI process (REQUEST_METHOD set) HTTP_PROXY
+// may come from a request's "Proxy:" header (httpoxy), so it is refused, as
+// net/http refuses it: the attempt is a ConnectFail that says why, and the
+// proxy it names is never contacted. Loopback targets are never proxied
+// from the environment, so the target is 0.0.0.0, which Linux connects to
+// the local host.
+func TestProxyEnvironmentCGI(t *testing.T) {
+	srv := wstest.NewServer(t, wstest.Echo)
+	target := strings.Replace(srv.URL(), "127.0.0.1", "0.0.0.0", 1)
+
+	t.Run("without CGI, HTTP_PROXY is used", func(t *testing.T) {
+		tdClearProxyEnv(t)
+		proxy := wstest.NewProxy(t, "", "")
+		t.Setenv("HTTP_PROXY", proxy.URL())
+		tdRun(t, tdNew(t, target), nil)
+		if got := proxy.Targets(); len(got) != 1 {
+			t.Errorf("proxy targets %v, want the server's (the control case)", got)
+		}
+	})
+
+	for _, name := range []string{"HTTP_PROXY", "http_proxy"} {
+		t.Run("CGI refuses "+name, func(t *testing.T) {
+			tdClearProxyEnv(t)
+			proxy := wstest.NewProxy(t, "", "")
+			t.Setenv("REQUEST_METHOD", "GET")
+			t.Setenv(name, "http://user:Httpoxy-pa55@"+proxy.Addr())
+			before := srv.Conns()
+			ev, err := tdRunConnectFail(t, tdNew(t, target))
+			for _, want := range []string{"HTTP_PROXY", "CGI", "REQUEST_METHOD", "httpoxy"} {
+				if !strings.Contains(ev.Reason, want) {
+					t.Errorf("ConnectFail.Reason = %q, want it to mention %s", ev.Reason, want)
+				}
+			}
+			if strings.Contains(ev.Reason, "pa55") || strings.Contains(err.Error(), "pa55") {
+				t.Errorf("the refusal shows the proxy's password: %v", err)
+			}
+			if n := proxy.Conns(); n != 0 {
+				t.Errorf("the proxy from HTTP_PROXY got %d connections in a CGI process", n)
+			}
+			if n := srv.Conns() - before; n != 0 {
+				t.Errorf("the server got %d direct connections; the refusal must not fall back silently", n)
+			}
+		})
+	}
+
+	t.Run("CGI keeps ALL_PROXY", func(t *testing.T) {
+		tdClearProxyEnv(t)
+		proxy := wstest.NewProxy(t, "", "")
+		t.Setenv("REQUEST_METHOD", "POST")
+		t.Setenv("ALL_PROXY", proxy.URL())
+		rec, _ := tdRun(t, tdNew(t, target), nil)
+		// The wstest proxy tunnels only to loopback names: its refusal
+		// proves the CONNECT went through it.
+		if got := proxy.Targets(); !slices.Equal(got, []string{strings.TrimPrefix(strings.TrimSuffix(target, "/"), "ws://")}) {
+			t.Errorf("proxy targets %v, want the server's; events %v", got, rec.names())
+		}
+		var pe *ProxyError
+		if ev := tdOne[*events.ConnectFail](t, rec); !errors.As(ev.Err, &pe) {
+			t.Errorf("ConnectFail.Err = %v, want the test proxy's refusal", ev.Err)
+		}
+	})
 }

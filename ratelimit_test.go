@@ -11,8 +11,8 @@ import (
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
-// Tests of the send paths added by issue 8: the rate limit (item 12) and
-// the sends bounded by a context (item 11).
+// Tests of ratelimit.go: WithSendRate paces direct sends, the queue's
+// flush and sends bounded by a context.
 
 // slArrival is a frame the server received, and when.
 type slArrival struct {
@@ -174,98 +174,5 @@ func TestSendRateContext(t *testing.T) {
 	}
 	if err := rcRecv(t, done, "Run's return"); err != nil {
 		t.Errorf("Run = %v", err)
-	}
-}
-
-// TestSendContextArguments: the ctx forms check their arguments and send
-// normally with a live context.
-func TestSendContextArguments(t *testing.T) {
-	rcNoLeak(t)
-	got := make(chan slArrival, 16)
-	srv := slServer(t, false, got)
-	ws := rcNew(t, srv.URL())
-	var nilCtx context.Context
-	if err := ws.SendTextContext(nilCtx, "x"); !errors.Is(err, ErrInvalidOption) {
-		t.Errorf("SendTextContext(nil) = %v, want ErrInvalidOption", err)
-	}
-	if err := ws.SendBinaryContext(nilCtx, nil); !errors.Is(err, ErrInvalidOption) {
-		t.Errorf("SendBinaryContext(nil) = %v, want ErrInvalidOption", err)
-	}
-	if err := ws.SendTextContext(context.Background(), "\xff"); !errors.Is(err, ErrInvalidUTF8) {
-		t.Errorf("SendTextContext(invalid UTF-8) = %v, want ErrInvalidUTF8", err)
-	}
-	if err := ws.SendTextContext(context.Background(), "x"); !errors.Is(err, ErrNotConnected) {
-		t.Errorf("SendTextContext before Run = %v, want ErrNotConnected", err)
-	}
-	done, ready := slRun(ws)
-	rcRecv(t, ready, "Ready")
-	ended, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := ws.SendTextContext(ended, "never"); !errors.Is(err, context.Canceled) {
-		t.Errorf("SendTextContext with an ended ctx = %v, want context.Canceled", err)
-	}
-	live, cancelLive := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancelLive()
-	if err := ws.SendTextContext(live, "text"); err != nil {
-		t.Errorf("SendTextContext = %v", err)
-	}
-	if err := ws.SendBinaryContext(live, []byte{1, 2}); err != nil {
-		t.Errorf("SendBinaryContext = %v", err)
-	}
-	if a := rcRecv(t, got, "the text"); a.op != wstest.OpText || a.data != "text" {
-		t.Errorf("server got %#x %q, want the text (nothing of the ended ctx's send)", a.op, a.data)
-	}
-	if a := rcRecv(t, got, "the binary"); a.op != wstest.OpBinary || a.data != "\x01\x02" {
-		t.Errorf("server got %#x %q, want the binary", a.op, a.data)
-	}
-	_ = ws.Close(StatusNormal, "bye")
-	if err := rcRecv(t, done, "Run's return"); err != nil {
-		t.Errorf("Run = %v", err)
-	}
-}
-
-// TestSendContextBlockedWrite: a server that stops reading blocks a large
-// send. Its context ending does not cut the message (a frame cut short
-// could not be taken back): the write goes on until it makes no progress
-// for the stall timeout (the ping timeout), and then the session ends as
-// Unresponsive and the send fails saying so.
-func TestSendContextBlockedWrite(t *testing.T) {
-	rcNoLeak(t)
-	srv := wstest.NewServer(t, func(c *wstest.Conn) {
-		if _, err := c.Handshake(); err == nil {
-			<-c.Done() // never reads
-		}
-	})
-	ws := rcNew(t, srv.URL(), WithPingTimeout(500*time.Millisecond))
-	var disc *events.Disconnected
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() {
-		done <- ws.Run(context.Background(), HandlerFunc(func(_ *WebSocket, ev events.Event) {
-			switch e := ev.(type) {
-			case *events.Ready:
-				close(ready)
-			case *events.Disconnected:
-				disc = e
-			}
-		}))
-	}()
-	rcRecv(t, ready, "Ready")
-	big := make([]byte, 16<<20)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err := ws.SendBinaryContext(ctx, big)
-	if !errors.Is(err, ErrUnresponsive) {
-		t.Errorf("SendBinaryContext blocked = %v, want an error wrapping ErrUnresponsive", err)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("SendBinaryContext returned after %v, want about the 500ms stall timeout (plus masking 16 MiB)", d)
-	}
-	if err := rcRecv(t, done, "Run's return"); !errors.Is(err, ErrUnresponsive) {
-		t.Errorf("Run = %v, want ErrUnresponsive", err)
-	}
-	if disc == nil || disc.Graceful || disc.Reason != "ping timeout" {
-		t.Errorf("Disconnected = %v, want a non-graceful end for the ping timeout", disc)
 	}
 }

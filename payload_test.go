@@ -8,6 +8,8 @@ import (
 	"github.com/lomond-go/lomond/events"
 )
 
+// Tests of payload.go: what a message event keeps alive.
+
 // keepFirst keeps the first Binary event and drops every other one.
 type keepFirst struct {
 	BaseHandler
