@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -25,11 +26,11 @@ func TestCloseCause(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, done := scriptServer(t, func(c *wstest.Conn) {
-				if !srvHandshake(t, c) {
+			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+				if !testkit.Handshake(t, c) {
 					return
 				}
-				if srvExpectClose(t, c, tc.wantCode, tc.wantReason) {
+				if testkit.ExpectClose(t, c, tc.wantCode, tc.wantReason) {
 					_ = c.WriteFrame(wstest.Close(tc.wantCode, tc.wantReason))
 				}
 			})
@@ -41,7 +42,7 @@ func TestCloseCause(t *testing.T) {
 					cancel(tc.cause)
 				}
 			}))
-			waitScript(t, done)
+			testkit.WaitScript(t, done)
 			if err != nil {
 				t.Errorf("Run = %v, want nil after the close handshake the client started", err)
 			}

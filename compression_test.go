@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/internal/protocol"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -218,28 +219,28 @@ func TestBlocksAfterFinalBlockAreDelivered(t *testing.T) {
 	payload := append(bytes.Clone(finalHello), deflateMessage(t, w, &buf, " World")...)
 	for _, params := range []string{"", "; server_no_context_takeover"} {
 		t.Run("params="+params, func(t *testing.T) {
-			srv, done := scriptServer(t, func(c *wstest.Conn) {
+			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 				if !deflateAccept(t, c, params) {
 					return
 				}
-				srvWrite(t, c,
+				testkit.Write(t, c,
 					wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: payload},
 					wstest.Frame{Fin: false, RSV1: true, Opcode: wstest.OpText, Payload: payload[:len(finalHello)]},
 					wstest.Frame{Fin: true, Opcode: wstest.OpContinuation, Payload: payload[len(finalHello):]},
 					wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: rfc7692Hello},
 					wstest.Close(1000, "done"))
-				srvExpectClose(t, c, 1000, "done")
+				testkit.ExpectClose(t, c, 1000, "done")
 			})
 			ws := newTestWS(t, srv.URL(), WithCompression(CompressionContextTakeover))
-			l := &evLog{}
-			err := ws.Run(context.Background(), l.handler())
-			waitScript(t, done)
+			l := new(testkit.EventRecorder)
+			err := ws.Run(context.Background(), recording(l, nil))
+			testkit.WaitScript(t, done)
 			if CloseStatus(err) != 1000 {
 				t.Errorf("Run = %v, want the server's close 1000", err)
 			}
-			want := opening(srv.URL())
+			want := testkit.Opening(srv.URL())
 			want[2] = `ready 101 protocol="" extensions=["permessage-deflate"]`
-			expectLines(t, l, seq(want, []string{`text "Hello World"`, `text "Hello World"`, `text "Hello"`,
+			testkit.ExpectLines(t, l, testkit.Seq(want, []string{`text "Hello World"`, `text "Hello World"`, `text "Hello"`,
 				`closing 1000 "done"`, `closed 1000 "done"`, "disconnected graceful=true err=false"}))
 		})
 	}
@@ -257,13 +258,13 @@ func TestInvalidDataAfterFinalBlockFails1007(t *testing.T) {
 		{"Garbage", []byte{0xff, 0xff, 0xff, 0xff}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, done := scriptServer(t, func(c *wstest.Conn) {
+			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 				if !deflateAccept(t, c, "") {
 					return
 				}
 				// The close right behind it ends the session either way:
 				// a client that takes the message replies 1000.
-				srvWrite(t, c, wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText,
+				testkit.Write(t, c, wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText,
 					Payload: append(bytes.Clone(finalHello), tt.trailer...)},
 					wstest.Close(1000, "done"))
 				if code, _, err := c.ExpectClose(); err != nil || code != 1007 {
@@ -271,17 +272,17 @@ func TestInvalidDataAfterFinalBlockFails1007(t *testing.T) {
 				}
 			})
 			ws := newTestWS(t, srv.URL(), WithCompression(CompressionContextTakeover))
-			l := &evLog{}
-			err := ws.Run(context.Background(), l.handler())
-			waitScript(t, done)
+			l := new(testkit.EventRecorder)
+			err := ws.Run(context.Background(), recording(l, nil))
+			testkit.WaitScript(t, done)
 			var pe *ProtocolError
 			if !errors.As(err, &pe) || pe.Code != 1007 {
 				t.Fatalf("Run = %v, want a *ProtocolError 1007", err)
 			}
-			if ev := lastEvent[*events.ProtocolError](t, l); !strings.HasPrefix(ev.Err.Error(), "invalid compressed data") {
+			if ev := testkit.Last[*events.ProtocolError](t, l); !strings.HasPrefix(ev.Err.Error(), "invalid compressed data") {
 				t.Errorf("ProtocolError.Err = %q, want the stable reason", ev.Err)
 			}
-			for _, ev := range l.evs {
+			for _, ev := range l.All() {
 				if txt, ok := ev.(*events.Text); ok {
 					t.Errorf("a Text event %q was delivered", txt.Text)
 				}
@@ -341,11 +342,11 @@ func deflateAccept(t *testing.T, c *wstest.Conn, params string) bool {
 func TestRFC7692FinalBlockMessages(t *testing.T) {
 	for _, params := range []string{"", "; server_no_context_takeover"} {
 		t.Run("params="+params, func(t *testing.T) {
-			srv, done := scriptServer(t, func(c *wstest.Conn) {
+			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 				if !deflateAccept(t, c, params) {
 					return
 				}
-				srvWrite(t, c,
+				testkit.Write(t, c,
 					wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: rfc7692Hello},
 					wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: rfc7692Hello},
 					// The final block in the first frame, padding in the last.
@@ -353,18 +354,18 @@ func TestRFC7692FinalBlockMessages(t *testing.T) {
 					wstest.Frame{Fin: true, Opcode: wstest.OpContinuation, Payload: rfc7692Hello[7:]},
 					wstest.Text("plain"),
 					wstest.Close(1000, "done"))
-				srvExpectClose(t, c, 1000, "done")
+				testkit.ExpectClose(t, c, 1000, "done")
 			})
 			ws := newTestWS(t, srv.URL(), WithCompression(CompressionContextTakeover))
-			l := &evLog{}
-			err := ws.Run(context.Background(), l.handler())
-			waitScript(t, done)
+			l := new(testkit.EventRecorder)
+			err := ws.Run(context.Background(), recording(l, nil))
+			testkit.WaitScript(t, done)
 			if CloseStatus(err) != 1000 {
 				t.Errorf("Run = %v, want the server's close 1000", err)
 			}
-			want := opening(srv.URL())
+			want := testkit.Opening(srv.URL())
 			want[2] = `ready 101 protocol="" extensions=["permessage-deflate"]`
-			expectLines(t, l, seq(want, []string{`text "Hello"`, `text "Hello"`, `text "Hello"`, `text "plain"`,
+			testkit.ExpectLines(t, l, testkit.Seq(want, []string{`text "Hello"`, `text "Hello"`, `text "Hello"`, `text "plain"`,
 				`closing 1000 "done"`, `closed 1000 "done"`, "disconnected graceful=true err=false"}))
 		})
 	}
@@ -374,25 +375,25 @@ func TestRFC7692FinalBlockMessages(t *testing.T) {
 // fails the connection with 1007 and a ProtocolError (it ended as "socket
 // fail" with no close frame).
 func TestCorruptCompressedData(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 		if !deflateAccept(t, c, "") {
 			return
 		}
-		srvWrite(t, c, wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: []byte{0xff, 0xff, 0xff, 0xff}})
+		testkit.Write(t, c, wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: []byte{0xff, 0xff, 0xff, 0xff}})
 		if code, _, err := c.ExpectClose(); err != nil || code != 1007 {
 			t.Errorf("server saw close %d (%v), want 1007", code, err)
 		}
 		_ = c.WriteFrame(wstest.Close(1007, ""))
 	})
 	ws := newTestWS(t, srv.URL(), WithCompression(CompressionContextTakeover))
-	l := &evLog{}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	l := new(testkit.EventRecorder)
+	err := ws.Run(context.Background(), recording(l, nil))
+	testkit.WaitScript(t, done)
 	var pe *ProtocolError
 	if !errors.As(err, &pe) || pe.Code != 1007 {
 		t.Fatalf("Run = %v, want a *ProtocolError 1007", err)
 	}
-	if ev := lastEvent[*events.ProtocolError](t, l); !strings.HasPrefix(ev.Err.Error(), "invalid compressed data") {
+	if ev := testkit.Last[*events.ProtocolError](t, l); !strings.HasPrefix(ev.Err.Error(), "invalid compressed data") {
 		t.Errorf("ProtocolError.Err = %q, want the stable reason", ev.Err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 	"go.uber.org/goleak"
 )
@@ -31,41 +32,13 @@ import (
 // handler, a server that hangs up during the handshake.
 
 // pluginLog is a plugin (WithPlugins) that records every event it sees.
-type pluginLog struct {
-	mu  sync.Mutex
-	evs []events.Event
-}
+type pluginLog struct{ testkit.EventRecorder }
 
-func (p *pluginLog) OnEvent(_ *WebSocket, ev events.Event) {
-	p.mu.Lock()
-	p.evs = append(p.evs, ev)
-	p.mu.Unlock()
-}
-
-func (p *pluginLog) names() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ns := make([]string, len(p.evs))
-	for i, ev := range p.evs {
-		ns[i] = ev.Name()
-	}
-	return ns
-}
-
-// count returns how many of the recorded events are named name.
-func (p *pluginLog) count(name string) int {
-	n := 0
-	for _, got := range p.names() {
-		if got == name {
-			n++
-		}
-	}
-	return n
-}
+func (p *pluginLog) OnEvent(_ *WebSocket, ev events.Event) { p.Add(ev) }
 
 // last returns the name of the last event recorded, or "".
 func (p *pluginLog) last() string {
-	ns := p.names()
+	ns := p.Names()
 	if len(ns) == 0 {
 		return ""
 	}
@@ -116,7 +89,7 @@ func endingPanics() []endingPanic {
 		}
 	}
 	serverCloses := func(t *testing.T, c *wstest.Conn) {
-		if !srvHandshake(t, c) || !srvWrite(t, c, wstest.Close(StatusNormal, "bye")) {
+		if !testkit.Handshake(t, c) || !testkit.Write(t, c, wstest.Close(StatusNormal, "bye")) {
 			return
 		}
 		_, _, _ = c.ExpectClose()
@@ -138,7 +111,7 @@ func endingPanics() []endingPanic {
 		})},
 		{"OnClosing", true, serve(func(t *testing.T, c *wstest.Conn) {
 			// The handler panics before the reply: the reply says so.
-			if !srvHandshake(t, c) || !srvWrite(t, c, wstest.Close(StatusNormal, "bye")) {
+			if !testkit.Handshake(t, c) || !testkit.Write(t, c, wstest.Close(StatusNormal, "bye")) {
 				return
 			}
 			code, _, err := c.ExpectClose()
@@ -153,7 +126,7 @@ func endingPanics() []endingPanic {
 		})},
 		{"OnClosed", true, serve(serverCloses)},
 		{"OnProtocolError", true, serve(func(t *testing.T, c *wstest.Conn) {
-			if !srvHandshake(t, c) || !srvWrite(t, c, wstest.Text("bad \xff text")) {
+			if !testkit.Handshake(t, c) || !testkit.Write(t, c, wstest.Text("bad \xff text")) {
 				return
 			}
 			if code, _, err := c.ExpectClose(); err == nil {
@@ -184,13 +157,13 @@ func TestHandlerPanicAtTheEnd(t *testing.T) {
 				t.Errorf("Err() = %v, want a *PanicError", ws.Err())
 			}
 			if !tc.connected {
-				if n := plug.count("disconnected"); n != 0 {
-					t.Errorf("a session that never connected ended with %d Disconnected: %q", n, plug.names())
+				if n := plug.Count("disconnected"); n != 0 {
+					t.Errorf("a session that never connected ended with %d Disconnected: %q", n, plug.Names())
 				}
 				return
 			}
-			if n := plug.count("disconnected"); n != 1 || plug.last() != "disconnected" {
-				t.Errorf("the plugin saw %q: want exactly one Disconnected, last", plug.names())
+			if n := plug.Count("disconnected"); n != 1 || plug.last() != "disconnected" {
+				t.Errorf("the plugin saw %q: want exactly one Disconnected, last", plug.Names())
 			}
 		})
 	}
@@ -220,7 +193,7 @@ func TestHandlerPanicAtTheEnd(t *testing.T) {
 // and echoes it.
 func echoCloseServer(t *testing.T) *wstest.Server {
 	return wstest.NewServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) {
+		if !testkit.Handshake(t, c) {
 			return
 		}
 		for {
@@ -239,10 +212,10 @@ func echoCloseServer(t *testing.T) *wstest.Server {
 func TestRangeLoopLeftEarlyEndsThePluginsSession(t *testing.T) {
 	check := func(t *testing.T, plug *pluginLog, ws *WebSocket) {
 		t.Helper()
-		if plug.count("closed") != 1 || plug.count("disconnected") != 1 || plug.last() != "disconnected" {
-			t.Errorf("the plugin saw %q: want the session's end (closed, then disconnected last)", plug.names())
+		if plug.Count("closed") != 1 || plug.Count("disconnected") != 1 || plug.last() != "disconnected" {
+			t.Errorf("the plugin saw %q: want the session's end (closed, then disconnected last)", plug.Names())
 		}
-		if n := plug.count("connecting"); n != 1 {
+		if n := plug.Count("connecting"); n != 1 {
 			t.Errorf("%d sessions, want 1 (the loop was left)", n)
 		}
 		if err := ws.Err(); err != nil {
@@ -325,9 +298,9 @@ func (o *outcomeLog) sent() int {
 
 func TestSessionEndEdges(t *testing.T) {
 	t.Run("StopInOnClosingRepliesWithStopsCode", func(t *testing.T) {
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if srvHandshake(t, c) && srvWrite(t, c, wstest.Close(StatusNormal, "bye")) {
-				srvExpectClose(t, c, 4000, "stopping")
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if testkit.Handshake(t, c) && testkit.Write(t, c, wstest.Close(StatusNormal, "bye")) {
+				testkit.ExpectClose(t, c, 4000, "stopping")
 			}
 		})
 		ws := newTestWS(t, srv.URL())
@@ -343,15 +316,15 @@ func TestSessionEndEdges(t *testing.T) {
 		if err := ws.Persist(ctx, h); err != nil {
 			t.Errorf("Persist = %v after Stop, want nil", err)
 		}
-		waitScript(t, done)
+		testkit.WaitScript(t, done)
 		if n := srv.Conns(); n != 1 {
 			t.Errorf("%d connections, want 1 (Stop ends Persist)", n)
 		}
 	})
 
 	t.Run("LeavingALoopOnClosingIsACleanEnd", func(t *testing.T) {
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if srvHandshake(t, c) && srvWrite(t, c, wstest.Close(StatusNormal, "bye")) {
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if testkit.Handshake(t, c) && testkit.Write(t, c, wstest.Close(StatusNormal, "bye")) {
 				_, _, _ = c.ExpectClose()
 			}
 		})
@@ -363,7 +336,7 @@ func TestSessionEndEdges(t *testing.T) {
 				break
 			}
 		}
-		waitScript(t, done)
+		testkit.WaitScript(t, done)
 		if !left {
 			t.Fatal("no Closing event")
 		}
@@ -469,25 +442,25 @@ func TestSessionEndEdges(t *testing.T) {
 	})
 
 	t.Run("ServerHangsUpAfterReadingTheUpgradeRequest", func(t *testing.T) {
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 			if _, err := c.ReadRequest(); err != nil {
 				t.Errorf("server: reading the upgrade request: %v", err)
 			}
 			// Return: the connection closes with no response.
 		})
 		ws := newTestWS(t, srv.URL())
-		log := &evLog{}
+		log := new(testkit.EventRecorder)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		err := ws.Run(ctx, log.handler())
-		waitScript(t, done)
+		err := ws.Run(ctx, recording(log, nil))
+		testkit.WaitScript(t, done)
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("Run = %v, want an error wrapping io.ErrUnexpectedEOF", err)
 		}
 		if err == nil || !strings.Contains(err.Error(), "before the upgrade response") {
 			t.Errorf("Run = %v, want it to say the connection closed before the upgrade response", err)
 		}
-		if d := lastEvent[*events.Disconnected](t, log); d.Reason != "connection lost" || d.Graceful {
+		if d := testkit.Last[*events.Disconnected](t, log); d.Reason != "connection lost" || d.Graceful {
 			t.Errorf("Disconnected{Reason: %q, Graceful: %v}, want \"connection lost\", not graceful", d.Reason, d.Graceful)
 		}
 	})
@@ -548,7 +521,7 @@ func TestSendInDisconnectedIsNotConnected(t *testing.T) {
 				_, _, _ = c.ExpectClose()
 			}
 		},
-		"client close": rcAnswerClose,
+		"client close": testkit.AnswerClose,
 		"dropped TCP": func(c *wstest.Conn) {
 			_, _ = c.Handshake()
 		},
@@ -558,7 +531,7 @@ func TestSendInDisconnectedIsNotConnected(t *testing.T) {
 			srv := wstest.NewServer(t, script)
 			var sendErr, pingErr, closeErr error
 			seen := false
-			rec, _ := tdRun(t, tdNew(t, srv.URL(), WithoutProxy(), WithPollInterval(0)), func(ws *WebSocket, ev events.Event) {
+			rec, _ := runRecorded(t, mustNew(t, srv.URL(), WithoutProxy(), WithPollInterval(0)), func(ws *WebSocket, ev events.Event) {
 				switch ev.(type) {
 				case *events.Ready:
 					if name == "client close" {
@@ -570,7 +543,7 @@ func TestSendInDisconnectedIsNotConnected(t *testing.T) {
 				}
 			})
 			if !seen {
-				t.Fatalf("no Disconnected; events %v", rec.names())
+				t.Fatalf("no Disconnected; events %v", rec.Names())
 			}
 			for what, err := range map[string]error{"SendText": sendErr, "SendPing": pingErr, "Close": closeErr} {
 				if !errors.Is(err, ErrNotConnected) {
@@ -588,8 +561,8 @@ func TestSendInDisconnectedIsNotConnected(t *testing.T) {
 func TestPanicBeforeReadyEndsWithDisconnected(t *testing.T) {
 	for _, at := range []string{events.NameConnecting, events.NameConnected, events.NameReady} {
 		t.Run(at, func(t *testing.T) {
-			srv := wstest.NewServer(t, rcAnswerClose)
-			rec, err := tdRun(t, tdNew(t, srv.URL(), WithoutProxy(), WithCloseTimeout(2*time.Second)), func(_ *WebSocket, ev events.Event) {
+			srv := wstest.NewServer(t, testkit.AnswerClose)
+			rec, err := runRecorded(t, mustNew(t, srv.URL(), WithoutProxy(), WithCloseTimeout(2*time.Second)), func(_ *WebSocket, ev events.Event) {
 				if ev.Name() == at {
 					panic("test panic in " + at)
 				}
@@ -598,7 +571,7 @@ func TestPanicBeforeReadyEndsWithDisconnected(t *testing.T) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("Run = %v, want a *PanicError", err)
 			}
-			names := rec.names()
+			names := rec.Names()
 			if len(names) == 0 || names[len(names)-1] != events.NameDisconnected {
 				t.Errorf("events %v, want Disconnected last", names)
 			}
@@ -631,7 +604,7 @@ func TestNoNetHTTPLogLines(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var rej *RejectedError
-		err := tdNew(t, srv.URL(), WithoutProxy()).Run(ctx, HandlerFunc(func(*WebSocket, events.Event) {}))
+		err := mustNew(t, srv.URL(), WithoutProxy()).Run(ctx, HandlerFunc(func(*WebSocket, events.Event) {}))
 		cancel()
 		if !errors.As(err, &rej) {
 			t.Fatalf("Run = %v, want a *RejectedError", err)
@@ -771,9 +744,9 @@ func TestLoopsReportTheirOwnEnd(t *testing.T) {
 // timer-fired event propagates as an ordinary panic (it was an unrecoverable
 // "unlock of unlocked mutex"), and the session is closed.
 func TestPanicInLoopBodyOnTimerEvent(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if srvHandshake(t, c) {
-			srvExpectClose(t, c, 1011, "handler panic")
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if testkit.Handshake(t, c) {
+			testkit.ExpectClose(t, c, 1011, "handler panic")
 		}
 	})
 	ws := newTestWS(t, srv.URL(), WithPollInterval(20*time.Millisecond), WithCloseTimeout(time.Second))
@@ -789,7 +762,7 @@ func TestPanicInLoopBodyOnTimerEvent(t *testing.T) {
 		}
 		return nil
 	}()
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	if recovered != "boom" {
 		t.Errorf("recovered %v, want the loop body's panic", recovered)
 	}
@@ -802,15 +775,15 @@ func TestPanicInLoopBodyOnTimerEvent(t *testing.T) {
 // the client echoes them, and the server closes with 4001 "bye".
 func echoSession(t *testing.T) func(c *wstest.Conn) {
 	return func(c *wstest.Conn) {
-		if !srvHandshake(t, c) || !srvWrite(t, c, wstest.Text("hello"), wstest.Binary([]byte{1, 2, 3})) {
+		if !testkit.Handshake(t, c) || !testkit.Write(t, c, wstest.Text("hello"), wstest.Binary([]byte{1, 2, 3})) {
 			return
 		}
-		if !srvExpectMessage(t, c, wstest.OpText, "echo:hello") ||
-			!srvExpectMessage(t, c, wstest.OpBinary, "\x01\x02\x03") {
+		if !testkit.ExpectMessage(t, c, wstest.OpText, "echo:hello") ||
+			!testkit.ExpectMessage(t, c, wstest.OpBinary, "\x01\x02\x03") {
 			return
 		}
-		if srvWrite(t, c, wstest.Close(4001, "bye")) && srvExpectClose(t, c, 4001, "bye") {
-			srvExpectEOF(t, c)
+		if testkit.Write(t, c, wstest.Close(4001, "bye")) && testkit.ExpectClose(t, c, 4001, "bye") {
+			testkit.ExpectEOF(t, c)
 		}
 	}
 }
@@ -836,7 +809,7 @@ func echoBack(t *testing.T) func(ws *WebSocket, ev events.Event) {
 }
 
 func echoSessionLines(url string) []string {
-	return seq(opening(url), []string{
+	return testkit.Seq(testkit.Opening(url), []string{
 		`text "hello"`,
 		`binary "\x01\x02\x03"`,
 		`closing 4001 "bye"`,
@@ -847,11 +820,12 @@ func echoSessionLines(url string) []string {
 
 // TestSessionNormal runs a whole session with Run and checks every event.
 func TestSessionNormal(t *testing.T) {
-	srv, done := scriptServer(t, echoSession(t))
+	srv, done := testkit.ScriptServer(t, echoSession(t))
 	ws := newTestWS(t, srv.URL())
-	l := &evLog{hook: echoBack(t)}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	l := new(testkit.EventRecorder)
+	lHook := echoBack(t)
+	err := ws.Run(context.Background(), recording(l, lHook))
+	testkit.WaitScript(t, done)
 	var ce *CloseError
 	if !errors.As(err, &ce) || ce.Code != 4001 || ce.Reason != "bye" {
 		t.Fatalf("Run = %v, want *CloseError{4001, bye}", err)
@@ -859,8 +833,8 @@ func TestSessionNormal(t *testing.T) {
 	if CloseStatus(err) != 4001 {
 		t.Errorf("CloseStatus = %d, want 4001", CloseStatus(err))
 	}
-	expectLines(t, l, echoSessionLines(srv.URL()))
-	ready := lastEvent[*events.Ready](t, l)
+	testkit.ExpectLines(t, l, echoSessionLines(srv.URL()))
+	ready := testkit.Last[*events.Ready](t, l)
 	if ready.Response == nil || ready.Response.StatusCode != http.StatusSwitchingProtocols {
 		t.Errorf("Ready.Response = %v, want a 101 response", ready.Response)
 	}
@@ -872,19 +846,21 @@ func TestSessionNormal(t *testing.T) {
 // TestSessionRunAndEventsAgree runs the same script with Run and with a
 // range loop over Events: both give the same events.
 func TestSessionRunAndEventsAgree(t *testing.T) {
-	srv, done := scriptServer(t, echoSession(t))
+	srv, done := testkit.ScriptServer(t, echoSession(t))
 	ws := newTestWS(t, srv.URL())
 
-	byRun := &evLog{hook: echoBack(t)}
-	_ = ws.Run(context.Background(), byRun.handler())
-	waitScript(t, done)
-	byRange := &evLog{hook: echoBack(t)}
-	byRange.rangeEvents(context.Background(), ws)
-	waitScript(t, done)
+	byRun := new(testkit.EventRecorder)
+	byRunHook := echoBack(t)
+	_ = ws.Run(context.Background(), recording(byRun, byRunHook))
+	testkit.WaitScript(t, done)
+	byRange := new(testkit.EventRecorder)
+	byRangeHook := echoBack(t)
+	rangeEvents(context.Background(), ws, byRange, byRangeHook)
+	testkit.WaitScript(t, done)
 
 	want := echoSessionLines(srv.URL())
-	expectLines(t, byRun, want)
-	expectLines(t, byRange, want)
+	testkit.ExpectLines(t, byRun, want)
+	testkit.ExpectLines(t, byRange, want)
 	if srv.Conns() != 2 {
 		t.Errorf("server saw %d connections, want 2", srv.Conns())
 	}
@@ -894,13 +870,14 @@ func TestSessionRunAndEventsAgree(t *testing.T) {
 // echoes the close after the Closing handler (which may still send) and Run
 // returns a *CloseError.
 func TestSessionServerClose(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if srvHandshake(t, c) && srvWrite(t, c, wstest.Close(4001, "bye")) && srvExpectClose(t, c, 4001, "bye") {
-			srvExpectEOF(t, c)
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if testkit.Handshake(t, c) && testkit.Write(t, c, wstest.Close(4001, "bye")) && testkit.ExpectClose(t, c, 4001, "bye") {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL())
-	l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+	l := new(testkit.EventRecorder)
+	lHook := func(ws *WebSocket, ev events.Event) {
 		switch ev.(type) {
 		case *events.Closing:
 			// As in lomond, the Closing handler may still send: the reply
@@ -916,14 +893,14 @@ func TestSessionServerClose(t *testing.T) {
 				t.Errorf("SendText in OnClosed = %v, want ErrClosed", err)
 			}
 		}
-	}}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	}
+	err := ws.Run(context.Background(), recording(l, lHook))
+	testkit.WaitScript(t, done)
 	var ce *CloseError
 	if !errors.As(err, &ce) || *ce != (CloseError{Code: 4001, Reason: "bye"}) {
 		t.Fatalf("Run = %v, want *CloseError{4001, bye}", err)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{
 		`closing 4001 "bye"`, `closed 4001 "bye"`, "disconnected graceful=true err=false",
 	}))
 }
@@ -931,20 +908,20 @@ func TestSessionServerClose(t *testing.T) {
 // TestSessionServerCloseNoStatus: a close frame with no payload is code
 // 1005, and the echo carries no payload either.
 func TestSessionServerCloseNoStatus(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if srvHandshake(t, c) && srvWrite(t, c, wstest.Close(0, "")) && srvExpectClose(t, c, 0, "") {
-			srvExpectEOF(t, c)
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if testkit.Handshake(t, c) && testkit.Write(t, c, wstest.Close(0, "")) && testkit.ExpectClose(t, c, 0, "") {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL())
-	l := &evLog{}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	l := new(testkit.EventRecorder)
+	err := ws.Run(context.Background(), recording(l, nil))
+	testkit.WaitScript(t, done)
 	var ce *CloseError
 	if !errors.As(err, &ce) || *ce != (CloseError{Code: StatusNoStatus}) {
 		t.Fatalf("Run = %v, want *CloseError{1005}", err)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{
 		`closing 1005 ""`, `closed 1005 ""`, "disconnected graceful=true err=false",
 	}))
 }
@@ -953,8 +930,8 @@ func TestSessionServerCloseNoStatus(t *testing.T) {
 // message the server sends before its close reply is delivered, and the
 // client sends nothing after its close frame.
 func TestSessionClientCloseLossless(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) || !srvExpectClose(t, c, 1000, "client bye") {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) || !testkit.ExpectClose(t, c, 1000, "client bye") {
 			return
 		}
 		var frames []wstest.Frame
@@ -962,28 +939,29 @@ func TestSessionClientCloseLossless(t *testing.T) {
 			frames = append(frames, wstest.Text(fmt.Sprintf("late %d", i)))
 		}
 		for _, f := range frames {
-			if !srvWrite(t, c, f) {
+			if !testkit.Write(t, c, f) {
 				return
 			}
 		}
-		if srvWrite(t, c, wstest.Close(4002, "ack")) {
-			srvExpectEOF(t, c)
+		if testkit.Write(t, c, wstest.Close(4002, "ack")) {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL())
-	l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+	l := new(testkit.EventRecorder)
+	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Ready); ok {
 			if err := ws.Close(1000, "client bye"); err != nil {
 				t.Errorf("Close: %v", err)
 			}
 		}
-	}}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	}
+	err := ws.Run(context.Background(), recording(l, lHook))
+	testkit.WaitScript(t, done)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{
 		`text "late 0"`, `text "late 1"`, `text "late 2"`, `text "late 3"`, `text "late 4"`,
 		`closed 4002 "ack"`, "disconnected graceful=true err=false",
 	}))
@@ -991,9 +969,9 @@ func TestSessionClientCloseLossless(t *testing.T) {
 
 // TestSessionSendErrors checks what sends and Close return in each phase.
 func TestSessionSendErrors(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if srvHandshake(t, c) && srvExpectClose(t, c, 1000, "bye") && srvWrite(t, c, wstest.Close(1000, "bye")) {
-			srvExpectEOF(t, c)
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1000, "bye") && testkit.Write(t, c, wstest.Close(1000, "bye")) {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL())
@@ -1003,7 +981,8 @@ func TestSessionSendErrors(t *testing.T) {
 	if err := ws.Close(1000, ""); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("Close before Run = %v, want ErrNotConnected", err)
 	}
-	l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+	l := new(testkit.EventRecorder)
+	lHook := func(ws *WebSocket, ev events.Event) {
 		switch ev.(type) {
 		case *events.Ready:
 			if err := ws.Close(1000, "bye"); err != nil {
@@ -1030,13 +1009,13 @@ func TestSessionSendErrors(t *testing.T) {
 				t.Errorf("SendPing in OnClosed = %v, want ErrClosed", err)
 			}
 		}
-	}}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	}
+	err := ws.Run(context.Background(), recording(l, lHook))
+	testkit.WaitScript(t, done)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{`closed 1000 "bye"`, "disconnected graceful=true err=false"}))
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{`closed 1000 "bye"`, "disconnected graceful=true err=false"}))
 	if err := ws.SendText("x"); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("SendText after Run = %v, want ErrNotConnected", err)
 	}
@@ -1052,18 +1031,19 @@ func TestSessionSendErrors(t *testing.T) {
 // without auto-pong, and an unsolicited server pong.
 func TestSessionPingPong(t *testing.T) {
 	t.Run("client ping and pong", func(t *testing.T) {
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if !srvHandshake(t, c) || !srvExpectMessage(t, c, wstest.OpPing, "are you there") ||
-				!srvWrite(t, c, wstest.Pong([]byte("are you there"))) ||
-				!srvExpectMessage(t, c, wstest.OpPong, "heartbeat") {
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if !testkit.Handshake(t, c) || !testkit.ExpectMessage(t, c, wstest.OpPing, "are you there") ||
+				!testkit.Write(t, c, wstest.Pong([]byte("are you there"))) ||
+				!testkit.ExpectMessage(t, c, wstest.OpPong, "heartbeat") {
 				return
 			}
-			if srvWrite(t, c, wstest.Close(1000, "")) && srvExpectClose(t, c, 1000, "") {
-				srvExpectEOF(t, c)
+			if testkit.Write(t, c, wstest.Close(1000, "")) && testkit.ExpectClose(t, c, 1000, "") {
+				testkit.ExpectEOF(t, c)
 			}
 		})
 		ws := newTestWS(t, srv.URL())
-		l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+		l := new(testkit.EventRecorder)
+		lHook := func(ws *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Ready); ok {
 				if err := ws.SendPing([]byte("are you there")); err != nil {
 					t.Errorf("SendPing: %v", err)
@@ -1075,13 +1055,13 @@ func TestSessionPingPong(t *testing.T) {
 					t.Errorf("SendPing(126 bytes) = %v, want ErrControlTooLarge", err)
 				}
 			}
-		}}
-		err := ws.Run(context.Background(), l.handler())
-		waitScript(t, done)
+		}
+		err := ws.Run(context.Background(), recording(l, lHook))
+		testkit.WaitScript(t, done)
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
-		expectLines(t, l, seq(opening(srv.URL()), []string{
+		testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{
 			`pong "are you there" rtt=0s`,
 			`closing 1000 ""`, `closed 1000 ""`, "disconnected graceful=true err=false",
 		}))
@@ -1090,34 +1070,35 @@ func TestSessionPingPong(t *testing.T) {
 	// serverPing: the server pings; the client sends a text from OnPing. The
 	// next frame the server reads shows whether a pong went out first.
 	serverPing := func(t *testing.T, autoPong bool) {
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if !srvHandshake(t, c) || !srvWrite(t, c, wstest.Ping([]byte("ping-data"))) {
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if !testkit.Handshake(t, c) || !testkit.Write(t, c, wstest.Ping([]byte("ping-data"))) {
 				return
 			}
-			if autoPong && !srvExpectMessage(t, c, wstest.OpPong, "ping-data") {
+			if autoPong && !testkit.ExpectMessage(t, c, wstest.OpPong, "ping-data") {
 				return
 			}
-			if !srvExpectMessage(t, c, wstest.OpText, "saw ping") {
+			if !testkit.ExpectMessage(t, c, wstest.OpText, "saw ping") {
 				return
 			}
-			if srvWrite(t, c, wstest.Close(1000, "")) && srvExpectClose(t, c, 1000, "") {
-				srvExpectEOF(t, c)
+			if testkit.Write(t, c, wstest.Close(1000, "")) && testkit.ExpectClose(t, c, 1000, "") {
+				testkit.ExpectEOF(t, c)
 			}
 		})
 		ws := newTestWS(t, srv.URL(), WithAutoPong(autoPong))
-		l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+		l := new(testkit.EventRecorder)
+		lHook := func(ws *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Ping); ok {
 				if err := ws.SendText("saw ping"); err != nil {
 					t.Errorf("SendText: %v", err)
 				}
 			}
-		}}
-		err := ws.Run(context.Background(), l.handler())
-		waitScript(t, done)
+		}
+		err := ws.Run(context.Background(), recording(l, lHook))
+		testkit.WaitScript(t, done)
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
-		expectLines(t, l, seq(opening(srv.URL()), []string{
+		testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{
 			`ping "ping-data"`,
 			`closing 1000 ""`, `closed 1000 ""`, "disconnected graceful=true err=false",
 		}))
@@ -1126,46 +1107,46 @@ func TestSessionPingPong(t *testing.T) {
 	t.Run("server ping no auto-pong", func(t *testing.T) { serverPing(t, false) })
 
 	t.Run("server ping inside a fragmented message", func(t *testing.T) {
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if !srvHandshake(t, c) || !srvWrite(t, c,
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if !testkit.Handshake(t, c) || !testkit.Write(t, c,
 				wstest.Frame{Fin: false, Opcode: wstest.OpText, Payload: []byte("first half, ")},
 				wstest.Ping([]byte("mid")),
 				wstest.Frame{Fin: true, Opcode: wstest.OpContinuation, Payload: []byte("second half")}) {
 				return
 			}
-			if srvExpectMessage(t, c, wstest.OpPong, "mid") && srvWrite(t, c, wstest.Close(1000, "")) &&
-				srvExpectClose(t, c, 1000, "") {
-				srvExpectEOF(t, c)
+			if testkit.ExpectMessage(t, c, wstest.OpPong, "mid") && testkit.Write(t, c, wstest.Close(1000, "")) &&
+				testkit.ExpectClose(t, c, 1000, "") {
+				testkit.ExpectEOF(t, c)
 			}
 		})
 		ws := newTestWS(t, srv.URL())
-		l := &evLog{}
-		err := ws.Run(context.Background(), l.handler())
-		waitScript(t, done)
+		l := new(testkit.EventRecorder)
+		err := ws.Run(context.Background(), recording(l, nil))
+		testkit.WaitScript(t, done)
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
-		expectLines(t, l, seq(opening(srv.URL()), []string{
+		testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{
 			`ping "mid"`, `text "first half, second half"`,
 			`closing 1000 ""`, `closed 1000 ""`, "disconnected graceful=true err=false",
 		}))
 	})
 
 	t.Run("unsolicited server pong", func(t *testing.T) {
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if srvHandshake(t, c) && srvWrite(t, c, wstest.Pong([]byte("tick")), wstest.Close(1000, "")) &&
-				srvExpectClose(t, c, 1000, "") {
-				srvExpectEOF(t, c)
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if testkit.Handshake(t, c) && testkit.Write(t, c, wstest.Pong([]byte("tick")), wstest.Close(1000, "")) &&
+				testkit.ExpectClose(t, c, 1000, "") {
+				testkit.ExpectEOF(t, c)
 			}
 		})
 		ws := newTestWS(t, srv.URL())
-		l := &evLog{}
-		err := ws.Run(context.Background(), l.handler())
-		waitScript(t, done)
+		l := new(testkit.EventRecorder)
+		err := ws.Run(context.Background(), recording(l, nil))
+		testkit.WaitScript(t, done)
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
-		expectLines(t, l, seq(opening(srv.URL()), []string{
+		testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{
 			`pong "tick" rtt=0s`,
 			`closing 1000 ""`, `closed 1000 ""`, "disconnected graceful=true err=false",
 		}))
@@ -1175,23 +1156,24 @@ func TestSessionPingPong(t *testing.T) {
 // TestSessionCloseTimeout: the server never answers the client's close.
 func TestSessionCloseTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if srvHandshake(t, c) && srvExpectClose(t, c, 1000, "bye") {
-			srvDrain(t, c) // no reply: wait for the client to drop the connection
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1000, "bye") {
+			testkit.Drain(t, c) // no reply: wait for the client to drop the connection
 		}
 	})
 	ws := newTestWS(t, srv.URL(), WithCloseTimeout(timeout))
 	var closedAt time.Time
-	l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+	l := new(testkit.EventRecorder)
+	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Ready); ok {
 			closedAt = time.Now()
 			if err := ws.Close(1000, "bye"); err != nil {
 				t.Errorf("Close: %v", err)
 			}
 		}
-	}}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	}
+	err := ws.Run(context.Background(), recording(l, lHook))
+	testkit.WaitScript(t, done)
 	elapsed := time.Since(closedAt)
 	if !errors.Is(err, ErrCloseTimeout) {
 		t.Fatalf("Run = %v, want ErrCloseTimeout", err)
@@ -1199,8 +1181,8 @@ func TestSessionCloseTimeout(t *testing.T) {
 	if elapsed < timeout-10*time.Millisecond || elapsed > timeout+5*time.Second {
 		t.Errorf("Run returned %v after Close, want about %v", elapsed, timeout)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{"disconnected graceful=false err=true"}))
-	if d := lastEvent[*events.Disconnected](t, l); !errors.Is(d.Err, ErrCloseTimeout) {
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{"disconnected graceful=false err=true"}))
+	if d := testkit.Last[*events.Disconnected](t, l); !errors.Is(d.Err, ErrCloseTimeout) {
 		t.Errorf("Disconnected.Err = %v, want ErrCloseTimeout", d.Err)
 	}
 }
@@ -1209,35 +1191,35 @@ func TestSessionCloseTimeout(t *testing.T) {
 // before its handshake response.
 func TestSessionTCPDrop(t *testing.T) {
 	t.Run("mid-session", func(t *testing.T) {
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if srvHandshake(t, c) {
-				srvWrite(t, c, wstest.Text("last words"))
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if testkit.Handshake(t, c) {
+				testkit.Write(t, c, wstest.Text("last words"))
 			}
 		}) // the script returns: the connection is closed with no close frame
 		ws := newTestWS(t, srv.URL())
-		l := &evLog{}
-		err := ws.Run(context.Background(), l.handler())
-		waitScript(t, done)
+		l := new(testkit.EventRecorder)
+		err := ws.Run(context.Background(), recording(l, nil))
+		testkit.WaitScript(t, done)
 		if err == nil || CloseStatus(err) != -1 {
 			t.Fatalf("Run = %v, want a transport error", err)
 		}
-		expectLines(t, l, seq(opening(srv.URL()), []string{`text "last words"`, "disconnected graceful=false err=true"}))
+		testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{`text "last words"`, "disconnected graceful=false err=true"}))
 	})
 	t.Run("before the response", func(t *testing.T) {
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 			if _, err := c.ReadRequest(); err != nil {
 				t.Errorf("server: %v", err)
 			}
 		})
 		ws := newTestWS(t, srv.URL())
-		l := &evLog{}
-		err := ws.Run(context.Background(), l.handler())
-		waitScript(t, done)
+		l := new(testkit.EventRecorder)
+		err := ws.Run(context.Background(), recording(l, nil))
+		testkit.WaitScript(t, done)
 		var re *RejectedError
 		if err == nil || errors.As(err, &re) {
 			t.Fatalf("Run = %v, want a transport error", err)
 		}
-		expectLines(t, l, seq(opening(srv.URL())[:2], []string{"disconnected graceful=false err=true"}))
+		testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL())[:2], []string{"disconnected graceful=false err=true"}))
 	})
 }
 
@@ -1245,37 +1227,38 @@ func TestSessionTCPDrop(t *testing.T) {
 // handshake that never completes, and before Run.
 func TestSessionContextCancelled(t *testing.T) {
 	t.Run("while ready", func(t *testing.T) {
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if srvHandshake(t, c) && srvExpectClose(t, c, 1001, "going away") &&
-				srvWrite(t, c, wstest.Close(1001, "going away")) {
-				srvExpectEOF(t, c)
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1001, "going away") &&
+				testkit.Write(t, c, wstest.Close(1001, "going away")) {
+				testkit.ExpectEOF(t, c)
 			}
 		})
 		ws := newTestWS(t, srv.URL())
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		l := &evLog{hook: func(_ *WebSocket, ev events.Event) {
+		l := new(testkit.EventRecorder)
+		lHook := func(_ *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Ready); ok {
 				cancel()
 			}
-		}}
-		err := ws.Run(ctx, l.handler())
-		waitScript(t, done)
+		}
+		err := ws.Run(ctx, recording(l, lHook))
+		testkit.WaitScript(t, done)
 		if err != nil {
 			t.Fatalf("Run = %v, want nil", err)
 		}
-		expectLines(t, l, seq(opening(srv.URL()), []string{`closed 1001 "going away"`, "disconnected graceful=true err=false"}))
+		testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{`closed 1001 "going away"`, "disconnected graceful=true err=false"}))
 	})
 
 	t.Run("during the handshake", func(t *testing.T) {
 		gotRequest := make(chan struct{})
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 			if _, err := c.ReadRequest(); err != nil {
 				t.Errorf("server: %v", err)
 				return
 			}
 			close(gotRequest)
-			srvDrain(t, c) // never answer
+			testkit.Drain(t, c) // never answer
 		})
 		ws := newTestWS(t, srv.URL(), WithHandshakeTimeout(time.Minute))
 		ctx, cancel := context.WithCancel(context.Background())
@@ -1290,11 +1273,11 @@ func TestSessionContextCancelled(t *testing.T) {
 			case <-runDone:
 			}
 		}()
-		l := &evLog{}
-		err := ws.Run(ctx, l.handler())
+		l := new(testkit.EventRecorder)
+		err := ws.Run(ctx, recording(l, nil))
 		end := time.Now()
 		close(runDone)
-		waitScript(t, done)
+		testkit.WaitScript(t, done)
 		var elapsed time.Duration
 		select {
 		case at := <-cancelled:
@@ -1308,7 +1291,7 @@ func TestSessionContextCancelled(t *testing.T) {
 		if elapsed > 5*time.Second {
 			t.Errorf("Run returned %v after the cancel, want promptly", elapsed)
 		}
-		expectLines(t, l, seq(opening(srv.URL())[:2], []string{"disconnected graceful=false err=true"}))
+		testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL())[:2], []string{"disconnected graceful=false err=true"}))
 	})
 
 	t.Run("before Run", func(t *testing.T) {
@@ -1316,13 +1299,13 @@ func TestSessionContextCancelled(t *testing.T) {
 		ws := newTestWS(t, srv.URL())
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		l := &evLog{}
-		err := ws.Run(ctx, l.handler())
+		l := new(testkit.EventRecorder)
+		err := ws.Run(ctx, recording(l, nil))
 		var ce *ConnectError
 		if !errors.As(err, &ce) || !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run = %v, want a *ConnectError wrapping context.Canceled", err)
 		}
-		expectLines(t, l, []string{"connecting " + srv.URL(), "connect_fail"})
+		testkit.ExpectLines(t, l, []string{"connecting " + srv.URL(), "connect_fail"})
 	})
 }
 
@@ -1330,32 +1313,33 @@ func TestSessionContextCancelled(t *testing.T) {
 // fresh session with a fresh Sec-WebSocket-Key.
 func TestSessionRunTwice(t *testing.T) {
 	keys := make(chan string, 2)
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 		req, err := c.Handshake()
 		if err != nil {
 			t.Errorf("server: handshake: %v", err)
 			return
 		}
 		keys <- req.Header.Get("Sec-WebSocket-Key")
-		if srvExpectClose(t, c, 1000, "done") && srvWrite(t, c, wstest.Close(1000, "done")) {
-			srvExpectEOF(t, c)
+		if testkit.ExpectClose(t, c, 1000, "done") && testkit.Write(t, c, wstest.Close(1000, "done")) {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL())
 	for i := range 2 {
-		l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+		l := new(testkit.EventRecorder)
+		lHook := func(ws *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Ready); ok {
 				if err := ws.Close(1000, "done"); err != nil {
 					t.Errorf("Close: %v", err)
 				}
 			}
-		}}
-		err := ws.Run(context.Background(), l.handler())
-		waitScript(t, done)
+		}
+		err := ws.Run(context.Background(), recording(l, lHook))
+		testkit.WaitScript(t, done)
 		if err != nil {
 			t.Fatalf("run %d: Run = %v, want nil", i, err)
 		}
-		expectLines(t, l, seq(opening(srv.URL()), []string{`closed 1000 "done"`, "disconnected graceful=true err=false"}))
+		testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{`closed 1000 "done"`, "disconnected graceful=true err=false"}))
 	}
 	if len(keys) != 2 {
 		t.Fatalf("the server saw %d handshakes, want 2", len(keys))
@@ -1368,22 +1352,23 @@ func TestSessionRunTwice(t *testing.T) {
 
 // TestSessionAlreadyRunning starts Run and Events while a session runs.
 func TestSessionAlreadyRunning(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if srvHandshake(t, c) && srvExpectClose(t, c, 1000, "") && srvWrite(t, c, wstest.Close(1000, "")) {
-			srvExpectEOF(t, c)
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1000, "") && testkit.Write(t, c, wstest.Close(1000, "")) {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL())
-	l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+	l := new(testkit.EventRecorder)
+	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Ready); ok {
-			second := &evLog{}
+			second := new(testkit.EventRecorder)
 			runErr := make(chan error, 1)
-			go func() { runErr <- ws.Run(context.Background(), second.handler()) }()
+			go func() { runErr <- ws.Run(context.Background(), recording(second, nil)) }()
 			if err := <-runErr; !errors.Is(err, ErrAlreadyRunning) {
 				t.Errorf("concurrent Run = %v, want ErrAlreadyRunning", err)
 			}
-			if len(second.evs) != 0 {
-				t.Errorf("concurrent Run delivered %q, want nothing", second.lines())
+			if second.Len() != 0 {
+				t.Errorf("concurrent Run delivered %q, want nothing", second.Lines())
 			}
 			ranged := make(chan []events.Event, 1)
 			go func() {
@@ -1403,38 +1388,38 @@ func TestSessionAlreadyRunning(t *testing.T) {
 				t.Errorf("Close: %v", err)
 			}
 		}
-	}}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	}
+	err := ws.Run(context.Background(), recording(l, lHook))
+	testkit.WaitScript(t, done)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{`closed 1000 ""`, "disconnected graceful=true err=false"}))
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{`closed 1000 ""`, "disconnected graceful=true err=false"}))
 }
 
 // panickyHandler records events and panics in OnText.
 type panickyHandler struct {
 	BaseHandler
-	log *evLog
+	log *testkit.EventRecorder
 }
 
-func (h *panickyHandler) OnEvent(ws *WebSocket, ev events.Event) { h.log.record(ws, ev) }
+func (h *panickyHandler) OnEvent(ws *WebSocket, ev events.Event) { h.log.Add(ev) }
 
 func (h *panickyHandler) OnText(_ *WebSocket, ev *events.Text) { panic("boom: " + ev.Text) }
 
 // TestSessionHandlerPanic: a panic in OnText closes with 1011 and Run
 // returns a *PanicError; nothing leaks.
 func TestSessionHandlerPanic(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if srvHandshake(t, c) && srvWrite(t, c, wstest.Text("x")) && srvExpectClose(t, c, 1011, "handler panic") &&
-			srvWrite(t, c, wstest.Close(1011, "")) {
-			srvExpectEOF(t, c)
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if testkit.Handshake(t, c) && testkit.Write(t, c, wstest.Text("x")) && testkit.ExpectClose(t, c, 1011, "handler panic") &&
+			testkit.Write(t, c, wstest.Close(1011, "")) {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL())
-	l := &evLog{}
+	l := new(testkit.EventRecorder)
 	err := ws.Run(context.Background(), &panickyHandler{log: l})
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	var pe *PanicError
 	if !errors.As(err, &pe) {
 		t.Fatalf("Run = %v, want *PanicError", err)
@@ -1445,7 +1430,7 @@ func TestSessionHandlerPanic(t *testing.T) {
 	if !strings.Contains(string(pe.Stack), "panickyHandler).OnText") {
 		t.Errorf("PanicError.Stack lacks the handler's method:\n%s", pe.Stack)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{`text "x"`, "disconnected graceful=false err=true"}))
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{`text "x"`, "disconnected graceful=false err=true"}))
 	srv.Close()
 	goleak.VerifyNone(t)
 }
@@ -1453,22 +1438,22 @@ func TestSessionHandlerPanic(t *testing.T) {
 // TestSessionEventsBreak: leaving an Events loop closes with 1000 and
 // delivers nothing more.
 func TestSessionEventsBreak(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if srvHandshake(t, c) && srvWrite(t, c, wstest.Text("one")) && srvExpectClose(t, c, 1000, "goodbye") &&
-			srvWrite(t, c, wstest.Text("after the break"), wstest.Close(1000, "")) {
-			srvExpectEOF(t, c)
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if testkit.Handshake(t, c) && testkit.Write(t, c, wstest.Text("one")) && testkit.ExpectClose(t, c, 1000, "goodbye") &&
+			testkit.Write(t, c, wstest.Text("after the break"), wstest.Close(1000, "")) {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL())
-	l := &evLog{}
+	l := new(testkit.EventRecorder)
 	for ev := range ws.Events(context.Background()) {
-		l.record(ws, ev)
+		recording(l, nil)(ws, ev)
 		if _, ok := ev.(*events.Text); ok {
 			break
 		}
 	}
-	waitScript(t, done)
-	expectLines(t, l, seq(opening(srv.URL()), []string{`text "one"`}))
+	testkit.WaitScript(t, done)
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{`text "one"`}))
 	if ws.State() != StateIdle {
 		t.Errorf("State after the loop = %v, want idle", ws.State())
 	}
@@ -1480,9 +1465,9 @@ func TestSessionEventsBreak(t *testing.T) {
 // close timeout when the server never answers the close.
 func TestSessionEventsBreakNoReply(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if srvHandshake(t, c) && srvWrite(t, c, wstest.Text("one")) && srvExpectClose(t, c, 1000, "goodbye") {
-			srvDrain(t, c)
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if testkit.Handshake(t, c) && testkit.Write(t, c, wstest.Text("one")) && testkit.ExpectClose(t, c, 1000, "goodbye") {
+			testkit.Drain(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL(), WithCloseTimeout(timeout))
@@ -1494,7 +1479,7 @@ func TestSessionEventsBreakNoReply(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(left)
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	if elapsed < timeout-10*time.Millisecond || elapsed > timeout+5*time.Second {
 		t.Errorf("the loop returned %v after the break, want about %v", elapsed, timeout)
 	}
@@ -1503,13 +1488,14 @@ func TestSessionEventsBreakNoReply(t *testing.T) {
 // TestSessionCloseDuringHandshake: Close from OnConnected is sent once the
 // session is ready.
 func TestSessionCloseDuringHandshake(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if srvHandshake(t, c) && srvExpectClose(t, c, 1000, "early") && srvWrite(t, c, wstest.Close(1000, "early ack")) {
-			srvExpectEOF(t, c)
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1000, "early") && testkit.Write(t, c, wstest.Close(1000, "early ack")) {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL())
-	l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+	l := new(testkit.EventRecorder)
+	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Connected); ok {
 			if err := ws.SendText("too soon"); !errors.Is(err, ErrNotConnected) {
 				t.Errorf("SendText in OnConnected = %v, want ErrNotConnected", err)
@@ -1521,13 +1507,13 @@ func TestSessionCloseDuringHandshake(t *testing.T) {
 				t.Errorf("second Close in OnConnected = %v, want ErrClosing", err)
 			}
 		}
-	}}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	}
+	err := ws.Run(context.Background(), recording(l, lHook))
+	testkit.WaitScript(t, done)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{`closed 1000 "early ack"`, "disconnected graceful=true err=false"}))
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{`closed 1000 "early ack"`, "disconnected graceful=true err=false"}))
 }
 
 // TestSessionConnectFail: no server, and a host that does not resolve.
@@ -1540,22 +1526,22 @@ func TestSessionConnectFail(t *testing.T) {
 		url := "ws://" + ln.Addr().String() + "/"
 		ln.Close()
 		ws := newTestWS(t, url)
-		l := &evLog{}
-		err = ws.Run(context.Background(), l.handler())
+		l := new(testkit.EventRecorder)
+		err = ws.Run(context.Background(), recording(l, nil))
 		var ce *ConnectError
 		if !errors.As(err, &ce) || ce.URL != url {
 			t.Fatalf("Run = %v, want a *ConnectError for %s", err, url)
 		}
-		expectLines(t, l, []string{"connecting " + url, "connect_fail"})
-		if cf := lastEvent[*events.ConnectFail](t, l); cf.Err == nil || cf.Reason == "" || cf.URL != url {
+		testkit.ExpectLines(t, l, []string{"connecting " + url, "connect_fail"})
+		if cf := testkit.Last[*events.ConnectFail](t, l); cf.Err == nil || cf.Reason == "" || cf.URL != url {
 			t.Errorf("ConnectFail = %+v, want URL, Reason and Err", cf)
 		}
 	})
 	t.Run("DNS failure", func(t *testing.T) {
 		const url = "ws://nonexistent.invalid/"
-		ws := newTestWS(t, url, WithDialer(nxdomainDialer()), WithDialTimeout(5*time.Second))
-		l := &evLog{}
-		err := ws.Run(context.Background(), l.handler())
+		ws := newTestWS(t, url, WithDialer(testkit.NXDOMAINDial()), WithDialTimeout(5*time.Second))
+		l := new(testkit.EventRecorder)
+		err := ws.Run(context.Background(), recording(l, nil))
 		var ce *ConnectError
 		if !errors.As(err, &ce) {
 			t.Fatalf("Run = %v, want a *ConnectError", err)
@@ -1564,7 +1550,7 @@ func TestSessionConnectFail(t *testing.T) {
 		if !errors.As(err, &de) || !de.IsNotFound {
 			t.Errorf("Run = %v, want a *net.DNSError (not found)", err)
 		}
-		expectLines(t, l, []string{"connecting " + url, "connect_fail"})
+		testkit.ExpectLines(t, l, []string{"connecting " + url, "connect_fail"})
 	})
 }
 
@@ -1601,7 +1587,8 @@ func TestSessionCoderServer(t *testing.T) {
 
 	t.Run("client close", func(t *testing.T) {
 		ws := newTestWS(t, url)
-		l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+		l := new(testkit.EventRecorder)
+		lHook := func(ws *WebSocket, ev events.Event) {
 			var err error
 			switch ev.(type) {
 			case *events.Ready:
@@ -1614,27 +1601,28 @@ func TestSessionCoderServer(t *testing.T) {
 			if err != nil {
 				t.Errorf("%s: %v", ev.Name(), err)
 			}
-		}}
-		if err := ws.Run(context.Background(), l.handler()); err != nil {
+		}
+		if err := ws.Run(context.Background(), recording(l, lHook)); err != nil {
 			t.Fatalf("Run = %v, want nil", err)
 		}
 		if err := <-serverErr; websocket.CloseStatus(err) != 1000 {
 			t.Errorf("server: %v, want close 1000", err)
 		}
-		expectLines(t, l, seq(opening(url), []string{
+		testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(url), []string{
 			`text "hi"`, `binary "\x00\xff"`, `closed 1000 "done"`, "disconnected graceful=true err=false",
 		}))
 	})
 	t.Run("server close", func(t *testing.T) {
 		ws := newTestWS(t, url)
-		l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+		l := new(testkit.EventRecorder)
+		lHook := func(ws *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Ready); ok {
 				if err := ws.SendText("please close"); err != nil {
 					t.Errorf("SendText: %v", err)
 				}
 			}
-		}}
-		err := ws.Run(context.Background(), l.handler())
+		}
+		err := ws.Run(context.Background(), recording(l, lHook))
 		var ce *CloseError
 		if !errors.As(err, &ce) || *ce != (CloseError{Code: 4001, Reason: "bye"}) {
 			t.Fatalf("Run = %v, want *CloseError{4001, bye}", err)
@@ -1642,7 +1630,7 @@ func TestSessionCoderServer(t *testing.T) {
 		if err := <-serverErr; err != nil {
 			t.Errorf("server Close: %v", err)
 		}
-		expectLines(t, l, seq(opening(url), []string{
+		testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(url), []string{
 			`closing 4001 "bye"`, `closed 4001 "bye"`, "disconnected graceful=true err=false",
 		}))
 	})

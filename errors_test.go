@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -15,8 +16,8 @@ import (
 // TestPanicErrorOneLine: PanicError.Error is one line; the stack stays in
 // Stack and in %+v. Before the fix Error carried the whole stack.
 func TestPanicErrorOneLine(t *testing.T) {
-	srv := wstest.NewServer(t, rcAnswerClose)
-	_, err := tdRun(t, tdNew(t, srv.URL(), WithoutProxy()), func(_ *WebSocket, ev events.Event) {
+	srv := wstest.NewServer(t, testkit.AnswerClose)
+	_, err := runRecorded(t, mustNew(t, srv.URL(), WithoutProxy()), func(_ *WebSocket, ev events.Event) {
 		if ev.Name() == events.NameReady {
 			panic("boom\nsecond line")
 		}

@@ -19,7 +19,7 @@ import (
 // delivered to nobody.
 func TestUnusableHandlersFailClearly(t *testing.T) {
 	dialed := false
-	ws := tdNew(t, "ws://127.0.0.1:1/", WithDialer(func(context.Context, string, string) (net.Conn, error) {
+	ws := mustNew(t, "ws://127.0.0.1:1/", WithDialer(func(context.Context, string, string) (net.Conn, error) {
 		dialed = true
 		return nil, errors.New("test: must not dial")
 	}), WithoutProxy())
@@ -62,11 +62,11 @@ func TestDiscoverInvalid(t *testing.T) {
 		{"nil", nil, "nil handler"},
 		{"struct", struct{}{}, "struct {} has no handler method"},
 		{"int", 42, "int has no handler method"},
-		{"nil pointer", (*htEmbedded)(nil), "nil *lomond.htEmbedded"},
+		{"nil pointer", (*embeddedBase)(nil), "nil *lomond.embeddedBase"},
 		{"nil HandlerFunc", HandlerFunc(nil), "nil HandlerFunc"},
 		{"empty Compose", Compose(), "Compose with no handlers"},
 		{"nested empty Compose", Compose(BaseHandler{}, Compose()), "Compose argument 1: Compose with no handlers"},
-		{"Compose nil part", Compose(htObserver{htRec{&htLog{}, "a"}}, nil), "Compose argument 1"},
+		{"Compose nil part", Compose(onlyObserver{callRecorder{new(callLog), "a"}}, nil), "Compose argument 1"},
 		{"Compose empty part", Compose(BaseHandler{}, struct{}{}), "Compose argument 1"},
 		{"Compose string part", Compose("oops"), "Compose argument 0"},
 		{"nested Compose bad part", Compose(Compose(BaseHandler{}, 3.5)), "Compose argument 0"},
@@ -127,13 +127,13 @@ func TestPointerReceiverMistakeNamesTheFix(t *testing.T) {
 		h    any
 		want []string
 	}{
-		{"value with a pointer-receiver hook", htPtrApp{}, []string{
-			"lomond: invalid handler: OnDisconnected has a pointer receiver and would never be called on a lomond.htPtrApp value: pass a pointer (&lomond.htPtrApp{})"}},
-		{"Compose part with pointer methods only", Compose(htObserver{htRec{&htLog{}, "a"}}, htPtrPlugin{}), []string{
-			"lomond: invalid handler: Compose argument 1: OnPong, OnText have pointer receivers", "pass a pointer (&lomond.htPtrPlugin{})"}},
-		{"non-struct type", htPtrCount(0), []string{"pass a pointer (a *lomond.htPtrCount)"}},
-		{"wrong signature", htWrongSig{}, []string{
-			"lomond.htWrongSig.OnPong has the signature func(*lomond.WebSocket, events.Pong), want func(*lomond.WebSocket, *events.Pong)"}},
+		{"value with a pointer-receiver hook", pointerApp{}, []string{
+			"lomond: invalid handler: OnDisconnected has a pointer receiver and would never be called on a lomond.pointerApp value: pass a pointer (&lomond.pointerApp{})"}},
+		{"Compose part with pointer methods only", Compose(onlyObserver{callRecorder{new(callLog), "a"}}, pointerPlugin{}), []string{
+			"lomond: invalid handler: Compose argument 1: OnPong, OnText have pointer receivers", "pass a pointer (&lomond.pointerPlugin{})"}},
+		{"non-struct type", pointerCount(0), []string{"pass a pointer (a *lomond.pointerCount)"}},
+		{"wrong signature", wrongSignature{}, []string{
+			"lomond.wrongSignature.OnPong has the signature func(*lomond.WebSocket, events.Pong), want func(*lomond.WebSocket, *events.Pong)"}},
 	}
 	for _, c := range cases {
 		_, err := discover(c.h)
@@ -151,7 +151,7 @@ func TestPointerReceiverMistakeNamesTheFix(t *testing.T) {
 		}
 	}
 	// The pointers are fine.
-	for _, h := range []any{&htPtrApp{}, &htPtrPlugin{}, new(htPtrCount)} {
+	for _, h := range []any{&pointerApp{}, &pointerPlugin{}, new(pointerCount)} {
 		if _, err := discover(h); err != nil {
 			t.Errorf("discover(%T): %v", h, err)
 		}
@@ -169,10 +169,10 @@ func TestRunAndPersistRejectPointerMistakeBeforeIO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ws.Run(context.Background(), htPtrApp{}); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "pass a pointer") {
+	if err := ws.Run(context.Background(), pointerApp{}); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "pass a pointer") {
 		t.Errorf("Run(value) = %v, want ErrInvalidHandler naming the fix", err)
 	}
-	if err := ws.Persist(context.Background(), Compose(htPtrPlugin{}, BaseHandler{})); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "pass a pointer") {
+	if err := ws.Persist(context.Background(), Compose(pointerPlugin{}, BaseHandler{})); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "pass a pointer") {
 		t.Errorf("Persist(Compose(value)) = %v, want ErrInvalidHandler naming the fix", err)
 	}
 	if dialed {

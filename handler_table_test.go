@@ -11,48 +11,48 @@ import (
 // how its events are delivered.
 
 func TestDiscoverFullHandler(t *testing.T) {
-	log := &htLog{}
-	tb, err := discover(newHTFull(log, "h"))
+	log := new(callLog)
+	tb, err := discover(newFullHandler(log, "h"))
 	if err != nil {
 		t.Fatalf("discover: %v", err)
 	}
 	for _, c := range htEventMethods {
-		log.calls = nil
+		log.Reset()
 		tb.deliver(nil, c.ev)
 		want := []string{"h:event " + c.ev.Name(), "h:" + c.method}
-		if !reflect.DeepEqual(log.calls, want) {
-			t.Errorf("deliver %T: calls %q, want %q", c.ev, log.calls, want)
+		if !reflect.DeepEqual(log.All(), want) {
+			t.Errorf("deliver %T: calls %q, want %q", c.ev, log.All(), want)
 		}
 	}
-	log.calls = nil
-	tb.deliver(nil, &htUnknownEvent{})
-	if want := []string{"h:event unknown"}; !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("deliver unknown event: calls %q, want %q", log.calls, want)
+	log.Reset()
+	tb.deliver(nil, &unknownEvent{})
+	if want := []string{"h:event unknown"}; !reflect.DeepEqual(log.All(), want) {
+		t.Errorf("deliver unknown event: calls %q, want %q", log.All(), want)
 	}
 }
 
 // TestDiscoverEachInterface checks that a handler implementing one interface
 // is accepted and receives exactly its event, once.
 func TestDiscoverEachInterface(t *testing.T) {
-	log := &htLog{}
-	r := htRec{log: log, id: "h"}
+	log := new(callLog)
+	r := callRecorder{log: log, id: "h"}
 	handlers := map[string]any{
-		"OnReady":         htReady{r},
-		"OnText":          htText{r},
-		"OnBinary":        htBinary{r},
-		"OnClosed":        htClosed{r},
-		"OnConnecting":    htConnecting{r},
-		"OnConnectFail":   htConnectFail{r},
-		"OnConnected":     htConnected{r},
-		"OnRejected":      htRejected{r},
-		"OnPoll":          htPoll{r},
-		"OnPing":          htPing{r},
-		"OnPong":          htPong{r},
-		"OnClosing":       htClosing{r},
-		"OnUnresponsive":  htUnresponsive{r},
-		"OnProtocolError": htProtoErr{r},
-		"OnDisconnected":  htDisconnected{r},
-		"OnBackOff":       htBackOff{r},
+		"OnReady":         onlyReady{r},
+		"OnText":          onlyText{r},
+		"OnBinary":        onlyBinary{r},
+		"OnClosed":        onlyClosed{r},
+		"OnConnecting":    onlyConnecting{r},
+		"OnConnectFail":   onlyConnectFail{r},
+		"OnConnected":     onlyConnected{r},
+		"OnRejected":      onlyRejected{r},
+		"OnPoll":          onlyPoll{r},
+		"OnPing":          onlyPing{r},
+		"OnPong":          onlyPong{r},
+		"OnClosing":       onlyClosing{r},
+		"OnUnresponsive":  onlyUnresponsive{r},
+		"OnProtocolError": onlyProtocolError{r},
+		"OnDisconnected":  onlyDisconnected{r},
+		"OnBackOff":       onlyBackOff{r},
 	}
 	for method, h := range handlers {
 		tb, err := discover(h)
@@ -60,43 +60,43 @@ func TestDiscoverEachInterface(t *testing.T) {
 			t.Errorf("discover(%T): %v", h, err)
 			continue
 		}
-		log.calls = nil
+		log.Reset()
 		for _, c := range htEventMethods {
 			tb.deliver(nil, c.ev)
 		}
-		tb.deliver(nil, &htUnknownEvent{})
-		if want := []string{"h:" + method}; !reflect.DeepEqual(log.calls, want) {
-			t.Errorf("%T got %q for all events, want %q", h, log.calls, want)
+		tb.deliver(nil, &unknownEvent{})
+		if want := []string{"h:" + method}; !reflect.DeepEqual(log.All(), want) {
+			t.Errorf("%T got %q for all events, want %q", h, log.All(), want)
 		}
 	}
 
 	// EventHandler alone: its four methods, each once.
-	tb, err := discover(htEvents{r})
+	tb, err := discover(onlyEvents{r})
 	if err != nil {
 		t.Fatalf("discover(EventHandler): %v", err)
 	}
-	log.calls = nil
+	log.Reset()
 	for _, c := range htEventMethods {
 		tb.deliver(nil, c.ev)
 	}
 	want := []string{"h:OnReady", "h:OnText", "h:OnBinary", "h:OnClosed"}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("EventHandler got %q, want %q", log.calls, want)
+	if !reflect.DeepEqual(log.All(), want) {
+		t.Errorf("EventHandler got %q, want %q", log.All(), want)
 	}
 
 	// Observer alone: every event once, in order.
-	tb, err = discover(htObserver{r})
+	tb, err = discover(onlyObserver{r})
 	if err != nil {
 		t.Fatalf("discover(Observer): %v", err)
 	}
-	log.calls = nil
+	log.Reset()
 	want = nil
 	for _, c := range htEventMethods {
 		tb.deliver(nil, c.ev)
 		want = append(want, "h:event "+c.ev.Name())
 	}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("Observer got %q, want %q", log.calls, want)
+	if !reflect.DeepEqual(log.All(), want) {
+		t.Errorf("Observer got %q, want %q", log.All(), want)
 	}
 }
 
@@ -127,5 +127,5 @@ func TestDeliverEmptyTableDoesNothing(t *testing.T) {
 	for _, c := range htEventMethods {
 		tb.deliver(nil, c.ev) // must not panic
 	}
-	tb.deliver(nil, &htUnknownEvent{})
+	tb.deliver(nil, &unknownEvent{})
 }

@@ -5,129 +5,130 @@ import (
 	"testing"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 )
 
 // Tests of handler.go: HandlerFunc, BaseHandler and Compose.
 
-// htLog records handler calls, each as "id:method".
-type htLog struct {
-	calls []string
-}
+// callLog records handler calls, each as "id:method".
+type callLog = testkit.Recorder[string]
 
-// htRec is embedded by the single-interface test handlers below.
-type htRec struct {
-	log *htLog
+// callRecorder is embedded by the single-interface test handlers below.
+type callRecorder struct {
+	log *callLog
 	id  string
 }
 
-func (r htRec) add(m string) { r.log.calls = append(r.log.calls, r.id+":"+m) }
+func (r callRecorder) add(m string) { r.log.Add(r.id + ":" + m) }
 
 // One type per handler interface, each implementing exactly that interface.
 type (
-	htObserver     struct{ htRec }
-	htEvents       struct{ htRec }
-	htConnecting   struct{ htRec }
-	htConnectFail  struct{ htRec }
-	htConnected    struct{ htRec }
-	htRejected     struct{ htRec }
-	htPoll         struct{ htRec }
-	htPing         struct{ htRec }
-	htPong         struct{ htRec }
-	htClosing      struct{ htRec }
-	htUnresponsive struct{ htRec }
-	htProtoErr     struct{ htRec }
-	htDisconnected struct{ htRec }
-	htBackOff      struct{ htRec }
-	htReady        struct{ htRec }
-	htText         struct{ htRec }
-	htBinary       struct{ htRec }
-	htClosed       struct{ htRec }
-	htSend         struct{ htRec }
+	onlyObserver      struct{ callRecorder }
+	onlyEvents        struct{ callRecorder }
+	onlyConnecting    struct{ callRecorder }
+	onlyConnectFail   struct{ callRecorder }
+	onlyConnected     struct{ callRecorder }
+	onlyRejected      struct{ callRecorder }
+	onlyPoll          struct{ callRecorder }
+	onlyPing          struct{ callRecorder }
+	onlyPong          struct{ callRecorder }
+	onlyClosing       struct{ callRecorder }
+	onlyUnresponsive  struct{ callRecorder }
+	onlyProtocolError struct{ callRecorder }
+	onlyDisconnected  struct{ callRecorder }
+	onlyBackOff       struct{ callRecorder }
+	onlyReady         struct{ callRecorder }
+	onlyText          struct{ callRecorder }
+	onlyBinary        struct{ callRecorder }
+	onlyClosed        struct{ callRecorder }
+	onlySend          struct{ callRecorder }
 )
 
-func (h htObserver) OnEvent(_ *WebSocket, ev events.Event) { h.add("event " + ev.Name()) }
+func (h onlyObserver) OnEvent(_ *WebSocket, ev events.Event) { h.add("event " + ev.Name()) }
 
-func (h htEvents) OnReady(*WebSocket, *events.Ready) { h.add("OnReady") }
+func (h onlyEvents) OnReady(*WebSocket, *events.Ready) { h.add("OnReady") }
 
-func (h htEvents) OnText(*WebSocket, *events.Text) { h.add("OnText") }
+func (h onlyEvents) OnText(*WebSocket, *events.Text) { h.add("OnText") }
 
-func (h htEvents) OnBinary(*WebSocket, *events.Binary) { h.add("OnBinary") }
+func (h onlyEvents) OnBinary(*WebSocket, *events.Binary) { h.add("OnBinary") }
 
-func (h htEvents) OnClosed(*WebSocket, *events.Closed) { h.add("OnClosed") }
+func (h onlyEvents) OnClosed(*WebSocket, *events.Closed) { h.add("OnClosed") }
 
-func (h htConnecting) OnConnecting(*WebSocket, *events.Connecting) { h.add("OnConnecting") }
+func (h onlyConnecting) OnConnecting(*WebSocket, *events.Connecting) { h.add("OnConnecting") }
 
-func (h htConnectFail) OnConnectFail(*WebSocket, *events.ConnectFail) {
+func (h onlyConnectFail) OnConnectFail(*WebSocket, *events.ConnectFail) {
 	h.add("OnConnectFail")
 }
 
-func (h htConnected) OnConnected(*WebSocket, *events.Connected) { h.add("OnConnected") }
+func (h onlyConnected) OnConnected(*WebSocket, *events.Connected) { h.add("OnConnected") }
 
-func (h htRejected) OnRejected(*WebSocket, *events.Rejected) { h.add("OnRejected") }
+func (h onlyRejected) OnRejected(*WebSocket, *events.Rejected) { h.add("OnRejected") }
 
-func (h htPoll) OnPoll(*WebSocket, *events.Poll) { h.add("OnPoll") }
+func (h onlyPoll) OnPoll(*WebSocket, *events.Poll) { h.add("OnPoll") }
 
-func (h htPing) OnPing(*WebSocket, *events.Ping) { h.add("OnPing") }
+func (h onlyPing) OnPing(*WebSocket, *events.Ping) { h.add("OnPing") }
 
-func (h htPong) OnPong(*WebSocket, *events.Pong) { h.add("OnPong") }
+func (h onlyPong) OnPong(*WebSocket, *events.Pong) { h.add("OnPong") }
 
-func (h htClosing) OnClosing(*WebSocket, *events.Closing) { h.add("OnClosing") }
+func (h onlyClosing) OnClosing(*WebSocket, *events.Closing) { h.add("OnClosing") }
 
-func (h htUnresponsive) OnUnresponsive(*WebSocket, *events.Unresponsive) {
+func (h onlyUnresponsive) OnUnresponsive(*WebSocket, *events.Unresponsive) {
 	h.add("OnUnresponsive")
 }
 
-func (h htProtoErr) OnProtocolError(*WebSocket, *events.ProtocolError) { h.add("OnProtocolError") }
+func (h onlyProtocolError) OnProtocolError(*WebSocket, *events.ProtocolError) {
+	h.add("OnProtocolError")
+}
 
-func (h htDisconnected) OnDisconnected(*WebSocket, *events.Disconnected) {
+func (h onlyDisconnected) OnDisconnected(*WebSocket, *events.Disconnected) {
 	h.add("OnDisconnected")
 }
 
-func (h htBackOff) OnBackOff(*WebSocket, *events.BackOff) { h.add("OnBackOff") }
+func (h onlyBackOff) OnBackOff(*WebSocket, *events.BackOff) { h.add("OnBackOff") }
 
-func (h htReady) OnReady(*WebSocket, *events.Ready) { h.add("OnReady") }
+func (h onlyReady) OnReady(*WebSocket, *events.Ready) { h.add("OnReady") }
 
-func (h htText) OnText(*WebSocket, *events.Text) { h.add("OnText") }
+func (h onlyText) OnText(*WebSocket, *events.Text) { h.add("OnText") }
 
-func (h htBinary) OnBinary(*WebSocket, *events.Binary) { h.add("OnBinary") }
+func (h onlyBinary) OnBinary(*WebSocket, *events.Binary) { h.add("OnBinary") }
 
-func (h htClosed) OnClosed(*WebSocket, *events.Closed) { h.add("OnClosed") }
+func (h onlyClosed) OnClosed(*WebSocket, *events.Closed) { h.add("OnClosed") }
 
-func (h htSend) OnSend(*WebSocket, *events.Outbound) { h.add("OnSend") }
+func (h onlySend) OnSend(*WebSocket, *events.Outbound) { h.add("OnSend") }
 
-// htFull implements every handler interface, Observer included.
-type htFull struct {
-	htObserver
-	htEvents
-	htConnecting
-	htConnectFail
-	htConnected
-	htRejected
-	htPoll
-	htPing
-	htPong
-	htClosing
-	htUnresponsive
-	htProtoErr
-	htDisconnected
-	htBackOff
+// fullHandler implements every handler interface, Observer included.
+type fullHandler struct {
+	onlyObserver
+	onlyEvents
+	onlyConnecting
+	onlyConnectFail
+	onlyConnected
+	onlyRejected
+	onlyPoll
+	onlyPing
+	onlyPong
+	onlyClosing
+	onlyUnresponsive
+	onlyProtocolError
+	onlyDisconnected
+	onlyBackOff
 }
 
-func newHTFull(log *htLog, id string) *htFull {
-	r := htRec{log: log, id: id}
-	return &htFull{
-		htObserver{r}, htEvents{r}, htConnecting{r}, htConnectFail{r}, htConnected{r},
-		htRejected{r}, htPoll{r}, htPing{r}, htPong{r}, htClosing{r}, htUnresponsive{r},
-		htProtoErr{r}, htDisconnected{r}, htBackOff{r},
+func newFullHandler(log *callLog, id string) *fullHandler {
+	r := callRecorder{log: log, id: id}
+	return &fullHandler{
+		onlyObserver{r}, onlyEvents{r}, onlyConnecting{r}, onlyConnectFail{r}, onlyConnected{r},
+		onlyRejected{r}, onlyPoll{r}, onlyPing{r}, onlyPong{r}, onlyClosing{r}, onlyUnresponsive{r},
+		onlyProtocolError{r}, onlyDisconnected{r}, onlyBackOff{r},
 	}
 }
 
-// htUnknownEvent is an Event type the dispatcher does not know.
-type htUnknownEvent struct{ events.Meta }
+// unknownEvent is an Event type the dispatcher does not know.
+type unknownEvent struct{ events.Meta }
 
-func (*htUnknownEvent) Name() string { return "unknown" }
+func (*unknownEvent) Name() string { return "unknown" }
 
-func (*htUnknownEvent) String() string { return "Unknown()" }
+func (*unknownEvent) String() string { return "Unknown()" }
 
 // htEventMethods maps one value of every event type to the method that
 // receives it.
@@ -180,23 +181,23 @@ func TestHandlerFuncReceivesEveryEventOnce(t *testing.T) {
 	f.OnClosed(nil, nil)
 }
 
-// htEmbedded embeds BaseHandler and overrides OnText, adding OnPing.
-type htEmbedded struct {
+// embeddedBase embeds BaseHandler and overrides OnText, adding OnPing.
+type embeddedBase struct {
 	BaseHandler
-	log *htLog
+	log *callLog
 }
 
-func (h *htEmbedded) OnText(_ *WebSocket, ev *events.Text) {
-	h.log.calls = append(h.log.calls, "OnText "+ev.Text)
+func (h *embeddedBase) OnText(_ *WebSocket, ev *events.Text) {
+	h.log.Add("OnText " + ev.Text)
 }
 
-func (h *htEmbedded) OnPing(*WebSocket, *events.Ping) {
-	h.log.calls = append(h.log.calls, "OnPing")
+func (h *embeddedBase) OnPing(*WebSocket, *events.Ping) {
+	h.log.Add("OnPing")
 }
 
 func TestBaseHandlerEmbedding(t *testing.T) {
-	log := &htLog{}
-	var h EventHandler = &htEmbedded{log: log}
+	log := new(callLog)
+	var h EventHandler = &embeddedBase{log: log}
 	tb, err := discover(h)
 	if err != nil {
 		t.Fatalf("discover: %v", err)
@@ -206,8 +207,8 @@ func TestBaseHandlerEmbedding(t *testing.T) {
 		tb.deliver(nil, c.ev)
 	}
 	want := []string{"OnText x", "OnPing", "OnText "}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("calls %q, want %q", log.calls, want)
+	if !reflect.DeepEqual(log.All(), want) {
+		t.Errorf("calls %q, want %q", log.All(), want)
 	}
 
 	// BaseHandler alone is a valid handler that ignores everything.
@@ -221,17 +222,17 @@ func TestBaseHandlerEmbedding(t *testing.T) {
 }
 
 func TestComposeOrder(t *testing.T) {
-	log := &htLog{}
-	a := newHTFull(log, "a")
-	b := htObserver{htRec{log, "b"}}
-	c := htEvents{htRec{log, "c"}}
-	d := htPing{htRec{log, "d"}}
+	log := new(callLog)
+	a := newFullHandler(log, "a")
+	b := onlyObserver{callRecorder{log, "b"}}
+	c := onlyEvents{callRecorder{log, "c"}}
+	d := onlyPing{callRecorder{log, "d"}}
 	tb, err := discover(Compose(a, b, c, d))
 	if err != nil {
 		t.Fatalf("discover(Compose): %v", err)
 	}
 	for _, ec := range htEventMethods {
-		log.calls = nil
+		log.Reset()
 		tb.deliver(nil, ec.ev)
 		want := []string{"a:event " + ec.ev.Name(), "a:" + ec.method, "b:event " + ec.ev.Name()}
 		switch ec.method {
@@ -240,69 +241,69 @@ func TestComposeOrder(t *testing.T) {
 		case "OnPing":
 			want = append(want, "d:OnPing")
 		}
-		if !reflect.DeepEqual(log.calls, want) {
-			t.Errorf("deliver %T:\n got %q\nwant %q", ec.ev, log.calls, want)
+		if !reflect.DeepEqual(log.All(), want) {
+			t.Errorf("deliver %T:\n got %q\nwant %q", ec.ev, log.All(), want)
 		}
 	}
 }
 
 func TestComposeNestedAndSingle(t *testing.T) {
-	log := &htLog{}
-	x := htObserver{htRec{log, "x"}}
-	y := htObserver{htRec{log, "y"}}
-	z := htObserver{htRec{log, "z"}}
+	log := new(callLog)
+	x := onlyObserver{callRecorder{log, "x"}}
+	y := onlyObserver{callRecorder{log, "y"}}
+	z := onlyObserver{callRecorder{log, "z"}}
 	tb, err := discover(Compose(Compose(x, y), z))
 	if err != nil {
 		t.Fatalf("discover: %v", err)
 	}
 	tb.deliver(nil, &events.Poll{})
 	want := []string{"x:event poll", "y:event poll", "z:event poll"}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("nested Compose: calls %q, want %q", log.calls, want)
+	if !reflect.DeepEqual(log.All(), want) {
+		t.Errorf("nested Compose: calls %q, want %q", log.All(), want)
 	}
 
-	log.calls = nil
-	tb, err = discover(Compose(newHTFull(log, "s")))
+	log.Reset()
+	tb, err = discover(Compose(newFullHandler(log, "s")))
 	if err != nil {
 		t.Fatalf("discover(Compose(one)): %v", err)
 	}
 	tb.deliver(nil, &events.Text{})
 	want = []string{"s:event text", "s:OnText"}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("Compose of one: calls %q, want %q", log.calls, want)
+	if !reflect.DeepEqual(log.All(), want) {
+		t.Errorf("Compose of one: calls %q, want %q", log.All(), want)
 	}
 
 	// The same handler twice receives every event twice.
-	log.calls = nil
+	log.Reset()
 	tb, err = discover(Compose(x, x))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tb.deliver(nil, &events.Poll{})
-	if len(log.calls) != 2 {
-		t.Errorf("Compose(x, x): calls %q, want 2", log.calls)
+	if len(log.All()) != 2 {
+		t.Errorf("Compose(x, x): calls %q, want 2", log.All())
 	}
 }
 
-// htCounter is the plugin: only OnText and OnPong, no BaseHandler.
-type htCounter struct{ texts, pongs, events int }
+// textCounter is the plugin: only OnText and OnPong, no BaseHandler.
+type textCounter struct{ texts, pongs, events int }
 
-func (c *htCounter) OnText(*WebSocket, *events.Text) { c.texts++ }
+func (c *textCounter) OnText(*WebSocket, *events.Text) { c.texts++ }
 
-func (c *htCounter) OnPong(*WebSocket, *events.Pong) { c.pongs++ }
+func (c *textCounter) OnPong(*WebSocket, *events.Pong) { c.pongs++ }
 
-// htMeter is the metrics plugin: OnEvent, OnText and OnPong.
-type htMeter struct{ htCounter }
+// textMeter is the metrics plugin: OnEvent, OnText and OnPong.
+type textMeter struct{ textCounter }
 
-func (m *htMeter) OnEvent(*WebSocket, events.Event) { m.events++ }
+func (m *textMeter) OnEvent(*WebSocket, events.Event) { m.events++ }
 
 // TestPartialPluginsReceiveTheirEvents: a plugin with some of the core
 // methods and no BaseHandler receives every event it has a method for,
 // composed with an application, in a mixed stream.
 func TestPartialPluginsReceiveTheirEvents(t *testing.T) {
-	counter, meter := &htCounter{}, &htMeter{}
-	log := &htLog{}
-	tb, err := discover(Compose(counter, meter, htEvents{htRec{log, "app"}}))
+	counter, meter := &textCounter{}, &textMeter{}
+	log := new(callLog)
+	tb, err := discover(Compose(counter, meter, onlyEvents{callRecorder{log, "app"}}))
 	if err != nil {
 		t.Fatalf("discover: %v", err)
 	}
@@ -317,7 +318,7 @@ func TestPartialPluginsReceiveTheirEvents(t *testing.T) {
 	for _, ev := range stream {
 		tb.deliver(nil, ev)
 	}
-	for _, c := range []*htCounter{counter, &meter.htCounter} {
+	for _, c := range []*textCounter{counter, &meter.textCounter} {
 		if c.texts != 50 || c.pongs != 10 {
 			t.Errorf("counter got texts=%d pongs=%d, want 50 and 10", c.texts, c.pongs)
 		}
@@ -325,51 +326,51 @@ func TestPartialPluginsReceiveTheirEvents(t *testing.T) {
 	if meter.events != len(stream) {
 		t.Errorf("OnEvent saw %d events, want %d", meter.events, len(stream))
 	}
-	if n := len(log.calls); n != 1+50+50+1 {
+	if n := len(log.All()); n != 1+50+50+1 {
 		t.Errorf("the application got %d calls, want %d", n, 102)
 	}
 }
 
-// htPtrApp is the mistake: OnDisconnected has a pointer receiver,
+// pointerApp is the mistake: OnDisconnected has a pointer receiver,
 // and the application passes a value.
-type htPtrApp struct {
+type pointerApp struct {
 	BaseHandler
 	disconnects int
 }
 
-func (a *htPtrApp) OnDisconnected(*WebSocket, *events.Disconnected) { a.disconnects++ }
+func (a *pointerApp) OnDisconnected(*WebSocket, *events.Disconnected) { a.disconnects++ }
 
-// htPtrPlugin has only pointer-receiver methods.
-type htPtrPlugin struct{ n int }
+// pointerPlugin has only pointer-receiver methods.
+type pointerPlugin struct{ n int }
 
-func (p *htPtrPlugin) OnText(*WebSocket, *events.Text) { p.n++ }
+func (p *pointerPlugin) OnText(*WebSocket, *events.Text) { p.n++ }
 
-func (p *htPtrPlugin) OnPong(*WebSocket, *events.Pong) { p.n++ }
+func (p *pointerPlugin) OnPong(*WebSocket, *events.Pong) { p.n++ }
 
-// htPtrCount is not a struct: the hint cannot be &T{}.
-type htPtrCount int
+// pointerCount is not a struct: the hint cannot be &T{}.
+type pointerCount int
 
-func (c *htPtrCount) OnText(*WebSocket, *events.Text) { *c++ }
+func (c *pointerCount) OnText(*WebSocket, *events.Text) { *c++ }
 
-// htWrongSig has an OnPong that takes the event by value: never called.
-type htWrongSig struct{ BaseHandler }
+// wrongSignature has an OnPong that takes the event by value: never called.
+type wrongSignature struct{ BaseHandler }
 
-func (htWrongSig) OnPong(*WebSocket, events.Pong) {}
+func (wrongSignature) OnPong(*WebSocket, events.Pong) {}
 
 // TestComposeFlattensNesting: nested Compose is delivered as one list, in
 // argument order, observer before own method within each part.
 func TestComposeFlattensNesting(t *testing.T) {
-	log := &htLog{}
-	a := htObserver{htRec{log, "a"}}
-	b := htText{htRec{log, "b"}}
-	c := newHTFull(log, "c")
+	log := new(callLog)
+	a := onlyObserver{callRecorder{log, "a"}}
+	b := onlyText{callRecorder{log, "b"}}
+	c := newFullHandler(log, "c")
 	tb, err := discover(Compose(Compose(a, Compose(b)), c))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tb.deliver(nil, &events.Text{})
 	want := []string{"a:event text", "b:OnText", "c:event text", "c:OnText"}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("calls %q, want %q", log.calls, want)
+	if !reflect.DeepEqual(log.All(), want) {
+		t.Errorf("calls %q, want %q", log.All(), want)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -25,9 +26,9 @@ import (
 // rejected, bad upgrades, subprotocols, the timeout), Retry-After, and the
 // cookie jar, against scripted servers and coder/websocket's server.
 
-// ckServer records the Cookie header of every upgrade request and answers
+// cookieServer records the Cookie header of every upgrade request and answers
 // each through answer (n counts requests from 1).
-type ckServer struct {
+type cookieServer struct {
 	srv *httptest.Server
 	url string
 
@@ -35,9 +36,9 @@ type ckServer struct {
 	cookies []string
 }
 
-func newCKServer(t *testing.T, useTLS bool, answer func(n int, w http.ResponseWriter, r *http.Request)) *ckServer {
+func newCookieServer(t *testing.T, useTLS bool, answer func(n int, w http.ResponseWriter, r *http.Request)) *cookieServer {
 	t.Helper()
-	s := &ckServer{}
+	s := &cookieServer{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.cookies = append(s.cookies, strings.Join(r.Header.Values("Cookie"), " | "))
@@ -55,15 +56,15 @@ func newCKServer(t *testing.T, useTLS bool, answer func(n int, w http.ResponseWr
 	return s
 }
 
-func (s *ckServer) seen() []string {
+func (s *cookieServer) seen() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.cookies)
 }
 
-// ckAcceptThenClose accepts the upgrade and closes the connection with
+// acceptThenClose accepts the upgrade and closes the connection with
 // 1012 (service restart) at once: the client reconnects.
-func ckAcceptThenClose(w http.ResponseWriter, r *http.Request) {
+func acceptThenClose(w http.ResponseWriter, r *http.Request) {
 	c, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return
@@ -74,8 +75,8 @@ func ckAcceptThenClose(w http.ResponseWriter, r *http.Request) {
 	_ = c.Close(websocket.StatusServiceRestart, "restart")
 }
 
-// ckHoldUntilClosed accepts the upgrade and answers the client's close.
-func ckHoldUntilClosed(w http.ResponseWriter, r *http.Request) {
+// holdUntilClosed accepts the upgrade and answers the client's close.
+func holdUntilClosed(w http.ResponseWriter, r *http.Request) {
 	c, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return
@@ -100,35 +101,35 @@ func newJar(t *testing.T) *cookiejar.Jar {
 // every reconnection of Persist, after the WithHeader cookies; the cookie
 // values are never shown in events, errors or the log.
 func TestCookieJarStickySession(t *testing.T) {
-	rcNoLeak(t)
+	testkit.NoLeak(t)
 	const sticky, retryCookie = "backend-7f3a", "queue-91bd"
-	srv := newCKServer(t, false, func(n int, w http.ResponseWriter, r *http.Request) {
+	srv := newCookieServer(t, false, func(n int, w http.ResponseWriter, r *http.Request) {
 		switch n {
 		case 1: // pin the client to a backend, then restart
 			http.SetCookie(w, &http.Cookie{Name: "lb", Value: sticky, Path: "/", HttpOnly: true})
-			ckAcceptThenClose(w, r)
+			acceptThenClose(w, r)
 		case 2: // busy: a cookie with the rejection
 			http.SetCookie(w, &http.Cookie{Name: "q", Value: retryCookie, Path: "/"})
 			w.Header().Set("Retry-After", "0")
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 		default:
-			ckHoldUntilClosed(w, r)
+			holdUntilClosed(w, r)
 		}
 	})
 	jar := newJar(t)
 	var logged bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: &logged}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ws := rcNew(t, srv.url, WithCookieJar(jar), WithHeader("Cookie", "theme=dark"), WithLogger(logger))
+	ws := newQuietWS(t, srv.url, WithCookieJar(jar), WithHeader("Cookie", "theme=dark"), WithLogger(logger))
 	readies := 0 // the handler runs on the Persist goroutine
-	rec, err := rcPersist(t, ws, func(ws *WebSocket, ev events.Event, _ context.CancelFunc) {
+	rec, err := runPersist(t, ws, func(ws *WebSocket, ev events.Event, _ context.CancelFunc) {
 		if ev.Name() == events.NameReady {
 			if readies++; readies == 2 {
 				_ = ws.Stop(StatusNormal, "done")
 			}
 		}
-	}, rcConst(time.Millisecond), WithMaxRetryAfter(0))
+	}, constantBackOff(time.Millisecond), WithMaxRetryAfter(0))
 	if err != nil {
-		t.Fatalf("Persist = %v; events %v", err, rec.names())
+		t.Fatalf("Persist = %v; events %v", err, rec.Names())
 	}
 	want := []string{
 		"theme=dark",
@@ -143,7 +144,7 @@ func TestCookieJarStickySession(t *testing.T) {
 		t.Errorf("the jar holds %d cookies for the server, want 2", n)
 	}
 	var texts []string
-	for _, ev := range rec.all() {
+	for _, ev := range rec.All() {
 		texts = append(texts, ev.String())
 		if bo, ok := ev.(*events.BackOff); ok && bo.Cause != nil {
 			texts = append(texts, bo.Cause.Error())
@@ -158,7 +159,7 @@ func TestCookieJarStickySession(t *testing.T) {
 		}
 	}
 	var rej *events.Rejected
-	for _, ev := range rec.all() {
+	for _, ev := range rec.All() {
 		if r, ok := ev.(*events.Rejected); ok {
 			rej = r
 		}
@@ -184,18 +185,18 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 // Secure cookie comes back over wss://, and a cookie for another path stays
 // home; each Run of the same WebSocket uses the jar.
 func TestCookieJarRules(t *testing.T) {
-	srv := newCKServer(t, true, func(n int, w http.ResponseWriter, r *http.Request) {
+	srv := newCookieServer(t, true, func(n int, w http.ResponseWriter, r *http.Request) {
 		if n == 1 {
 			http.SetCookie(w, &http.Cookie{Name: "sid", Value: "s1", Path: "/", Secure: true})
 			http.SetCookie(w, &http.Cookie{Name: "other", Value: "o1", Path: "/elsewhere"})
 		}
-		ckHoldUntilClosed(w, r)
+		holdUntilClosed(w, r)
 	})
 	pool := srv.srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 	jar := newJar(t)
-	ws := tdNew(t, srv.url, WithCookieJar(jar), WithRootCAs(pool), WithoutProxy())
-	tdRunReady(t, ws)
-	tdRunReady(t, ws)
+	ws := mustNew(t, srv.url, WithCookieJar(jar), WithRootCAs(pool), WithoutProxy())
+	runUntilReady(t, ws)
+	runUntilReady(t, ws)
 	if got, want := srv.seen(), []string{"", "sid=s1"}; !slices.Equal(got, want) {
 		t.Errorf("the server saw Cookie headers %q, want %q", got, want)
 	}
@@ -223,7 +224,7 @@ func TestSubprotocolNoRace(t *testing.T) {
 		_ = c.WriteFrame(wstest.Close(StatusNormal, "bye"))
 		_, _, _ = c.ExpectClose()
 	})
-	ws := tdNew(t, srv.URL(), WithoutProxy(), WithProtocols("v1", "v2"))
+	ws := mustNew(t, srv.URL(), WithoutProxy(), WithProtocols("v1", "v2"))
 	for i := 0; i < 20; i++ {
 		done := make(chan struct{})
 		var wg sync.WaitGroup
@@ -243,7 +244,7 @@ func TestSubprotocolNoRace(t *testing.T) {
 			}
 		}()
 		var ready string
-		_, _ = tdRun(t, ws, func(ws *WebSocket, ev events.Event) {
+		_, _ = runRecorded(t, ws, func(ws *WebSocket, ev events.Event) {
 			if ev.Name() == events.NameReady {
 				ready = ws.Subprotocol()
 			}
@@ -341,7 +342,7 @@ func TestHandshakeResponsesNetHTTPAccepts(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, done := scriptServer(t, func(c *wstest.Conn) {
+			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 				req, err := c.ReadRequest()
 				if err != nil || c.WriteRaw(tc.response(req)) != nil {
 					return
@@ -352,25 +353,26 @@ func TestHandshakeResponsesNetHTTPAccepts(t *testing.T) {
 				}
 			})
 			ws := newTestWS(t, srv.URL())
-			l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+			l := new(testkit.EventRecorder)
+			lHook := func(ws *WebSocket, ev events.Event) {
 				if _, ok := ev.(*events.Text); ok {
 					_ = ws.Close(1000, "")
 				}
-			}}
-			err := ws.Run(context.Background(), l.handler())
-			waitScript(t, done)
+			}
+			err := ws.Run(context.Background(), recording(l, lHook))
+			testkit.WaitScript(t, done)
 			if tc.wantText {
 				if err != nil {
 					t.Errorf("Run = %v, want nil", err)
 				}
-				expectLines(t, l, seq(opening(srv.URL()), []string{`text "data"`, `closed 1000 ""`, "disconnected graceful=true err=false"}))
+				testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{`text "data"`, `closed 1000 ""`, "disconnected graceful=true err=false"}))
 				return
 			}
 			var pe *ProtocolError
 			if !errors.As(err, &pe) || pe.Code != 1002 {
 				t.Errorf("Run = %v, want a *ProtocolError 1002", err)
 			}
-			for _, ev := range l.evs {
+			for _, ev := range l.All() {
 				if _, ok := ev.(*events.Text); ok {
 					t.Errorf("a masked frame was delivered: %v", ev)
 				}
@@ -389,29 +391,29 @@ func raw101(req *http.Request, extra []byte) []byte {
 
 // rejectCase runs a session against a server that answers the upgrade with
 // respond and returns the event log, Run's error and the Rejected event.
-func rejectCase(t *testing.T, respond func(c *wstest.Conn, req *http.Request), opts ...Option) (*evLog, error, *events.Rejected) {
+func rejectCase(t *testing.T, respond func(c *wstest.Conn, req *http.Request), opts ...Option) (*testkit.EventRecorder, error, *events.Rejected) {
 	t.Helper()
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 		req, err := c.ReadRequest()
 		if err != nil {
 			t.Errorf("server: %v", err)
 			return
 		}
 		respond(c, req)
-		srvDrain(t, c)
+		testkit.Drain(t, c)
 	})
 	ws := newTestWS(t, srv.URL(), opts...)
-	l := &evLog{}
+	l := new(testkit.EventRecorder)
 	start := time.Now()
-	err := ws.Run(context.Background(), l.handler())
+	err := ws.Run(context.Background(), recording(l, nil))
 	elapsed := time.Since(start)
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	// The server keeps the connection open: the client must not wait on it.
 	if elapsed > 2*time.Second {
 		t.Errorf("Run took %v to report the rejection, want it at once", elapsed)
 	}
-	rej := lastEvent[*events.Rejected](t, l)
-	expectLines(t, l, seq(opening(srv.URL())[:2], []string{
+	rej := testkit.Last[*events.Rejected](t, l)
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL())[:2], []string{
 		"rejected " + strconv.Itoa(rej.StatusCode), "disconnected graceful=true err=false",
 	}))
 	var re *RejectedError
@@ -500,7 +502,7 @@ func TestHandshakeBadUpgrade(t *testing.T) {
 // subprotocols.
 func TestHandshakeSubprotocol(t *testing.T) {
 	offered := make(chan string, 1)
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 		req, err := c.ReadRequest()
 		if err != nil {
 			t.Errorf("server: %v", err)
@@ -514,12 +516,13 @@ func TestHandshakeSubprotocol(t *testing.T) {
 		}
 		offered <- strings.Join(offers, " ")
 		if c.Accept(req, http.Header{"Sec-WebSocket-Protocol": {"v2.beta"}}) == nil &&
-			srvExpectClose(t, c, 1000, "") && srvWrite(t, c, wstest.Close(1000, "")) {
-			srvExpectEOF(t, c)
+			testkit.ExpectClose(t, c, 1000, "") && testkit.Write(t, c, wstest.Close(1000, "")) {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL(), WithProtocols("v1.alpha", "v2.beta"))
-	l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+	l := new(testkit.EventRecorder)
+	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Ready); ok {
 			if p := ws.Subprotocol(); p != "v2.beta" {
 				t.Errorf("Subprotocol() = %q, want v2.beta", p)
@@ -528,14 +531,14 @@ func TestHandshakeSubprotocol(t *testing.T) {
 				t.Errorf("Close: %v", err)
 			}
 		}
-	}}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	}
+	err := ws.Run(context.Background(), recording(l, lHook))
+	testkit.WaitScript(t, done)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
 	url := srv.URL()
-	expectLines(t, l, []string{
+	testkit.ExpectLines(t, l, []string{
 		"connecting " + url, "connected " + url + ` proxy=""`,
 		`ready 101 protocol="v2.beta" extensions=[]`, "poll",
 		`closed 1000 ""`, "disconnected graceful=true err=false",
@@ -553,27 +556,27 @@ func TestHandshakeSubprotocol(t *testing.T) {
 // TestHandshakeTimeout: a server that never answers the upgrade request.
 func TestHandshakeTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 		if _, err := c.ReadRequest(); err != nil {
 			t.Errorf("server: %v", err)
 			return
 		}
-		srvDrain(t, c) // never answer
+		testkit.Drain(t, c) // never answer
 	})
 	ws := newTestWS(t, srv.URL(), WithHandshakeTimeout(timeout))
-	l := &evLog{}
+	l := new(testkit.EventRecorder)
 	start := time.Now()
-	err := ws.Run(context.Background(), l.handler())
+	err := ws.Run(context.Background(), recording(l, nil))
 	elapsed := time.Since(start)
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	if !errors.Is(err, ErrHandshakeTimeout) {
 		t.Fatalf("Run = %v, want an error wrapping ErrHandshakeTimeout", err)
 	}
 	if elapsed < timeout || elapsed > timeout+5*time.Second {
 		t.Errorf("Run took %v, want about %v", elapsed, timeout)
 	}
-	expectLines(t, l, seq(opening(srv.URL())[:2], []string{"disconnected graceful=false err=true"}))
-	if d := lastEvent[*events.Disconnected](t, l); !errors.Is(d.Err, ErrHandshakeTimeout) {
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL())[:2], []string{"disconnected graceful=false err=true"}))
+	if d := testkit.Last[*events.Disconnected](t, l); !errors.Is(d.Err, ErrHandshakeTimeout) {
 		t.Errorf("Disconnected.Err = %v, want it to wrap ErrHandshakeTimeout", d.Err)
 	}
 }
@@ -581,25 +584,25 @@ func TestHandshakeTimeout(t *testing.T) {
 // TestHandshakeFramesWithResponse: frames that arrive in the same segment
 // as the 101 response are not lost.
 func TestHandshakeFramesWithResponse(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 		req, err := c.ReadRequest()
 		if err != nil {
 			t.Errorf("server: %v", err)
 			return
 		}
 		frames := wstest.EncodeAll(wstest.Text("early"), wstest.Binary([]byte("bird")), wstest.Close(1000, "so long"))
-		if c.WriteRaw(raw101(req, frames)) == nil && srvExpectClose(t, c, 1000, "so long") {
-			srvExpectEOF(t, c)
+		if c.WriteRaw(raw101(req, frames)) == nil && testkit.ExpectClose(t, c, 1000, "so long") {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL())
-	l := &evLog{}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	l := new(testkit.EventRecorder)
+	err := ws.Run(context.Background(), recording(l, nil))
+	testkit.WaitScript(t, done)
 	if CloseStatus(err) != 1000 {
 		t.Fatalf("Run = %v, want *CloseError 1000", err)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{
 		`text "early"`, `binary "bird"`,
 		`closing 1000 "so long"`, `closed 1000 "so long"`, "disconnected graceful=true err=false",
 	}))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -103,10 +104,10 @@ func TestHTTPSchemesAccepted(t *testing.T) {
 		}
 	}
 	// A real session over an http:// URL.
-	srv := wstest.NewServer(t, rcAnswerClose)
+	srv := wstest.NewServer(t, testkit.AnswerClose)
 	u := strings.Replace(srv.URL(), "ws://", "http://", 1)
-	rec := tdRunReady(t, tdNew(t, u, WithoutProxy()))
-	if got := tdOne[*events.Connecting](t, rec).URL; !strings.HasPrefix(got, "ws://") {
+	rec := runUntilReady(t, mustNew(t, u, WithoutProxy()))
+	if got := testkit.First[*events.Connecting](t, rec).URL; !strings.HasPrefix(got, "ws://") {
 		t.Errorf("Connecting.URL = %q, want the ws:// form", got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -242,9 +243,9 @@ func TestWithProxyIsFixed(t *testing.T) {
 	}
 }
 
-// pcProxy is a CONNECT proxy on 127.0.0.1 that reads the CONNECT request,
+// rawConnectProxy is a CONNECT proxy on 127.0.0.1 that reads the CONNECT request,
 // reports it on requested and then runs answer on the connection.
-func pcProxy(t *testing.T, answer func(c net.Conn)) (addr string, requested <-chan struct{}) {
+func rawConnectProxy(t *testing.T, answer func(c net.Conn)) (addr string, requested <-chan struct{}) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -276,10 +277,10 @@ func pcProxy(t *testing.T, answer func(c net.Conn)) (addr string, requested <-ch
 // cancelling the context must end the session at once, not after the 30 s
 // dial timeout. Before the fix it waited for the dial timeout.
 func TestProxyConnectCancel(t *testing.T) {
-	addr, requested := pcProxy(t, func(c net.Conn) {
+	addr, requested := rawConnectProxy(t, func(c net.Conn) {
 		_, _ = io.Copy(io.Discard, c) // until the client goes away
 	})
-	ws := tdNew(t, "ws://127.0.0.1:9/", WithProxy("http://"+addr))
+	ws := mustNew(t, "ws://127.0.0.1:9/", WithProxy("http://"+addr))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -291,7 +292,7 @@ func TestProxyConnectCancel(t *testing.T) {
 			}
 		}))
 	}()
-	rcRecv(t, requested, "the CONNECT request")
+	testkit.Recv(t, requested, "the CONNECT request")
 	start := time.Now()
 	cancel()
 	var err error
@@ -316,7 +317,7 @@ func TestProxyConnectCancel(t *testing.T) {
 // read on until the dial timeout (908 MiB in 5 s).
 func TestProxyConnectResponseBounded(t *testing.T) {
 	var written atomic.Int64
-	addr, _ := pcProxy(t, func(c net.Conn) {
+	addr, _ := rawConnectProxy(t, func(c net.Conn) {
 		line := []byte("X-Filler: " + strings.Repeat("a", 1000) + "\r\n")
 		n, err := c.Write([]byte("HTTP/1.1 200 Connection established\r\n"))
 		written.Add(int64(n))
@@ -325,9 +326,9 @@ func TestProxyConnectResponseBounded(t *testing.T) {
 			written.Add(int64(n))
 		}
 	})
-	ws := tdNew(t, "ws://127.0.0.1:9/", WithProxy("http://"+addr), WithDialTimeout(20*time.Second))
+	ws := mustNew(t, "ws://127.0.0.1:9/", WithProxy("http://"+addr), WithDialTimeout(20*time.Second))
 	start := time.Now()
-	ev, err := tdRunConnectFail(t, ws)
+	ev, err := runConnectFail(t, ws)
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("ConnectFail after %v, want well before the dial timeout", d)
 	}
@@ -354,10 +355,10 @@ func TestProxyEnvironmentCGI(t *testing.T) {
 	target := strings.Replace(srv.URL(), "127.0.0.1", "0.0.0.0", 1)
 
 	t.Run("without CGI, HTTP_PROXY is used", func(t *testing.T) {
-		tdClearProxyEnv(t)
+		clearProxyEnv(t)
 		proxy := wstest.NewProxy(t, "", "")
 		t.Setenv("HTTP_PROXY", proxy.URL())
-		tdRun(t, tdNew(t, target), nil)
+		runRecorded(t, mustNew(t, target), nil)
 		if got := proxy.Targets(); len(got) != 1 {
 			t.Errorf("proxy targets %v, want the server's (the control case)", got)
 		}
@@ -365,12 +366,12 @@ func TestProxyEnvironmentCGI(t *testing.T) {
 
 	for _, name := range []string{"HTTP_PROXY", "http_proxy"} {
 		t.Run("CGI refuses "+name, func(t *testing.T) {
-			tdClearProxyEnv(t)
+			clearProxyEnv(t)
 			proxy := wstest.NewProxy(t, "", "")
 			t.Setenv("REQUEST_METHOD", "GET")
 			t.Setenv(name, "http://user:Httpoxy-pa55@"+proxy.Addr())
 			before := srv.Conns()
-			ev, err := tdRunConnectFail(t, tdNew(t, target))
+			ev, err := runConnectFail(t, mustNew(t, target))
 			for _, want := range []string{"HTTP_PROXY", "CGI", "REQUEST_METHOD", "httpoxy"} {
 				if !strings.Contains(ev.Reason, want) {
 					t.Errorf("ConnectFail.Reason = %q, want it to mention %s", ev.Reason, want)
@@ -389,18 +390,18 @@ func TestProxyEnvironmentCGI(t *testing.T) {
 	}
 
 	t.Run("CGI keeps ALL_PROXY", func(t *testing.T) {
-		tdClearProxyEnv(t)
+		clearProxyEnv(t)
 		proxy := wstest.NewProxy(t, "", "")
 		t.Setenv("REQUEST_METHOD", "POST")
 		t.Setenv("ALL_PROXY", proxy.URL())
-		rec, _ := tdRun(t, tdNew(t, target), nil)
+		rec, _ := runRecorded(t, mustNew(t, target), nil)
 		// The wstest proxy tunnels only to loopback names: its refusal
 		// proves the CONNECT went through it.
 		if got := proxy.Targets(); !slices.Equal(got, []string{strings.TrimPrefix(strings.TrimSuffix(target, "/"), "ws://")}) {
-			t.Errorf("proxy targets %v, want the server's; events %v", got, rec.names())
+			t.Errorf("proxy targets %v, want the server's; events %v", got, rec.Names())
 		}
 		var pe *ProxyError
-		if ev := tdOne[*events.ConnectFail](t, rec); !errors.As(ev.Err, &pe) {
+		if ev := testkit.First[*events.ConnectFail](t, rec); !errors.As(ev.Err, &pe) {
 			t.Errorf("ConnectFail.Err = %v, want the test proxy's refusal", ev.Err)
 		}
 	})

@@ -17,51 +17,52 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
 // Tests of queue.go: the send queue's order, bounds (messages and bytes),
 // overflow policies, and what is left Unsent, with Run and with Persist.
 
-// qbSentTexts is a SendObserver that reports the text messages written, in
+// sentTexts is a SendObserver that reports the text messages written, in
 // full, on its channel (long ones by their length).
-type qbSentTexts chan string
+type sentTexts chan string
 
-func (c qbSentTexts) OnSend(_ *WebSocket, ev *events.Outbound) {
+func (c sentTexts) OnSend(_ *WebSocket, ev *events.Outbound) {
 	if ev.Kind == events.KindText && ev.Result == events.Sent {
-		c <- qbShort(string(ev.Data))
+		c <- shortLabel(string(ev.Data))
 	}
 }
 
-// qbShort names a message in failure output and on qbSentTexts.
-func qbShort(s string) string {
+// shortLabel names a message in failure output and on sentTexts.
+func shortLabel(s string) string {
 	if len(s) > 64 {
 		return fmt.Sprintf("<%d bytes>", len(s))
 	}
 	return s
 }
 
-// qbWaitSent waits until the observer reports that last was written.
-func qbWaitSent(t *testing.T, sent qbSentTexts, last string) {
+// waitSent waits until the observer reports that last was written.
+func waitSent(t *testing.T, sent sentTexts, last string) {
 	t.Helper()
 	for {
-		if got := rcRecv(t, sent, "the sent report of "+qbShort(last)); got == qbShort(last) {
+		if got := testkit.Recv(t, sent, "the sent report of "+shortLabel(last)); got == shortLabel(last) {
 			return
 		}
 	}
 }
 
-// qbServer is coder/websocket's server (an independent implementation) on
+// queueServer is coder/websocket's server (an independent implementation) on
 // 127.0.0.1: it accepts one connection, reads every text message until the
 // connection ends, and reports them on done.
-type qbServer struct {
+type queueServer struct {
 	url  string
 	done chan coderReading
 }
 
-func startQBServer(t *testing.T) *qbServer {
+func startQueueServer(t *testing.T) *queueServer {
 	t.Helper()
-	s := &qbServer{done: make(chan coderReading, 1)}
+	s := &queueServer{done: make(chan coderReading, 1)}
 	var wg sync.WaitGroup
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
@@ -96,41 +97,41 @@ func startQBServer(t *testing.T) *qbServer {
 	return s
 }
 
-// qbFlush runs ws against a coder/websocket server that reads everything,
+// flushQueue runs ws against a coder/websocket server that reads everything,
 // waits until the observer saw last written, closes, and returns the text
 // messages the server received.
-func qbFlush(t *testing.T, srv *qbServer, ws *WebSocket, sent qbSentTexts, last string) []string {
+func flushQueue(t *testing.T, srv *queueServer, ws *WebSocket, sent sentTexts, last string) []string {
 	t.Helper()
 	ready := make(chan struct{})
 	runDone := runInBackground(t, context.Background(), ws, readyHandler(ready, nil))
-	rcRecv(t, ready, "Ready")
-	qbWaitSent(t, sent, last)
+	testkit.Recv(t, ready, "Ready")
+	waitSent(t, sent, last)
 	if err := ws.Close(StatusNormal, "done"); err != nil {
 		t.Errorf("Close = %v", err)
 	}
-	if err := rcRecv(t, runDone, "Run's return"); err != nil {
+	if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
 		t.Errorf("Run = %v", err)
 	}
-	rd := rcRecv(t, srv.done, "the server's reading")
+	rd := testkit.Recv(t, srv.done, "the server's reading")
 	rd.checkCleanEnd(t)
 	var got []string
 	for _, m := range rd.texts {
-		got = append(got, qbShort(m))
+		got = append(got, shortLabel(m))
 	}
 	return got
 }
 
-// qbWantQueue checks what waits in the queue, messages and bytes.
-func qbWantQueue(t *testing.T, ws *WebSocket, msgs, bytes int) {
+// wantQueued checks what waits in the queue, messages and bytes.
+func wantQueued(t *testing.T, ws *WebSocket, msgs, bytes int) {
 	t.Helper()
 	if n, b := ws.Queued(), ws.QueuedBytes(); n != msgs || b != bytes {
 		t.Errorf("Queued, QueuedBytes = %d, %d; want %d, %d", n, b, msgs, bytes)
 	}
 }
 
-// qbNotDropped checks that err refuses the message outright: ErrQueueFull,
+// wantNotDropped checks that err refuses the message outright: ErrQueueFull,
 // and no *DroppedError (nothing was dropped for it).
-func qbNotDropped(t *testing.T, what string, err error) {
+func wantNotDropped(t *testing.T, what string, err error) {
 	t.Helper()
 	var de *DroppedError
 	if !errors.Is(err, ErrQueueFull) || errors.As(err, &de) {
@@ -138,41 +139,41 @@ func qbNotDropped(t *testing.T, what string, err error) {
 	}
 }
 
-// qbGate dials TCP connections whose first write of more than one frame's
+// writeGate dials TCP connections whose first write of more than one frame's
 // payload (a large message's first frame) waits until release is called:
 // it holds a message in the middle of being written, for as long as the
 // test needs, and reports on held when it does.
-type qbGate struct {
+type writeGate struct {
 	held      chan struct{}
 	open      chan struct{}
 	heldOnce  sync.Once
 	closeOnce sync.Once
 }
 
-// newQBGate returns a gate that the test's end opens, if the test did not.
-func newQBGate(t *testing.T) *qbGate {
-	g := &qbGate{held: make(chan struct{}), open: make(chan struct{})}
+// newWriteGate returns a gate that the test's end opens, if the test did not.
+func newWriteGate(t *testing.T) *writeGate {
+	g := &writeGate{held: make(chan struct{}), open: make(chan struct{})}
 	t.Cleanup(g.release)
 	return g
 }
 
-func (g *qbGate) release() { g.closeOnce.Do(func() { close(g.open) }) }
+func (g *writeGate) release() { g.closeOnce.Do(func() { close(g.open) }) }
 
-func (g *qbGate) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+func (g *writeGate) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	return &qbGatedConn{Conn: c, gate: g}, nil
+	return &gatedConn{Conn: c, gate: g}, nil
 }
 
-type qbGatedConn struct {
+type gatedConn struct {
 	net.Conn
-	gate *qbGate
+	gate *writeGate
 }
 
-func (c *qbGatedConn) Write(p []byte) (int, error) {
+func (c *gatedConn) Write(p []byte) (int, error) {
 	if len(p) > maxFrame {
 		held := false
 		c.gate.heldOnce.Do(func() { held = true })
@@ -186,33 +187,33 @@ func (c *qbGatedConn) Write(p []byte) (int, error) {
 
 func TestQueueByteBound(t *testing.T) {
 	t.Run("RejectNewestRefusesAMessageOverTheByteBound", func(t *testing.T) {
-		rcNoLeak(t)
-		srv := startQBServer(t)
-		sent := make(qbSentTexts, 16)
-		ws := rcNew(t, srv.url, WithPlugins(sent), WithSendQueue(10, RejectNewest), WithSendQueueBytes(10))
+		testkit.NoLeak(t)
+		srv := startQueueServer(t)
+		sent := make(sentTexts, 16)
+		ws := newQuietWS(t, srv.url, WithPlugins(sent), WithSendQueue(10, RejectNewest), WithSendQueueBytes(10))
 		for _, m := range []string{"aaaa", "bbbb"} {
 			if err := ws.SendText(m); err != nil {
 				t.Fatalf("SendText(%q) = %v, want nil (queued)", m, err)
 			}
 		}
-		qbNotDropped(t, `SendText("ccc"), 11 bytes in all`, ws.SendText("ccc"))
-		qbWantQueue(t, ws, 2, 8)
+		wantNotDropped(t, `SendText("ccc"), 11 bytes in all`, ws.SendText("ccc"))
+		wantQueued(t, ws, 2, 8)
 		if err := ws.SendText("cc"); err != nil {
 			t.Errorf(`SendText("cc") = %v, want nil (10 bytes in all: the bound is inclusive)`, err)
 		}
-		qbWantQueue(t, ws, 3, 10)
-		if got, want := qbFlush(t, srv, ws, sent, "cc"), []string{"aaaa", "bbbb", "cc"}; !slices.Equal(got, want) {
+		wantQueued(t, ws, 3, 10)
+		if got, want := flushQueue(t, srv, ws, sent, "cc"), []string{"aaaa", "bbbb", "cc"}; !slices.Equal(got, want) {
 			t.Errorf("server received %q, want %q", got, want)
 		}
-		qbWantQueue(t, ws, 0, 0)
+		wantQueued(t, ws, 0, 0)
 	})
 
 	t.Run("DropOldestDropsUntilTheNewMessageFits", func(t *testing.T) {
-		rcNoLeak(t)
-		srv := startQBServer(t)
-		sent := make(qbSentTexts, 16)
-		rec := &obRec{}
-		ws := rcNew(t, srv.url, WithPlugins(rec, sent), WithSendQueue(10, DropOldest), WithSendQueueBytes(10))
+		testkit.NoLeak(t)
+		srv := startQueueServer(t)
+		sent := make(sentTexts, 16)
+		rec := &sentLog{}
+		ws := newQuietWS(t, srv.url, WithPlugins(rec, sent), WithSendQueue(10, DropOldest), WithSendQueueBytes(10))
 		for _, m := range []string{"a", "bb", "ccc", "dddd"} {
 			if err := ws.SendText(m); err != nil {
 				t.Fatalf("SendText(%q) = %v, want nil (queued)", m, err)
@@ -224,14 +225,14 @@ func TestQueueByteBound(t *testing.T) {
 		if !errors.As(err, &de) || !errors.Is(err, ErrQueueFull) {
 			t.Fatalf(`SendText("eeeeee") = %v, want a *DroppedError wrapping ErrQueueFull`, err)
 		}
-		if got := rcMsgs(append([]Message{de.Dropped}, de.More...)); !slices.Equal(got, rcMsgs([]Message{txt("a"), txt("bb"), txt("ccc")})) {
+		if got := messageTexts(append([]Message{de.Dropped}, de.More...)); !slices.Equal(got, messageTexts([]Message{txt("a"), txt("bb"), txt("ccc")})) {
 			t.Errorf("dropped %q, want a, bb, ccc (oldest first, no more than needed)", got)
 		}
 		if want := "lomond: send queue full: dropped the 3 oldest messages (6 bytes); the new one is queued"; err.Error() != want {
 			t.Errorf("error %q, want %q", err, want)
 		}
-		qbWantQueue(t, ws, 2, 10)
-		if got, want := qbFlush(t, srv, ws, sent, "eeeeee"), []string{"dddd", "eeeeee"}; !slices.Equal(got, want) {
+		wantQueued(t, ws, 2, 10)
+		if got, want := flushQueue(t, srv, ws, sent, "eeeeee"), []string{"dddd", "eeeeee"}; !slices.Equal(got, want) {
 			t.Errorf("server received %q, want %q", got, want)
 		}
 		want := []string{
@@ -242,16 +243,16 @@ func TestQueueByteBound(t *testing.T) {
 			`text queued "eeeeee"`,
 			`text sent "dddd" from_queue`, `text sent "eeeeee" from_queue`,
 		}
-		if got := rec.lines(events.KindClose); !reflect.DeepEqual(got, want) {
+		if got := rec.Lines(events.KindClose); !reflect.DeepEqual(got, want) {
 			t.Errorf("observer:\n got %q\nwant %q", got, want)
 		}
 	})
 
 	t.Run("MessageLargerThanTheBoundIsRefused", func(t *testing.T) {
-		rcNoLeak(t)
+		testkit.NoLeak(t)
 		for _, overflow := range []Overflow{RejectNewest, DropOldest} {
-			rec := &obRec{}
-			ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/", WithPlugins(rec), WithSendQueue(10, overflow), WithSendQueueBytes(8))
+			rec := &sentLog{}
+			ws := newQuietWS(t, "ws://"+testkit.RefusedAddr(t)+"/", WithPlugins(rec), WithSendQueue(10, overflow), WithSendQueueBytes(8))
 			if err := ws.SendText("abc"); err != nil {
 				t.Fatal(err)
 			}
@@ -259,30 +260,30 @@ func TestQueueByteBound(t *testing.T) {
 			if err == nil {
 				t.Fatalf("overflow %d: a 9-byte send = nil, want refused", overflow)
 			}
-			qbNotDropped(t, fmt.Sprintf("overflow %d: a 9-byte send", overflow), err)
+			wantNotDropped(t, fmt.Sprintf("overflow %d: a 9-byte send", overflow), err)
 			if !strings.Contains(err.Error(), "a message of 9 bytes is larger than the queue's bound of 8 bytes") {
 				t.Errorf("overflow %d: error %q does not say the message is larger than the bound", overflow, err)
 			}
-			rcWantUnsent(t, ws, txt("abc"))
+			wantUnsent(t, ws, txt("abc"))
 			want := []string{
 				`text queued "abc"`,
 				`text failed "123456789" err=` + err.Error(),
 				`text unsent "abc"`,
 			}
-			if got := rec.lines(); !reflect.DeepEqual(got, want) {
+			if got := rec.Lines(); !reflect.DeepEqual(got, want) {
 				t.Errorf("overflow %d: observer:\n got %q\nwant %q", overflow, got, want)
 			}
 		}
 	})
 
 	t.Run("MessageLargerThanTheBoundGoesOutDirectlyWhenReady", func(t *testing.T) {
-		rcNoLeak(t)
-		srv := startQBServer(t)
-		sent := make(qbSentTexts, 16)
-		ws := rcNew(t, srv.url, WithPlugins(sent), WithSendQueue(10, RejectNewest), WithSendQueueBytes(8))
+		testkit.NoLeak(t)
+		srv := startQueueServer(t)
+		sent := make(sentTexts, 16)
+		ws := newQuietWS(t, srv.url, WithPlugins(sent), WithSendQueue(10, RejectNewest), WithSendQueueBytes(8))
 		ready := make(chan struct{})
 		runDone := runInBackground(t, context.Background(), ws, readyHandler(ready, nil))
-		rcRecv(t, ready, "Ready")
+		testkit.Recv(t, ready, "Ready")
 		// Nothing waits: the send does not go through the queue.
 		if err := ws.SendText("a message over the bound"); err != nil {
 			t.Errorf("SendText = %v, want nil (sent directly)", err)
@@ -290,10 +291,10 @@ func TestQueueByteBound(t *testing.T) {
 		if err := ws.Close(StatusNormal, "done"); err != nil {
 			t.Errorf("Close = %v", err)
 		}
-		if err := rcRecv(t, runDone, "Run's return"); err != nil {
+		if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
 			t.Errorf("Run = %v", err)
 		}
-		rd := rcRecv(t, srv.done, "the server's reading")
+		rd := testkit.Recv(t, srv.done, "the server's reading")
 		rd.checkCleanEnd(t)
 		if want := []string{"a message over the bound"}; !slices.Equal(rd.texts, want) {
 			t.Errorf("server received %q, want %q", rd.texts, want)
@@ -305,41 +306,41 @@ func TestQueueByteBound(t *testing.T) {
 	// waits in the queue.
 	const big = 1 << 17
 	bigText := strings.Repeat("x", big)
-	startStuckFlush := func(t *testing.T, overflow Overflow) (*qbServer, *qbGate, *WebSocket, qbSentTexts, <-chan error) {
+	startStuckFlush := func(t *testing.T, overflow Overflow) (*queueServer, *writeGate, *WebSocket, sentTexts, <-chan error) {
 		t.Helper()
-		srv := startQBServer(t)
-		gate := newQBGate(t)
-		sent := make(qbSentTexts, 16)
-		ws := rcNew(t, srv.url, WithDialer(gate.dial), WithCloseTimeout(rcTimeout),
+		srv := startQueueServer(t)
+		gate := newWriteGate(t)
+		sent := make(sentTexts, 16)
+		ws := newQuietWS(t, srv.url, WithDialer(gate.dial), WithCloseTimeout(testkit.Timeout),
 			WithPlugins(sent), WithSendQueue(10, overflow), WithSendQueueBytes(big+10))
 		if err := ws.SendText(bigText); err != nil {
 			t.Fatalf("SendText(%d bytes) = %v, want nil (queued)", big, err)
 		}
-		qbWantQueue(t, ws, 1, big)
+		wantQueued(t, ws, 1, big)
 		runDone := runInBackground(t, context.Background(), ws, HandlerFunc(func(*WebSocket, events.Event) {}))
 		t.Cleanup(func() { // a failed test ends the run before waiting for it
 			gate.release()
 			_ = ws.Close(StatusNormal, "test over")
 		})
-		rcRecv(t, gate.held, "the flush's first write of the large message")
-		qbWantQueue(t, ws, 0, 0) // it is being written: no longer waiting
+		testkit.Recv(t, gate.held, "the flush's first write of the large message")
+		wantQueued(t, ws, 0, 0) // it is being written: no longer waiting
 		return srv, gate, ws, sent, runDone
 	}
-	finish := func(t *testing.T, srv *qbServer, gate *qbGate, ws *WebSocket, sent qbSentTexts, runDone <-chan error, want ...string) {
+	finish := func(t *testing.T, srv *queueServer, gate *writeGate, ws *WebSocket, sent sentTexts, runDone <-chan error, want ...string) {
 		t.Helper()
 		gate.release()
-		qbWaitSent(t, sent, want[len(want)-1])
+		waitSent(t, sent, want[len(want)-1])
 		if err := ws.Close(StatusNormal, "done"); err != nil {
 			t.Errorf("Close = %v", err)
 		}
-		if err := rcRecv(t, runDone, "Run's return"); err != nil {
+		if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
 			t.Errorf("Run = %v", err)
 		}
-		rd := rcRecv(t, srv.done, "the server's reading")
+		rd := testkit.Recv(t, srv.done, "the server's reading")
 		rd.checkCleanEnd(t)
 		var got []string
 		for _, m := range rd.texts {
-			got = append(got, qbShort(m))
+			got = append(got, shortLabel(m))
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("server received %q, want %q", got, want)
@@ -347,18 +348,18 @@ func TestQueueByteBound(t *testing.T) {
 	}
 
 	t.Run("BytesInFlightCountAgainstTheBound", func(t *testing.T) {
-		rcNoLeak(t)
+		testkit.NoLeak(t)
 		srv, gate, ws, sent, runDone := startStuckFlush(t, RejectNewest)
-		qbNotDropped(t, "an 11-byte send beside the message being written", ws.SendText("0123456789a"))
+		wantNotDropped(t, "an 11-byte send beside the message being written", ws.SendText("0123456789a"))
 		if err := ws.SendText("0123456789"); err != nil {
 			t.Errorf("a 10-byte send = %v, want nil (queued: the bound is reached, not passed)", err)
 		}
-		qbWantQueue(t, ws, 1, 10)
-		finish(t, srv, gate, ws, sent, runDone, qbShort(bigText), "0123456789")
+		wantQueued(t, ws, 1, 10)
+		finish(t, srv, gate, ws, sent, runDone, shortLabel(bigText), "0123456789")
 	})
 
 	t.Run("DropOldestNeverDropsTheMessageBeingWritten", func(t *testing.T) {
-		rcNoLeak(t)
+		testkit.NoLeak(t)
 		srv, gate, ws, sent, runDone := startStuckFlush(t, DropOldest)
 		for _, m := range []string{"aaaaa", "bbbbb"} {
 			if err := ws.SendText(m); err != nil {
@@ -370,14 +371,14 @@ func TestQueueByteBound(t *testing.T) {
 		if !errors.As(err, &de) {
 			t.Fatalf(`SendText("cccccc") = %v, want a *DroppedError`, err)
 		}
-		if got := rcMsgs(append([]Message{de.Dropped}, de.More...)); !slices.Equal(got, rcMsgs([]Message{txt("aaaaa"), txt("bbbbb")})) {
+		if got := messageTexts(append([]Message{de.Dropped}, de.More...)); !slices.Equal(got, messageTexts([]Message{txt("aaaaa"), txt("bbbbb")})) {
 			t.Errorf("dropped %q, want aaaaa, bbbbb", got)
 		}
 		// 11 bytes beside the message being written cannot fit even with
 		// "cccccc" dropped: refused, and "cccccc" stays.
-		qbNotDropped(t, "an 11-byte send", ws.SendText("0123456789a"))
-		qbWantQueue(t, ws, 1, 6)
-		finish(t, srv, gate, ws, sent, runDone, qbShort(bigText), "cccccc")
+		wantNotDropped(t, "an 11-byte send", ws.SendText("0123456789a"))
+		wantQueued(t, ws, 1, 6)
+		finish(t, srv, gate, ws, sent, runDone, shortLabel(bigText), "cccccc")
 	})
 }
 
@@ -417,10 +418,10 @@ func TestWithSendQueueBytesOption(t *testing.T) {
 	})
 }
 
-// qoServer accepts every connection, records the text messages of each
+// recordingServer accepts every connection, records the text messages of each
 // connection (numbered from 1), reports each one on got, and answers the
 // client's close.
-func qoServer(t *testing.T, log *rcMsgLog, got chan<- string) *wstest.Server {
+func recordingServer(t *testing.T, log *messageLog, got chan<- string) *wstest.Server {
 	var n atomic.Int32
 	return wstest.NewServer(t, func(c *wstest.Conn) {
 		conn := n.Add(1)
@@ -450,13 +451,13 @@ func qoServer(t *testing.T, log *rcMsgLog, got chan<- string) *wstest.Server {
 // queued), B from OnReady: the server must get A, then B. Before the fix
 // OnReady's send bypassed the queue and the server got B, A.
 func TestQueueKeepsSendOrder(t *testing.T) {
-	rcNoLeak(t)
-	var log rcMsgLog
+	testkit.NoLeak(t)
+	var log messageLog
 	got := make(chan string, 4)
-	srv := qoServer(t, &log, got)
-	ws := rcNew(t, srv.URL(), WithSendQueue(4, RejectNewest))
+	srv := recordingServer(t, &log, got)
+	ws := newQuietWS(t, srv.URL(), WithSendQueue(4, RejectNewest))
 	var errs []error
-	run := rcGo(t, ws, func(ws *WebSocket, ev events.Event, _ context.CancelFunc) {
+	run := goPersist(t, ws, func(ws *WebSocket, ev events.Event, _ context.CancelFunc) {
 		switch ev.(type) {
 		case *events.Connecting:
 			errs = append(errs, ws.SendText("A"))
@@ -464,8 +465,8 @@ func TestQueueKeepsSendOrder(t *testing.T) {
 			errs = append(errs, ws.SendText("B"))
 		}
 	})
-	rcRecv(t, got, "the first message")
-	rcRecv(t, got, "the second message")
+	testkit.Recv(t, got, "the first message")
+	testkit.Recv(t, got, "the second message")
 	if err := run.stop(t); err != nil {
 		t.Fatalf("Persist = %v", err)
 	}
@@ -482,10 +483,10 @@ func TestQueueKeepsSendOrder(t *testing.T) {
 // in Unsent afterwards (nothing was ever connected). Before the fix a send
 // racing Persist's return could return nil and be in neither.
 func TestQueueNothingLostAtPersistReturn(t *testing.T) {
-	rcNoLeak(t)
-	addr := rcRefusedAddr(t)
+	testkit.NoLeak(t)
+	addr := testkit.RefusedAddr(t)
 	for round := 0; round < 40; round++ {
-		ws := rcNew(t, "ws://"+addr+"/", WithSendQueue(1<<20, RejectNewest))
+		ws := newQuietWS(t, "ws://"+addr+"/", WithSendQueue(1<<20, RejectNewest))
 		ctx, cancel := context.WithCancel(context.Background())
 		backoff := make(chan struct{})
 		var once sync.Once
@@ -495,7 +496,7 @@ func TestQueueNothingLostAtPersistReturn(t *testing.T) {
 				if ev.Name() == events.NameBackOff {
 					once.Do(func() { close(backoff) })
 				}
-			}), rcConst(time.Hour))
+			}), constantBackOff(time.Hour))
 		}()
 		var accepted []string
 		stopSending := make(chan struct{})
@@ -515,13 +516,13 @@ func TestQueueNothingLostAtPersistReturn(t *testing.T) {
 				}
 			}
 		}()
-		rcRecv(t, backoff, "BackOff")
+		testkit.Recv(t, backoff, "BackOff")
 		cancel()
-		if err := rcRecv(t, persistDone, "Persist's return"); err != nil {
+		if err := testkit.Recv(t, persistDone, "Persist's return"); err != nil {
 			t.Fatalf("Persist = %v", err)
 		}
 		close(stopSending)
-		accepted = rcRecv(t, sent, "the sender")
+		accepted = testkit.Recv(t, sent, "the sender")
 		var unsent []string
 		for _, m := range ws.Unsent() {
 			unsent = append(unsent, string(m.Data))
@@ -577,10 +578,10 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 	<-s.w.lock
 	<-flushed
 	if n := len(q.msgs); n > size {
-		t.Errorf("queue holds %d messages (%q), more than its size %d", n, rcMsgs(q.msgs), size)
+		t.Errorf("queue holds %d messages (%q), more than its size %d", n, messageTexts(q.msgs), size)
 	}
 	if len(q.msgs) == 0 || string(q.msgs[0].Data) != "a" {
-		t.Errorf("queue %q, want the unwritten \"a\" first", rcMsgs(q.msgs))
+		t.Errorf("queue %q, want the unwritten \"a\" first", messageTexts(q.msgs))
 	}
 	want := 0
 	for _, m := range q.msgs {
@@ -597,17 +598,17 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 // Unsent: what waits must stay within the queue's size. Before the fix
 // Unsent grew by one message per run.
 func TestQueueUnsentBoundedAcrossRuns(t *testing.T) {
-	rcNoLeak(t)
-	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/", WithSendQueue(1, DropOldest))
+	testkit.NoLeak(t)
+	ws := newQuietWS(t, "ws://"+testkit.RefusedAddr(t)+"/", WithSendQueue(1, DropOldest))
 	for i := 1; i <= 3; i++ {
-		_, err := rcPersist(t, ws, rcSendOnFirstBackOff(func(ws *WebSocket) {
+		_, err := runPersist(t, ws, sendOnFirstBackOff(func(ws *WebSocket) {
 			_ = ws.SendText(fmt.Sprint("m", i))
-		}, true), rcConst(time.Hour))
+		}, true), constantBackOff(time.Hour))
 		if err != nil {
 			t.Fatalf("Persist %d = %v", i, err)
 		}
 	}
-	rcWantUnsent(t, ws, txt("m3"))
+	wantUnsent(t, ws, txt("m3"))
 }
 
 // TestQueueBeforeFirstConnection: a producer that sends before Run starts
@@ -615,11 +616,11 @@ func TestQueueUnsentBoundedAcrossRuns(t *testing.T) {
 // not only with Persist (issue 8, item 10). Before the fix the send
 // returned ErrNotConnected.
 func TestQueueBeforeFirstConnection(t *testing.T) {
-	rcNoLeak(t)
-	var log rcMsgLog
+	testkit.NoLeak(t)
+	var log messageLog
 	got := make(chan string, 4)
-	srv := qoServer(t, &log, got)
-	ws := rcNew(t, srv.URL(), WithSendQueue(4, RejectNewest))
+	srv := recordingServer(t, &log, got)
+	ws := newQuietWS(t, srv.URL(), WithSendQueue(4, RejectNewest))
 	if err := ws.SendText("early"); err != nil {
 		t.Fatalf("SendText before Run = %v, want nil (queued)", err)
 	}
@@ -634,12 +635,12 @@ func TestQueueBeforeFirstConnection(t *testing.T) {
 			}
 		}))
 	}()
-	rcRecv(t, got, "the first message")
-	rcRecv(t, got, "the second message")
+	testkit.Recv(t, got, "the first message")
+	testkit.Recv(t, got, "the second message")
 	if err := ws.Close(StatusNormal, "bye"); err != nil {
 		t.Fatal(err)
 	}
-	if err := rcRecv(t, done, "Run's return"); err != nil {
+	if err := testkit.Recv(t, done, "Run's return"); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
 	if got, want := log.get(1), []string{"early", "ready"}; !slices.Equal(got, want) {
@@ -653,9 +654,9 @@ func TestQueueBeforeFirstConnection(t *testing.T) {
 // TestQueueRejectedSessionKeepsMessages: a message queued before a Run
 // whose upgrade is rejected stays queued for the next run.
 func TestQueueRejectedSessionKeepsMessages(t *testing.T) {
-	rcNoLeak(t)
-	srv := wstest.NewServer(t, rcReject(http.StatusServiceUnavailable, nil))
-	ws := rcNew(t, srv.URL(), WithSendQueue(2, RejectNewest))
+	testkit.NoLeak(t)
+	srv := wstest.NewServer(t, testkit.Reject(http.StatusServiceUnavailable, nil))
+	ws := newQuietWS(t, srv.URL(), WithSendQueue(2, RejectNewest))
 	if err := ws.SendText("kept"); err != nil {
 		t.Fatal(err)
 	}
@@ -666,15 +667,15 @@ func TestQueueRejectedSessionKeepsMessages(t *testing.T) {
 	if n := ws.Queued(); n != 1 {
 		t.Errorf("Queued after a rejected run = %d, want 1", n)
 	}
-	rcWantUnsent(t, ws, txt("kept"))
+	wantUnsent(t, ws, txt("kept"))
 	if n := ws.Queued(); n != 0 {
 		t.Errorf("Queued after Unsent = %d, want 0", n)
 	}
 }
 
-// rcSendOnFirstBackOff returns an rcFunc that runs send once, at the first
+// sendOnFirstBackOff returns an persistFunc that runs send once, at the first
 // BackOff (no session is running then), and cancels Persist if stop is set.
-func rcSendOnFirstBackOff(send func(ws *WebSocket), stopAfter bool) rcFunc {
+func sendOnFirstBackOff(send func(ws *WebSocket), stopAfter bool) persistFunc {
 	done := false
 	return func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
 		if ev.Name() != "back_off" || done {
@@ -688,19 +689,19 @@ func rcSendOnFirstBackOff(send func(ws *WebSocket), stopAfter bool) rcFunc {
 	}
 }
 
-func rcWantUnsent(t *testing.T, ws *WebSocket, want ...Message) {
+func wantUnsent(t *testing.T, ws *WebSocket, want ...Message) {
 	t.Helper()
 	got := ws.Unsent()
 	if !slices.EqualFunc(got, want, func(a, b Message) bool { return a.Binary == b.Binary && string(a.Data) == string(b.Data) }) {
-		t.Errorf("Unsent = %v, want %v", rcMsgs(got), rcMsgs(want))
+		t.Errorf("Unsent = %v, want %v", messageTexts(got), messageTexts(want))
 	}
 	if again := ws.Unsent(); len(again) != 0 {
-		t.Errorf("second Unsent = %v, want nothing (Unsent forgets)", rcMsgs(again))
+		t.Errorf("second Unsent = %v, want nothing (Unsent forgets)", messageTexts(again))
 	}
 }
 
-// rcMsgs renders messages for failure output.
-func rcMsgs(ms []Message) []string {
+// messageTexts renders messages for failure output.
+func messageTexts(ms []Message) []string {
 	var out []string
 	for _, m := range ms {
 		if m.Binary {
@@ -715,14 +716,14 @@ func rcMsgs(ms []Message) []string {
 func txt(s string) Message { return Message{Data: []byte(s)} }
 
 func TestPersistQueueRejectNewest(t *testing.T) {
-	rcNoLeak(t)
-	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/", WithSendQueue(3, RejectNewest))
+	testkit.NoLeak(t)
+	ws := newQuietWS(t, "ws://"+testkit.RefusedAddr(t)+"/", WithSendQueue(3, RejectNewest))
 	var errs []error
 	queued := -1
-	_, err := rcPersist(t, ws, rcSendOnFirstBackOff(func(ws *WebSocket) {
+	_, err := runPersist(t, ws, sendOnFirstBackOff(func(ws *WebSocket) {
 		errs = []error{ws.SendText("q1"), ws.SendBinary([]byte("q2")), ws.SendJSON(map[string]int{"q": 3}), ws.SendText("q4")}
 		queued = ws.Queued()
-	}, true), rcConst(time.Hour))
+	}, true), constantBackOff(time.Hour))
 	if err != nil {
 		t.Fatalf("Persist = %v", err)
 	}
@@ -741,25 +742,25 @@ func TestPersistQueueRejectNewest(t *testing.T) {
 	if n := ws.Queued(); n != 3 {
 		t.Errorf("Queued after Persist = %d, want 3 (the queue is the WebSocket's)", n)
 	}
-	rcWantUnsent(t, ws, txt("q1"), Message{Binary: true, Data: []byte("q2")}, txt(`{"q":3}`))
+	wantUnsent(t, ws, txt("q1"), Message{Binary: true, Data: []byte("q2")}, txt(`{"q":3}`))
 	if n := ws.Queued(); n != 0 {
 		t.Errorf("Queued after Unsent = %d, want 0", n)
 	}
 	if err := ws.SendText("late"); err != nil {
 		t.Errorf("SendText after Persist = %v, want nil (queued for the next run)", err)
 	}
-	rcWantUnsent(t, ws, txt("late"))
+	wantUnsent(t, ws, txt("late"))
 }
 
 func TestPersistQueueDropOldest(t *testing.T) {
-	rcNoLeak(t)
-	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/", WithSendQueue(3, DropOldest))
+	testkit.NoLeak(t)
+	ws := newQuietWS(t, "ws://"+testkit.RefusedAddr(t)+"/", WithSendQueue(3, DropOldest))
 	var errs []error
-	_, err := rcPersist(t, ws, rcSendOnFirstBackOff(func(ws *WebSocket) {
+	_, err := runPersist(t, ws, sendOnFirstBackOff(func(ws *WebSocket) {
 		for _, m := range []string{"q1", "q2", "q3", "q4", "q5"} {
 			errs = append(errs, ws.SendText(m))
 		}
-	}, true), rcConst(time.Hour))
+	}, true), constantBackOff(time.Hour))
 	if err != nil {
 		t.Fatalf("Persist = %v", err)
 	}
@@ -779,16 +780,16 @@ func TestPersistQueueDropOldest(t *testing.T) {
 			t.Errorf("send %d dropped %q, want %q", 4+i, de.Dropped.Data, dropped)
 		}
 	}
-	rcWantUnsent(t, ws, txt("q3"), txt("q4"), txt("q5"))
+	wantUnsent(t, ws, txt("q3"), txt("q4"), txt("q5"))
 }
 
-// rcMsgLog records, per connection, the text messages a server received.
-type rcMsgLog struct {
+// messageLog records, per connection, the text messages a server received.
+type messageLog struct {
 	mu   sync.Mutex
 	msgs map[int32][]string
 }
 
-func (l *rcMsgLog) add(conn int32, m string) int {
+func (l *messageLog) add(conn int32, m string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.msgs == nil {
@@ -798,21 +799,21 @@ func (l *rcMsgLog) add(conn int32, m string) int {
 	return len(l.msgs[conn])
 }
 
-func (l *rcMsgLog) get(conn int32) []string {
+func (l *messageLog) get(conn int32) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.msgs[conn])
 }
 
 func TestPersistQueueFlushAfterOnReady(t *testing.T) {
-	rcNoLeak(t)
-	var log rcMsgLog
+	testkit.NoLeak(t)
+	var log messageLog
 	var n atomic.Int32
 	third := make(chan struct{}, 1)
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
 		conn := n.Add(1)
 		if conn == 1 {
-			rcReject(http.StatusServiceUnavailable, nil)(c)
+			testkit.Reject(http.StatusServiceUnavailable, nil)(c)
 			return
 		}
 		if _, err := c.Handshake(); err != nil {
@@ -841,19 +842,19 @@ func TestPersistQueueFlushAfterOnReady(t *testing.T) {
 			}
 		}
 	})
-	ws := rcNew(t, srv.URL(), WithSendQueue(8, RejectNewest))
+	ws := newQuietWS(t, srv.URL(), WithSendQueue(8, RejectNewest))
 	var queueErrs []error
 	var helloErrs []error
-	queue := rcSendOnFirstBackOff(func(ws *WebSocket) {
+	queue := sendOnFirstBackOff(func(ws *WebSocket) {
 		queueErrs = []error{ws.SendText("q1"), ws.SendText("q2"), ws.SendText("q3")}
 	}, false)
-	run := rcGo(t, ws, func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
+	run := goPersist(t, ws, func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
 		queue(ws, ev, stop)
 		if ev.Name() == "ready" {
 			helloErrs = append(helloErrs, ws.SendText("hello"))
 		}
-	}, rcConst(5*time.Millisecond))
-	rcRecv(t, third, "the third connection's first message")
+	}, constantBackOff(5*time.Millisecond))
+	testkit.Recv(t, third, "the third connection's first message")
 	if err := run.stop(t); err != nil {
 		t.Fatalf("Persist = %v", err)
 	}
@@ -868,34 +869,34 @@ func TestPersistQueueFlushAfterOnReady(t *testing.T) {
 	if got, want := log.get(3), []string{"hello"}; !slices.Equal(got, want) {
 		t.Errorf("third connection received %q, want %q (queued messages are sent once)", got, want)
 	}
-	rcWantUnsent(t, ws)
+	wantUnsent(t, ws)
 }
 
 func TestPersistQueueUnsentAtShutdown(t *testing.T) {
-	rcNoLeak(t)
-	srv := wstest.NewServer(t, rcReject(http.StatusServiceUnavailable, nil))
-	ws := rcNew(t, srv.URL(), WithSendQueue(4, DropOldest))
+	testkit.NoLeak(t)
+	srv := wstest.NewServer(t, testkit.Reject(http.StatusServiceUnavailable, nil))
+	ws := newQuietWS(t, srv.URL(), WithSendQueue(4, DropOldest))
 	var errs []error
-	_, err := rcPersist(t, ws, rcSendOnFirstBackOff(func(ws *WebSocket) {
+	_, err := runPersist(t, ws, sendOnFirstBackOff(func(ws *WebSocket) {
 		errs = []error{ws.SendText("m1"), ws.SendBinary([]byte{0, 1})}
-	}, true), rcConst(time.Hour))
+	}, true), constantBackOff(time.Hour))
 	if err != nil {
 		t.Fatalf("Persist = %v", err)
 	}
 	if errors.Join(errs...) != nil {
 		t.Errorf("sends = %v, want queued", errs)
 	}
-	rcWantUnsent(t, ws, txt("m1"), Message{Binary: true, Data: []byte{0, 1}})
+	wantUnsent(t, ws, txt("m1"), Message{Binary: true, Data: []byte{0, 1}})
 	if n := srv.Conns(); n != 1 {
 		t.Errorf("%d connections, want 1 (no attempt after cancel)", n)
 	}
 }
 
 func TestPersistNoQueueNotConnected(t *testing.T) {
-	rcNoLeak(t)
-	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/")
+	testkit.NoLeak(t)
+	ws := newQuietWS(t, "ws://"+testkit.RefusedAddr(t)+"/")
 	var errs []error
-	_, err := rcPersist(t, ws, func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
+	_, err := runPersist(t, ws, func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
 		switch ev.Name() {
 		case "connecting", "connect_fail":
 			errs = append(errs, ws.SendText(ev.Name()))
@@ -903,7 +904,7 @@ func TestPersistNoQueueNotConnected(t *testing.T) {
 			errs = append(errs, ws.SendText(ev.Name()), ws.SendBinary(nil))
 			stop()
 		}
-	}, rcConst(time.Hour))
+	}, constantBackOff(time.Hour))
 	if err != nil {
 		t.Fatalf("Persist = %v", err)
 	}
@@ -916,7 +917,7 @@ func TestPersistNoQueueNotConnected(t *testing.T) {
 		}
 	}
 	if u := ws.Unsent(); len(u) != 0 {
-		t.Errorf("Unsent = %v, want nothing without a queue", rcMsgs(u))
+		t.Errorf("Unsent = %v, want nothing without a queue", messageTexts(u))
 	}
 }
 
@@ -925,13 +926,13 @@ func TestPersistNoQueueNotConnected(t *testing.T) {
 // OnReady is still busy: the queue must keep its order, so "q1" reaches the
 // server before "late".
 func TestPersistQueueOrderAgainstConcurrentSend(t *testing.T) {
-	rcNoLeak(t)
-	var log rcMsgLog
+	testkit.NoLeak(t)
+	var log messageLog
 	var n atomic.Int32
 	two := make(chan struct{}, 1)
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
 		if n.Add(1) == 1 {
-			rcReject(http.StatusServiceUnavailable, nil)(c)
+			testkit.Reject(http.StatusServiceUnavailable, nil)(c)
 			return
 		}
 		if _, err := c.Handshake(); err != nil {
@@ -953,16 +954,16 @@ func TestPersistQueueOrderAgainstConcurrentSend(t *testing.T) {
 			}
 		}
 	})
-	ws := rcNew(t, srv.URL(), WithSendQueue(4, RejectNewest))
+	ws := newQuietWS(t, srv.URL(), WithSendQueue(4, RejectNewest))
 	release := make(chan struct{})
-	queue := rcSendOnFirstBackOff(func(ws *WebSocket) { _ = ws.SendText("q1") }, false)
-	run := rcGo(t, ws, func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
+	queue := sendOnFirstBackOff(func(ws *WebSocket) { _ = ws.SendText("q1") }, false)
+	run := goPersist(t, ws, func(ws *WebSocket, ev events.Event, stop context.CancelFunc) {
 		queue(ws, ev, stop)
 		if ev.Name() == "ready" {
 			<-release // OnReady is busy (say, authenticating)
 		}
-	}, rcConst(5*time.Millisecond))
-	ctx, cancel := context.WithTimeout(context.Background(), rcTimeout)
+	}, constantBackOff(5*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 	defer cancel()
 	sent := make(chan error, 1)
 	go func() {
@@ -972,7 +973,7 @@ func TestPersistQueueOrderAgainstConcurrentSend(t *testing.T) {
 		}
 		sent <- err
 	}()
-	run.rec.waitCount(t, "ready", 1)
+	run.rec.WaitCount(t, "ready", 1)
 	// WaitReady may return now (and the send go out), or only once OnReady
 	// and the flush are done; give the first case a generous window.
 	window := time.NewTimer(200 * time.Millisecond)
@@ -983,12 +984,12 @@ func TestPersistQueueOrderAgainstConcurrentSend(t *testing.T) {
 		close(release)
 	case <-window.C:
 		close(release)
-		err = rcRecv(t, sent, "WaitReady and SendText")
+		err = testkit.Recv(t, sent, "WaitReady and SendText")
 	}
 	if err != nil {
 		t.Fatalf("WaitReady/SendText = %v", err)
 	}
-	rcRecv(t, two, "two messages")
+	testkit.Recv(t, two, "two messages")
 	if err := run.stop(t); err != nil {
 		t.Fatal(err)
 	}

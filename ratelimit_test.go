@@ -8,23 +8,24 @@ import (
 	"time"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
 // Tests of ratelimit.go: WithSendRate paces direct sends, the queue's
 // flush and sends bounded by a context.
 
-// slArrival is a frame the server received, and when.
-type slArrival struct {
+// arrival is a frame the server received, and when.
+type arrival struct {
 	op   byte
 	data string
 	at   time.Time
 }
 
-// slServer accepts one connection; if ping is set it pings right after the
+// arrivalServer accepts one connection; if ping is set it pings right after the
 // handshake. It reports every frame it receives on got until the client's
 // close, which it answers.
-func slServer(t *testing.T, ping bool, got chan<- slArrival) *wstest.Server {
+func arrivalServer(t *testing.T, ping bool, got chan<- arrival) *wstest.Server {
 	return wstest.NewServer(t, func(c *wstest.Conn) {
 		if _, err := c.Handshake(); err != nil {
 			return
@@ -37,7 +38,7 @@ func slServer(t *testing.T, ping bool, got chan<- slArrival) *wstest.Server {
 			if err != nil {
 				return
 			}
-			got <- slArrival{f.Opcode, string(f.Payload), time.Now()}
+			got <- arrival{f.Opcode, string(f.Payload), time.Now()}
 			if f.Opcode == wstest.OpClose {
 				_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: f.Payload})
 				return
@@ -46,9 +47,9 @@ func slServer(t *testing.T, ping bool, got chan<- slArrival) *wstest.Server {
 	})
 }
 
-// slRun runs ws in the background and returns a channel for Run's result
+// startRun runs ws in the background and returns a channel for Run's result
 // and one closed at Ready.
-func slRun(ws *WebSocket) (done <-chan error, ready <-chan struct{}) {
+func startRun(ws *WebSocket) (done <-chan error, ready <-chan struct{}) {
 	d, r := make(chan error, 1), make(chan struct{})
 	go func() {
 		d <- ws.Run(context.Background(), HandlerFunc(func(_ *WebSocket, ev events.Event) {
@@ -63,21 +64,21 @@ func slRun(ws *WebSocket) (done <-chan error, ready <-chan struct{}) {
 // TestSendRateDirect: with WithSendRate(20, 2), eight sends from a
 // goroutine take at least (8-2)/20 s = 300 ms to reach the server.
 func TestSendRateDirect(t *testing.T) {
-	rcNoLeak(t)
-	got := make(chan slArrival, 16)
-	srv := slServer(t, false, got)
-	ws := rcNew(t, srv.URL(), WithSendRate(20, 2))
-	done, ready := slRun(ws)
-	rcRecv(t, ready, "Ready")
+	testkit.NoLeak(t)
+	got := make(chan arrival, 16)
+	srv := arrivalServer(t, false, got)
+	ws := newQuietWS(t, srv.URL(), WithSendRate(20, 2))
+	done, ready := startRun(ws)
+	testkit.Recv(t, ready, "Ready")
 	start := time.Now()
 	for i := 0; i < 8; i++ {
 		if err := ws.SendText(fmt.Sprint(i)); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}
-	var last slArrival
+	var last arrival
 	for i := 0; i < 8; i++ {
-		last = rcRecv(t, got, "a message")
+		last = testkit.Recv(t, got, "a message")
 	}
 	if d := last.at.Sub(start); d < 250*time.Millisecond || d > 5*time.Second {
 		t.Errorf("8 messages at 20/s with a burst of 2 took %v, want about 300ms", d)
@@ -87,11 +88,11 @@ func TestSendRateDirect(t *testing.T) {
 	if err := ws.SendPing([]byte("p")); err != nil {
 		t.Fatal(err)
 	}
-	if a := rcRecv(t, got, "the ping"); a.op != wstest.OpPing || a.at.Sub(pingStart) > 40*time.Millisecond {
+	if a := testkit.Recv(t, got, "the ping"); a.op != wstest.OpPing || a.at.Sub(pingStart) > 40*time.Millisecond {
 		t.Errorf("ping arrived as %#x after %v, want at once (the bucket is empty)", a.op, a.at.Sub(pingStart))
 	}
 	_ = ws.Close(StatusNormal, "bye")
-	if err := rcRecv(t, done, "Run's return"); err != nil {
+	if err := testkit.Recv(t, done, "Run's return"); err != nil {
 		t.Errorf("Run = %v", err)
 	}
 }
@@ -100,21 +101,21 @@ func TestSendRateDirect(t *testing.T) {
 // rate limit, and the session keeps reading meanwhile: the pong for the
 // server's ping goes out before the last queued message.
 func TestSendRateFlush(t *testing.T) {
-	rcNoLeak(t)
-	got := make(chan slArrival, 32)
-	srv := slServer(t, true, got)
-	ws := rcNew(t, srv.URL(), WithSendQueue(16, RejectNewest), WithSendRate(20, 2))
+	testkit.NoLeak(t)
+	got := make(chan arrival, 32)
+	srv := arrivalServer(t, true, got)
+	ws := newQuietWS(t, srv.URL(), WithSendQueue(16, RejectNewest), WithSendRate(20, 2))
 	for i := 0; i < 10; i++ {
 		if err := ws.SendText(fmt.Sprint("q", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	done, ready := slRun(ws)
-	rcRecv(t, ready, "Ready")
-	var texts []slArrival
+	done, ready := startRun(ws)
+	testkit.Recv(t, ready, "Ready")
+	var texts []arrival
 	pongAt := -1
 	for len(texts) < 10 {
-		a := rcRecv(t, got, "a frame")
+		a := testkit.Recv(t, got, "a frame")
 		switch a.op {
 		case wstest.OpText:
 			texts = append(texts, a)
@@ -139,7 +140,7 @@ func TestSendRateFlush(t *testing.T) {
 		t.Errorf("Queued = %d after the flush", n)
 	}
 	_ = ws.Close(StatusNormal, "bye")
-	if err := rcRecv(t, done, "Run's return"); err != nil {
+	if err := testkit.Recv(t, done, "Run's return"); err != nil {
 		t.Errorf("Run = %v", err)
 	}
 }
@@ -147,12 +148,12 @@ func TestSendRateFlush(t *testing.T) {
 // TestSendRateContext: a SendTextContext waiting for its turn returns when
 // ctx ends, and sends nothing.
 func TestSendRateContext(t *testing.T) {
-	rcNoLeak(t)
-	got := make(chan slArrival, 16)
-	srv := slServer(t, false, got)
-	ws := rcNew(t, srv.URL(), WithSendRate(1, 1))
-	done, ready := slRun(ws)
-	rcRecv(t, ready, "Ready")
+	testkit.NoLeak(t)
+	got := make(chan arrival, 16)
+	srv := arrivalServer(t, false, got)
+	ws := newQuietWS(t, srv.URL(), WithSendRate(1, 1))
+	done, ready := startRun(ws)
+	testkit.Recv(t, ready, "Ready")
 	if err := ws.SendText("first"); err != nil {
 		t.Fatal(err)
 	}
@@ -165,14 +166,14 @@ func TestSendRateContext(t *testing.T) {
 	if d := time.Since(start); d > 700*time.Millisecond {
 		t.Errorf("SendTextContext returned after %v, want about 100ms (the turn was 1 s away)", d)
 	}
-	if a := rcRecv(t, got, "the first message"); a.data != "first" {
+	if a := testkit.Recv(t, got, "the first message"); a.data != "first" {
 		t.Errorf("server got %q", a.data)
 	}
 	_ = ws.Close(StatusNormal, "bye")
-	if a := rcRecv(t, got, "the close"); a.op != wstest.OpClose {
+	if a := testkit.Recv(t, got, "the close"); a.op != wstest.OpClose {
 		t.Errorf("server got %#x %q after the first message, want the close (nothing of the cancelled send)", a.op, a.data)
 	}
-	if err := rcRecv(t, done, "Run's return"); err != nil {
+	if err := testkit.Recv(t, done, "Run's return"); err != nil {
 		t.Errorf("Run = %v", err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/internal/protocol"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -129,7 +130,7 @@ func summary(out []byte) string {
 // runHugeFrameCase runs one case in this process: a server announces a
 // huge frame, sends a few bytes of it and hangs up.
 func runHugeFrameCase(t *testing.T, c hugeFrameCase) {
-	srv, done := scriptServer(t, func(conn *wstest.Conn) {
+	srv, done := testkit.ScriptServer(t, func(conn *wstest.Conn) {
 		req, err := conn.ReadRequest()
 		if err != nil {
 			t.Errorf("server: %v", err)
@@ -166,15 +167,15 @@ func runHugeFrameCase(t *testing.T, c hugeFrameCase) {
 		opts = append(opts, WithBorrowedBinary())
 	}
 	ws := newTestWS(t, srv.URL(), opts...)
-	log := &evLog{}
+	log := new(testkit.EventRecorder)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	err := ws.Run(ctx, log.handler())
+	err := ws.Run(ctx, recording(log, nil))
 	runtime.ReadMemStats(&after)
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 
 	var pe *ProtocolError
 	switch {
@@ -187,7 +188,7 @@ func runHugeFrameCase(t *testing.T, c hugeFrameCase) {
 	case !errors.Is(err, io.ErrUnexpectedEOF):
 		t.Errorf("Run = %v, want a lost connection (wrapping io.ErrUnexpectedEOF)", err)
 	default:
-		if d := lastEvent[*events.Disconnected](t, log); d.Reason != "connection lost" {
+		if d := testkit.Last[*events.Disconnected](t, log); d.Reason != "connection lost" {
 			t.Errorf("Disconnected.Reason = %q, want \"connection lost\"", d.Reason)
 		}
 	}
@@ -212,7 +213,7 @@ func hugeHeader(fin, rsv1 bool, op byte, length uint64) []byte {
 func TestLargestReadLimit(t *testing.T) {
 	t.Run("ReceivesAnOrdinaryCompressedMessage", func(t *testing.T) {
 		const msg = "an ordinary message, compressed, under the largest read limit"
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 			req, err := c.ReadRequest()
 			if err != nil {
 				t.Errorf("server: %v", err)
@@ -224,12 +225,12 @@ func TestLargestReadLimit(t *testing.T) {
 			}
 			var buf bytes.Buffer
 			fw, _ := flate.NewWriter(&buf, flate.BestSpeed)
-			srvWrite(t, c, wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: deflateMessage(t, fw, &buf, msg)},
+			testkit.Write(t, c, wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: deflateMessage(t, fw, &buf, msg)},
 				wstest.Close(StatusNormal, "done"))
 			_, _, _ = c.ExpectClose()
 		})
 		ws := newTestWS(t, srv.URL(), WithReadLimit(math.MaxInt64), WithCompression(CompressionContextTakeover))
-		log := &evLog{}
+		log := new(testkit.EventRecorder)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := func() (err error) {
@@ -238,13 +239,13 @@ func TestLargestReadLimit(t *testing.T) {
 					err = fmt.Errorf("Run panicked: %v", v)
 				}
 			}()
-			return ws.Run(ctx, log.handler())
+			return ws.Run(ctx, recording(log, nil))
 		}()
-		waitScript(t, done)
+		testkit.WaitScript(t, done)
 		if CloseStatus(err) != StatusNormal {
 			t.Errorf("Run = %v, want the server's close 1000", err)
 		}
-		if got := lastEvent[*events.Text](t, log); got.Text != msg {
+		if got := testkit.Last[*events.Text](t, log); got.Text != msg {
 			t.Errorf("Text = %q, want %q", got.Text, msg)
 		}
 	})
@@ -254,8 +255,8 @@ func TestFragmentedMessageGrowth(t *testing.T) {
 	t.Run("ManySmallFragmentsCostLinearMemory", func(t *testing.T) {
 		const size, frag = 1 << 20, 16
 		payload := bytes.Repeat([]byte("0123456789abcdef"), size/16)
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if !srvHandshake(t, c) {
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if !testkit.Handshake(t, c) {
 				return
 			}
 			var b []byte
@@ -267,7 +268,7 @@ func TestFragmentedMessageGrowth(t *testing.T) {
 				b = append(b, wstest.Frame{Fin: off+frag == size, Opcode: op, Payload: payload[off : off+frag]}.Encode()...)
 			}
 			if c.WriteRaw(b) == nil {
-				srvExpectClose(t, c, StatusNormal, "bye")
+				testkit.ExpectClose(t, c, StatusNormal, "bye")
 				_ = c.WriteFrame(wstest.Close(StatusNormal, "bye"))
 			}
 		})
@@ -282,7 +283,7 @@ func TestFragmentedMessageGrowth(t *testing.T) {
 				_ = ws.Close(StatusNormal, "bye")
 			}
 		}))
-		waitScript(t, done)
+		testkit.WaitScript(t, done)
 		if err != nil {
 			t.Fatalf("Run = %v", err)
 		}
@@ -460,21 +461,21 @@ func TestCutOffMessageIsNeverDelivered(t *testing.T) {
 	}
 	for name, cut := range cases {
 		t.Run(name, func(t *testing.T) {
-			srv, done := scriptServer(t, func(c *wstest.Conn) {
-				if srvHandshake(t, c) && srvWrite(t, c, wstest.Text("whole")) {
+			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+				if testkit.Handshake(t, c) && testkit.Write(t, c, wstest.Text("whole")) {
 					_ = c.WriteRaw(cut)
 				}
 				// The script returns: the server closes TCP (FIN).
 			})
 			ws := newTestWS(t, srv.URL())
-			l := &evLog{}
-			err := ws.Run(context.Background(), l.handler())
-			waitScript(t, done)
+			l := new(testkit.EventRecorder)
+			err := ws.Run(context.Background(), recording(l, nil))
+			testkit.WaitScript(t, done)
 			if !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Errorf("Run = %v, want an error wrapping io.ErrUnexpectedEOF", err)
 			}
-			expectLines(t, l, seq(opening(srv.URL()), []string{`text "whole"`, "disconnected graceful=false err=true"}))
-			if d := lastEvent[*events.Disconnected](t, l); d.Reason != "connection lost" {
+			testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{`text "whole"`, "disconnected graceful=false err=true"}))
+			if d := testkit.Last[*events.Disconnected](t, l); d.Reason != "connection lost" {
 				t.Errorf("Disconnected.Reason = %q, want %q", d.Reason, "connection lost")
 			}
 		})
@@ -509,13 +510,13 @@ func TestViolationsReportedTruly(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ready := make(chan struct{})
-			srv, done := scriptServer(t, func(c *wstest.Conn) {
-				if !srvHandshake(t, c) {
+			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+				if !testkit.Handshake(t, c) {
 					return
 				}
 				if tc.clientSide != nil {
 					<-ready
-					if !srvExpectClose(t, c, 1000, "bye") {
+					if !testkit.ExpectClose(t, c, 1000, "bye") {
 						return
 					}
 				}
@@ -528,20 +529,21 @@ func TestViolationsReportedTruly(t *testing.T) {
 				_ = c.WriteFrame(wstest.Close(1000, ""))
 			})
 			ws := newTestWS(t, srv.URL(), WithReadLimit(100))
-			l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+			l := new(testkit.EventRecorder)
+			lHook := func(ws *WebSocket, ev events.Event) {
 				if _, ok := ev.(*events.Ready); ok && tc.clientSide != nil {
 					tc.clientSide(ws)
 					close(ready)
 				}
-			}}
-			err := ws.Run(context.Background(), l.handler())
-			waitScript(t, done)
+			}
+			err := ws.Run(context.Background(), recording(l, lHook))
+			testkit.WaitScript(t, done)
 			var pe *ProtocolError
 			if !errors.As(err, &pe) || pe.Code != tc.code {
 				t.Fatalf("Run = %v, want a *ProtocolError %d", err, tc.code)
 			}
 			n := 0
-			for _, ev := range l.evs {
+			for _, ev := range l.All() {
 				if e, ok := ev.(*events.ProtocolError); ok {
 					n++
 					if e.Code != tc.code || e.Err.Error() != tc.reason {
@@ -552,7 +554,7 @@ func TestViolationsReportedTruly(t *testing.T) {
 			if n != 1 {
 				t.Errorf("%d ProtocolError events, want 1", n)
 			}
-			if d := lastEvent[*events.Disconnected](t, l); d.Reason != "protocol error" {
+			if d := testkit.Last[*events.Disconnected](t, l); d.Reason != "protocol error" {
 				t.Errorf("Disconnected.Reason = %q, want %q", d.Reason, "protocol error")
 			}
 		})
@@ -564,26 +566,27 @@ var _ = binary.BigEndian
 // TestClosingHandlerSendsAndChoosesTheReply: as in lomond, the Closing
 // handler may still send, and may choose the reply to the server's close.
 func TestClosingHandlerSendsAndChoosesTheReply(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) || !srvWrite(t, c, wstest.Close(1000, "bye")) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) || !testkit.Write(t, c, wstest.Close(1000, "bye")) {
 			return
 		}
-		if srvExpectMessage(t, c, wstest.OpText, "last words") {
-			srvExpectClose(t, c, 4001, "client override")
+		if testkit.ExpectMessage(t, c, wstest.OpText, "last words") {
+			testkit.ExpectClose(t, c, 4001, "client override")
 		}
 	})
 	ws := newTestWS(t, srv.URL())
 	var sendErr, closeErr, lateErr error
-	l := &evLog{hook: func(ws *WebSocket, ev events.Event) {
+	l := new(testkit.EventRecorder)
+	lHook := func(ws *WebSocket, ev events.Event) {
 		switch ev.(type) {
 		case *events.Closing:
 			sendErr = ws.SendText("last words")
 			closeErr = ws.Close(4001, "client override")
 			lateErr = ws.SendText("too late")
 		}
-	}}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	}
+	err := ws.Run(context.Background(), recording(l, lHook))
+	testkit.WaitScript(t, done)
 	if sendErr != nil || closeErr != nil {
 		t.Errorf("in the Closing handler: SendText = %v, Close = %v; want nil, nil", sendErr, closeErr)
 	}
@@ -593,7 +596,7 @@ func TestClosingHandlerSendsAndChoosesTheReply(t *testing.T) {
 	if CloseStatus(err) != 1000 {
 		t.Errorf("Run = %v, want the server's close 1000", err)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{`closing 1000 "bye"`, `closed 1000 "bye"`, "disconnected graceful=true err=false"}))
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{`closing 1000 "bye"`, `closed 1000 "bye"`, "disconnected graceful=true err=false"}))
 }
 
 // TestFloodAfterCloseIsCut: a server that answers the client's close with
@@ -603,8 +606,8 @@ func TestFloodAfterCloseIsCut(t *testing.T) {
 	old := maxJudgeDrain
 	maxJudgeDrain = 1 << 20
 	defer func() { maxJudgeDrain = old }()
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) || !srvExpectClose(t, c, 1000, "bye") {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) || !testkit.ExpectClose(t, c, 1000, "bye") {
 			return
 		}
 		batch := bytes.Repeat(wstest.Text("flood").Encode(), 1000)
@@ -622,7 +625,7 @@ func TestFloodAfterCloseIsCut(t *testing.T) {
 			texts++
 		}
 	}))
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	if !errors.Is(err, ErrCloseTimeout) {
 		t.Errorf("Run = %v, want ErrCloseTimeout", err)
 	}
@@ -691,32 +694,32 @@ func TestProtocolViolations(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			seen := make(chan closeSeen, 1)
-			srv, done := scriptServer(t, func(c *wstest.Conn) {
+			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 				if tc.withHandshake {
 					req, err := c.ReadRequest()
 					if err != nil || c.WriteRaw(raw101(req, tc.bad)) != nil {
 						t.Errorf("server: handshake: %v", err)
 						return
 					}
-				} else if !srvHandshake(t, c) || c.WriteRaw(tc.bad) != nil {
+				} else if !testkit.Handshake(t, c) || c.WriteRaw(tc.bad) != nil {
 					return
 				}
 				code, reason, err := c.ExpectClose()
 				seen <- closeSeen{code, reason, err}
 				if err == nil {
 					_ = c.WriteFrame(wstest.Close(code, "")) // a polite server answers
-					srvDrain(t, c)
+					testkit.Drain(t, c)
 				}
 			})
 			ws := newTestWS(t, srv.URL())
-			l := &evLog{}
+			l := new(testkit.EventRecorder)
 			// A guard: if the client never reacts, the cancel makes it close
 			// with 1001, and the checks below fail instead of hanging.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			start := time.Now()
-			err := ws.Run(ctx, l.handler())
-			waitScript(t, done)
+			err := ws.Run(ctx, recording(l, nil))
+			testkit.WaitScript(t, done)
 			if elapsed := time.Since(start); elapsed > 5*time.Second {
 				t.Errorf("Run took %v", elapsed)
 			}
@@ -724,17 +727,17 @@ func TestProtocolViolations(t *testing.T) {
 			if !errors.As(err, &pe) || pe.Code != tc.code {
 				t.Fatalf("Run = %v, want *ProtocolError with code %d", err, tc.code)
 			}
-			want := opening(srv.URL())
+			want := testkit.Opening(srv.URL())
 			if strings.HasPrefix(tc.name, "masked frame after") {
 				want = append(want, `text "fine"`)
 			}
-			expectLines(t, l, seq(want, []string{
+			testkit.ExpectLines(t, l, testkit.Seq(want, []string{
 				"protocol_error " + strconv.Itoa(tc.code), "disconnected graceful=false err=true",
 			}))
-			if ev := lastEvent[*events.ProtocolError](t, l); ev.Err == nil {
+			if ev := testkit.Last[*events.ProtocolError](t, l); ev.Err == nil {
 				t.Error("ProtocolError.Err is nil")
 			}
-			if d := lastEvent[*events.Disconnected](t, l); !errors.As(d.Err, &pe) || pe.Code != tc.code {
+			if d := testkit.Last[*events.Disconnected](t, l); !errors.As(d.Err, &pe) || pe.Code != tc.code {
 				t.Errorf("Disconnected.Err = %v, want the *ProtocolError", d.Err)
 			}
 			var s closeSeen
@@ -755,8 +758,8 @@ func TestProtocolViolations(t *testing.T) {
 // TestProtocolUTF8SplitCodePoint: a code point split across fragments is
 // valid.
 func TestProtocolUTF8SplitCodePoint(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) {
 			return
 		}
 		frames := []wstest.Frame{
@@ -767,22 +770,22 @@ func TestProtocolUTF8SplitCodePoint(t *testing.T) {
 			{Fin: true, Opcode: wstest.OpContinuation, Payload: []byte("\x80")},
 		}
 		for _, f := range frames { // one write each: one read each
-			if !srvWrite(t, c, f) {
+			if !testkit.Write(t, c, f) {
 				return
 			}
 		}
-		if srvWrite(t, c, wstest.Close(1000, "")) && srvExpectClose(t, c, 1000, "") {
-			srvExpectEOF(t, c)
+		if testkit.Write(t, c, wstest.Close(1000, "")) && testkit.ExpectClose(t, c, 1000, "") {
+			testkit.ExpectEOF(t, c)
 		}
 	})
 	ws := newTestWS(t, srv.URL())
-	l := &evLog{}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	l := new(testkit.EventRecorder)
+	err := ws.Run(context.Background(), recording(l, nil))
+	testkit.WaitScript(t, done)
 	if CloseStatus(err) != 1000 {
 		t.Fatalf("Run = %v, want *CloseError 1000", err)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{
 		`text "café!"`, `text "😀"`,
 		`closing 1000 ""`, `closed 1000 ""`, "disconnected graceful=true err=false",
 	}))
@@ -793,23 +796,23 @@ func TestProtocolUTF8SplitCodePoint(t *testing.T) {
 func TestProtocolReadLimit(t *testing.T) {
 	const limit = 1024
 	seen := make(chan closeSeen, 1)
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) || !srvWrite(t, c, wstest.Text(strings.Repeat("a", limit))) ||
-			!srvWrite(t, c, wstest.Text(strings.Repeat("b", 2*limit))) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) || !testkit.Write(t, c, wstest.Text(strings.Repeat("a", limit))) ||
+			!testkit.Write(t, c, wstest.Text(strings.Repeat("b", 2*limit))) {
 			return
 		}
 		code, reason, err := c.ExpectClose()
 		seen <- closeSeen{code, reason, err}
 	})
 	ws := newTestWS(t, srv.URL(), WithReadLimit(limit))
-	l := &evLog{}
-	err := ws.Run(context.Background(), l.handler())
-	waitScript(t, done)
+	l := new(testkit.EventRecorder)
+	err := ws.Run(context.Background(), recording(l, nil))
+	testkit.WaitScript(t, done)
 	var pe *ProtocolError
 	if !errors.As(err, &pe) || pe.Code != StatusMessageTooBig {
 		t.Fatalf("Run = %v, want *ProtocolError with code 1009", err)
 	}
-	expectLines(t, l, seq(opening(srv.URL()), []string{
+	testkit.ExpectLines(t, l, testkit.Seq(testkit.Opening(srv.URL()), []string{
 		"text <1024 bytes>", "protocol_error 1009", "disconnected graceful=false err=true",
 	}))
 	select {

@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -130,44 +131,44 @@ const (
 var allSecrets = []string{secProxyToken, secProxyUser, secProxyPass, secQueryToken, secQueryKey, secQueryMine,
 	secCookie, secAuth, secURLPass}
 
-// seCollector gathers every text a session shows: each event's String and
+// secretCollector gathers every text a session shows: each event's String and
 // the text of its fields, the errors returned, and the log lines.
-type seCollector struct {
+type secretCollector struct {
 	mu    sync.Mutex
 	texts map[string][]string // what -> texts
 	logs  bytes.Buffer
 }
 
-func newSECollector() *seCollector { return &seCollector{texts: map[string][]string{}} }
+func newSecretCollector() *secretCollector { return &secretCollector{texts: map[string][]string{}} }
 
-func (c *seCollector) add(what string, texts ...string) {
+func (c *secretCollector) add(what string, texts ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.texts[what] = append(c.texts[what], texts...)
 }
 
 // logger returns a debug-level JSON logger writing into c.
-func (c *seCollector) logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(&seSyncWriter{c: c}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+func (c *secretCollector) logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(&collectorWriter{c: c}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type seSyncWriter struct{ c *seCollector }
+type collectorWriter struct{ c *secretCollector }
 
-func (w *seSyncWriter) Write(p []byte) (int, error) {
+func (w *collectorWriter) Write(p []byte) (int, error) {
 	w.c.mu.Lock()
 	defer w.c.mu.Unlock()
 	return w.c.logs.Write(p)
 }
 
 // event records ev's String, and the text of every field of it.
-func (c *seCollector) event(ev events.Event) {
+func (c *secretCollector) event(ev events.Event) {
 	what := ev.Name()
 	c.add(what+".String()", ev.String())
 	c.add(what+" fields", fieldTexts(reflect.ValueOf(ev))...)
 }
 
 // err records err's text, the text of every error it wraps and its %+v.
-func (c *seCollector) err(what string, err error) {
+func (c *secretCollector) err(what string, err error) {
 	if err == nil {
 		return
 	}
@@ -224,7 +225,7 @@ func fieldTexts(v reflect.Value) []string {
 }
 
 // check fails t for every secret shown anywhere.
-func (c *seCollector) check(t *testing.T) {
+func (c *secretCollector) check(t *testing.T) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -248,7 +249,7 @@ func (c *seCollector) check(t *testing.T) {
 
 // seRun runs one session of ws, collecting everything it shows; fn sees
 // every event after it was recorded.
-func (c *seCollector) run(t *testing.T, ws *WebSocket, fn func(ws *WebSocket, ev events.Event)) error {
+func (c *secretCollector) run(t *testing.T, ws *WebSocket, fn func(ws *WebSocket, ev events.Event)) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -263,7 +264,7 @@ func (c *seCollector) run(t *testing.T, ws *WebSocket, fn func(ws *WebSocket, ev
 	return err
 }
 
-func seQuery() string {
+func secretQuery() string {
 	return "?token=" + secQueryToken + "&api_key=" + secQueryKey + "&sig=" + secQueryMine + "&room=lobby"
 }
 
@@ -273,8 +274,8 @@ func seQuery() string {
 // field's text, every error and every log line for them. Before the fix the
 // proxy token, the proxy user name, the query values and the cookie showed.
 func TestSecretsNeverShown(t *testing.T) {
-	tdClearProxyEnv(t)
-	c := newSECollector()
+	clearProxyEnv(t)
+	c := newSecretCollector()
 	base := func(opts ...Option) []Option {
 		return append([]Option{WithLogger(c.logger()), WithHeader("Authorization", "Bearer "+secAuth),
 			WithSensitiveQueryKeys("sig"), WithPollInterval(time.Hour), WithPingRate(0), WithCloseTimeout(5 * time.Second)}, opts...)
@@ -288,14 +289,14 @@ func TestSecretsNeverShown(t *testing.T) {
 				return
 			}
 			reqs <- req
-			if !srvWrite(t, conn, wstest.Text("hello"), wstest.Binary([]byte{1, 2}), wstest.Ping([]byte("p")),
+			if !testkit.Write(t, conn, wstest.Text("hello"), wstest.Binary([]byte{1, 2}), wstest.Ping([]byte("p")),
 				wstest.Pong([]byte("unsolicited")), wstest.Close(4000, "done")) {
 				return
 			}
 			_, _, _ = conn.ExpectClose()
 		})
 		proxy := wstest.NewProxy(t, "", "")
-		ws := tdNew(t, srv.URL()+seQuery(), base(WithProxy("http://"+secProxyToken+"@"+proxy.Addr()))...)
+		ws := mustNew(t, srv.URL()+secretQuery(), base(WithProxy("http://"+secProxyToken+"@"+proxy.Addr()))...)
 		var connected *events.Connected
 		err := c.run(t, ws, func(_ *WebSocket, ev events.Event) {
 			if e, ok := ev.(*events.Connected); ok {
@@ -307,7 +308,7 @@ func TestSecretsNeverShown(t *testing.T) {
 			t.Fatalf("Run = %v, want a *CloseError", err)
 		}
 		// The secrets still do their job: the server gets the real query.
-		req := rcRecv(t, reqs, "the upgrade request")
+		req := testkit.Recv(t, reqs, "the upgrade request")
 		if got := req.URL.Query().Get("token"); got != secQueryToken {
 			t.Errorf("server got token=%q, want the real %q", got, secQueryToken)
 		}
@@ -323,12 +324,12 @@ func TestSecretsNeverShown(t *testing.T) {
 	})
 
 	t.Run("rejected with cookies through a proxy with user and password", func(t *testing.T) {
-		srv := wstest.NewServer(t, rcReject(http.StatusUnauthorized, http.Header{
+		srv := wstest.NewServer(t, testkit.Reject(http.StatusUnauthorized, http.Header{
 			"Set-Cookie":       {"sid=" + secCookie + "; HttpOnly"},
 			"Www-Authenticate": {`Bearer realm="x"`},
 		}))
 		proxy := wstest.NewProxy(t, secProxyUser, secProxyPass)
-		ws := tdNew(t, srv.URL()+seQuery(), base(WithProxy(proxy.URLWithAuth()))...)
+		ws := mustNew(t, srv.URL()+secretQuery(), base(WithProxy(proxy.URLWithAuth()))...)
 		var rejected *events.Rejected
 		err := c.run(t, ws, func(_ *WebSocket, ev events.Event) {
 			if e, ok := ev.(*events.Rejected); ok {
@@ -349,7 +350,7 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	t.Run("proxy refuses the password", func(t *testing.T) {
 		proxy := wstest.NewProxy(t, secProxyUser, "the-right-one")
-		ws := tdNew(t, "ws://127.0.0.1:9/"+seQuery(),
+		ws := mustNew(t, "ws://127.0.0.1:9/"+secretQuery(),
 			base(WithProxy("http://"+secProxyUser+":"+secProxyPass+"@"+proxy.Addr()))...)
 		var pe *ProxyError
 		if err := c.run(t, ws, nil); !errors.As(err, &pe) || pe.StatusCode != http.StatusProxyAuthRequired {
@@ -358,7 +359,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	})
 
 	t.Run("proxy unreachable", func(t *testing.T) {
-		ws := tdNew(t, "ws://127.0.0.1:9/"+seQuery(), base(WithProxy("http://"+secProxyToken+"@"+tdDeadAddr(t)))...)
+		ws := mustNew(t, "ws://127.0.0.1:9/"+secretQuery(), base(WithProxy("http://"+secProxyToken+"@"+testkit.RefusedAddr(t)))...)
 		var ce *ConnectError
 		if err := c.run(t, ws, nil); !errors.As(err, &ce) {
 			t.Fatalf("Run = %v, want a *ConnectError", err)
@@ -367,11 +368,11 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	t.Run("protocol error", func(t *testing.T) {
 		srv := wstest.NewServer(t, func(conn *wstest.Conn) {
-			if srvHandshake(t, conn) && srvWrite(t, conn, wstest.Frame{Fin: true, Opcode: wstest.OpText, Payload: []byte{0xff}}) {
+			if testkit.Handshake(t, conn) && testkit.Write(t, conn, wstest.Frame{Fin: true, Opcode: wstest.OpText, Payload: []byte{0xff}}) {
 				_, _, _ = conn.ExpectClose()
 			}
 		})
-		ws := tdNew(t, srv.URL()+seQuery(), base()...)
+		ws := mustNew(t, srv.URL()+secretQuery(), base()...)
 		var pe *ProtocolError
 		if err := c.run(t, ws, nil); !errors.As(err, &pe) {
 			t.Fatalf("Run = %v, want a *ProtocolError", err)
@@ -380,16 +381,16 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	t.Run("unresponsive, then Persist", func(t *testing.T) {
 		srv := wstest.NewServer(t, func(conn *wstest.Conn) {
-			if srvHandshake(t, conn) {
+			if testkit.Handshake(t, conn) {
 				<-conn.Done() // never answers a ping
 			}
 		})
-		ws := tdNew(t, srv.URL()+seQuery(), base(WithPingRate(20*time.Millisecond), WithPingTimeout(50*time.Millisecond))...)
+		ws := mustNew(t, srv.URL()+secretQuery(), base(WithPingRate(20*time.Millisecond), WithPingTimeout(50*time.Millisecond))...)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		err := ws.Persist(ctx, HandlerFunc(func(_ *WebSocket, ev events.Event) {
 			c.event(ev)
-		}), WithMaxAttempts(2), rcConst(time.Millisecond))
+		}), WithMaxAttempts(2), constantBackOff(time.Millisecond))
 		c.err("Persist's error", err)
 		if !errors.Is(err, ErrMaxAttempts) || !errors.Is(err, ErrUnresponsive) {
 			t.Fatalf("Persist = %v, want ErrMaxAttempts wrapping ErrUnresponsive", err)
@@ -397,8 +398,8 @@ func TestSecretsNeverShown(t *testing.T) {
 	})
 
 	t.Run("handler panic", func(t *testing.T) {
-		srv := wstest.NewServer(t, rcAnswerClose)
-		ws := tdNew(t, srv.URL()+seQuery(), base()...)
+		srv := wstest.NewServer(t, testkit.AnswerClose)
+		ws := mustNew(t, srv.URL()+secretQuery(), base()...)
 		var pe *PanicError
 		err := c.run(t, ws, func(_ *WebSocket, ev events.Event) {
 			if ev.Name() == events.NameReady {
@@ -416,9 +417,9 @@ func TestSecretsNeverShown(t *testing.T) {
 			"ws://" + secProxyUser + ":" + secURLPass + "@example.com/",
 			"ftp://" + secProxyUser + ":" + secURLPass + "@example.com/",
 			"ws://" + secProxyUser + ":" + secURLPass + "@/",
-			"ws://example.com:99999/" + seQuery(),
-			"ws://" + secProxyUser + ":" + secURLPass + "@example.com/%zz" + seQuery(),
-			"ws://exa mple.com/" + seQuery(),
+			"ws://example.com:99999/" + secretQuery(),
+			"ws://" + secProxyUser + ":" + secURLPass + "@example.com/%zz" + secretQuery(),
+			"ws://exa mple.com/" + secretQuery(),
 		} {
 			_, err := New(raw)
 			if !errors.Is(err, ErrInvalidURL) {
@@ -447,7 +448,7 @@ func TestSecretsNeverShown(t *testing.T) {
 // keys, the keys given to WithSensitiveQueryKeys (case-insensitive), and
 // that other values and the order of the query are kept.
 func TestSensitiveQueryKeys(t *testing.T) {
-	ws := tdNew(t, "ws://example.com/feed?room=a&Token=s1&SIG=s2&api_key=s3&x=1&token=s4", WithSensitiveQueryKeys("sig"))
+	ws := mustNew(t, "ws://example.com/feed?room=a&Token=s1&SIG=s2&api_key=s3&x=1&token=s4", WithSensitiveQueryKeys("sig"))
 	want := "ws://example.com/feed?room=a&Token=xxxxx&SIG=xxxxx&api_key=xxxxx&x=1&token=xxxxx"
 	if got := shownURL(ws.url, ws.cfg.sensitive); got != want {
 		t.Errorf("shown URL %q, want %q", got, want)
@@ -477,7 +478,7 @@ func hasControl(s string) bool {
 // Error. Before the fix Rejected.String and ProxyError.Error printed them
 // raw.
 func TestServerTextEscaped(t *testing.T) {
-	tdClearProxyEnv(t)
+	clearProxyEnv(t)
 	const hostile = "Forbidden \x1b[2J\x1b[31mgotcha\u202e\x07"
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
 		if _, err := c.ReadRequest(); err == nil {
@@ -485,13 +486,13 @@ func TestServerTextEscaped(t *testing.T) {
 		}
 	})
 	var rej *events.Rejected
-	rec, err := tdRun(t, tdNew(t, srv.URL(), WithoutProxy()), func(_ *WebSocket, ev events.Event) {
+	rec, err := runRecorded(t, mustNew(t, srv.URL(), WithoutProxy()), func(_ *WebSocket, ev events.Event) {
 		if e, ok := ev.(*events.Rejected); ok {
 			rej = e
 		}
 	})
 	if rej == nil {
-		t.Fatalf("no Rejected; events %v, err %v", rec.names(), err)
+		t.Fatalf("no Rejected; events %v, err %v", rec.Names(), err)
 	}
 	for what, s := range map[string]string{"Rejected.String()": rej.String(), "Run's error": err.Error()} {
 		if hasControl(s) {
@@ -502,10 +503,10 @@ func TestServerTextEscaped(t *testing.T) {
 		t.Errorf("Rejected.String() = %q, want the status text kept, escaped", rej.String())
 	}
 
-	addr, _ := pcProxy(t, func(c net.Conn) {
+	addr, _ := rawConnectProxy(t, func(c net.Conn) {
 		_, _ = c.Write([]byte("HTTP/1.1 407 " + hostile + "\r\nContent-Length: 0\r\n\r\n"))
 	})
-	cf, err := tdRunConnectFail(t, tdNew(t, "ws://127.0.0.1:9/", WithProxy("http://"+addr)))
+	cf, err := runConnectFail(t, mustNew(t, "ws://127.0.0.1:9/", WithProxy("http://"+addr)))
 	for what, s := range map[string]string{"ConnectFail.String()": cf.String(), "ConnectFail.Reason": cf.Reason, "Run's error": err.Error()} {
 		if hasControl(s) {
 			t.Errorf("%s shows raw control characters: %q", what, s)

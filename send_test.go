@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -47,7 +48,7 @@ func TestSendContextWaitingBehindBlockedSend(t *testing.T) {
 			}
 		}
 	})
-	ws := tdNew(t, srv.URL(), WithoutProxy(), WithPollInterval(0), WithPingRate(0))
+	ws := mustNew(t, srv.URL(), WithoutProxy(), WithPollInterval(0), WithPingRate(0))
 	runDone := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() {
@@ -57,7 +58,7 @@ func TestSendContextWaitingBehindBlockedSend(t *testing.T) {
 			}
 		}))
 	}()
-	rcRecv(t, ready, "Ready")
+	testkit.Recv(t, ready, "Ready")
 	bigDone := make(chan error, 1)
 	go func() { bigDone <- ws.SendBinary(make([]byte, 32<<20)) }()
 	// Wait until the big send holds the send lock.
@@ -94,17 +95,17 @@ func TestSendContextWaitingBehindBlockedSend(t *testing.T) {
 	if err := bigErr; err != nil {
 		t.Fatalf("the big send = %v, want it written once the server reads", err)
 	}
-	if m := rcRecv(t, got, "the big message"); m != "binary" {
+	if m := testkit.Recv(t, got, "the big message"); m != "binary" {
 		t.Fatalf("server got %q first, want the big binary message", m)
 	}
 	if err := ws.SendText("after"); err != nil {
 		t.Fatalf("SendText after = %v, want the session still up", err)
 	}
-	if m := rcRecv(t, got, "the next message"); m != "after" {
+	if m := testkit.Recv(t, got, "the next message"); m != "after" {
 		t.Errorf("server got %q, want \"after\" (and never \"small\")", m)
 	}
 	_ = ws.Close(StatusNormal, "bye")
-	if err := rcRecv(t, runDone, "Run's return"); err != nil {
+	if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
 		t.Errorf("Run = %v", err)
 	}
 }
@@ -212,10 +213,10 @@ func TestSendValidation(t *testing.T) {
 // TestSendContextArguments: the ctx forms check their arguments and send
 // normally with a live context.
 func TestSendContextArguments(t *testing.T) {
-	rcNoLeak(t)
-	got := make(chan slArrival, 16)
-	srv := slServer(t, false, got)
-	ws := rcNew(t, srv.URL())
+	testkit.NoLeak(t)
+	got := make(chan arrival, 16)
+	srv := arrivalServer(t, false, got)
+	ws := newQuietWS(t, srv.URL())
 	var nilCtx context.Context
 	if err := ws.SendTextContext(nilCtx, "x"); !errors.Is(err, ErrInvalidOption) {
 		t.Errorf("SendTextContext(nil) = %v, want ErrInvalidOption", err)
@@ -229,8 +230,8 @@ func TestSendContextArguments(t *testing.T) {
 	if err := ws.SendTextContext(context.Background(), "x"); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("SendTextContext before Run = %v, want ErrNotConnected", err)
 	}
-	done, ready := slRun(ws)
-	rcRecv(t, ready, "Ready")
+	done, ready := startRun(ws)
+	testkit.Recv(t, ready, "Ready")
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := ws.SendTextContext(ended, "never"); !errors.Is(err, context.Canceled) {
@@ -244,14 +245,14 @@ func TestSendContextArguments(t *testing.T) {
 	if err := ws.SendBinaryContext(live, []byte{1, 2}); err != nil {
 		t.Errorf("SendBinaryContext = %v", err)
 	}
-	if a := rcRecv(t, got, "the text"); a.op != wstest.OpText || a.data != "text" {
+	if a := testkit.Recv(t, got, "the text"); a.op != wstest.OpText || a.data != "text" {
 		t.Errorf("server got %#x %q, want the text (nothing of the ended ctx's send)", a.op, a.data)
 	}
-	if a := rcRecv(t, got, "the binary"); a.op != wstest.OpBinary || a.data != "\x01\x02" {
+	if a := testkit.Recv(t, got, "the binary"); a.op != wstest.OpBinary || a.data != "\x01\x02" {
 		t.Errorf("server got %#x %q, want the binary", a.op, a.data)
 	}
 	_ = ws.Close(StatusNormal, "bye")
-	if err := rcRecv(t, done, "Run's return"); err != nil {
+	if err := testkit.Recv(t, done, "Run's return"); err != nil {
 		t.Errorf("Run = %v", err)
 	}
 }
@@ -262,13 +263,13 @@ func TestSendContextArguments(t *testing.T) {
 // for the stall timeout (the ping timeout), and then the session ends as
 // Unresponsive and the send fails saying so.
 func TestSendContextBlockedWrite(t *testing.T) {
-	rcNoLeak(t)
+	testkit.NoLeak(t)
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
 		if _, err := c.Handshake(); err == nil {
 			<-c.Done() // never reads
 		}
 	})
-	ws := rcNew(t, srv.URL(), WithPingTimeout(500*time.Millisecond))
+	ws := newQuietWS(t, srv.URL(), WithPingTimeout(500*time.Millisecond))
 	var disc *events.Disconnected
 	done := make(chan error, 1)
 	ready := make(chan struct{})
@@ -282,7 +283,7 @@ func TestSendContextBlockedWrite(t *testing.T) {
 			}
 		}))
 	}()
-	rcRecv(t, ready, "Ready")
+	testkit.Recv(t, ready, "Ready")
 	big := make([]byte, 16<<20)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -294,7 +295,7 @@ func TestSendContextBlockedWrite(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("SendBinaryContext returned after %v, want about the 500ms stall timeout (plus masking 16 MiB)", d)
 	}
-	if err := rcRecv(t, done, "Run's return"); !errors.Is(err, ErrUnresponsive) {
+	if err := testkit.Recv(t, done, "Run's return"); !errors.Is(err, ErrUnresponsive) {
 		t.Errorf("Run = %v, want ErrUnresponsive", err)
 	}
 	if disc == nil || disc.Graceful || disc.Reason != "ping timeout" {

@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -24,45 +26,45 @@ import (
 //
 // The machine running them may be loaded (2 cores, other test binaries), and
 // a descheduled goroutine can wake tens of milliseconds late. So a scenario
-// whose only failures are timing misses is run again, up to tdAttempts
+// whose only failures are timing misses is run again, up to timingAttempts
 // times: a timer that is wrong fails every attempt; scheduling jitter does
 // not repeat. Every other check fails the test at once.
 
-// tdAttempts bounds how often a scenario with timing misses is run.
-const tdAttempts = 4
+// timingAttempts bounds how often a scenario with timing misses is run.
+const timingAttempts = 4
 
-// tdTiming collects the timing misses of one attempt.
-type tdTiming struct {
+// timing collects the timing misses of one attempt.
+type timing struct {
 	misses []string
 }
 
 // within records a miss unless got is want ± 10%.
-func (tm *tdTiming) within(what string, got, want time.Duration) {
+func (tm *timing) within(what string, got, want time.Duration) {
 	if tol := want / 10; got < want-tol || got > want+tol {
 		tm.misses = append(tm.misses, fmt.Sprintf("%s at %v, want %v ± %v", what, got, want, tol))
 	}
 }
 
 // atMost records a miss if got is over limit.
-func (tm *tdTiming) atMost(what string, got, limit time.Duration) {
+func (tm *timing) atMost(what string, got, limit time.Duration) {
 	if got < 0 || got > limit {
 		tm.misses = append(tm.misses, fmt.Sprintf("%s at %v, want within %v", what, got, limit))
 	}
 }
 
-// tdTimed runs attempt until its timing checks pass, at most tdAttempts
+// timed runs attempt until its timing checks pass, at most timingAttempts
 // times, and reports the misses of the last attempt as errors.
-func tdTimed(t *testing.T, attempt func(t *testing.T, tm *tdTiming)) {
+func timed(t *testing.T, attempt func(t *testing.T, tm *timing)) {
 	t.Helper()
 	for i := 1; ; i++ {
-		tm := &tdTiming{}
+		tm := &timing{}
 		attempt(t, tm)
 		if t.Failed() || len(tm.misses) == 0 {
 			return
 		}
-		if i == tdAttempts {
+		if i == timingAttempts {
 			for _, m := range tm.misses {
-				t.Errorf("%s (attempt %d of %d)", m, i, tdAttempts)
+				t.Errorf("%s (attempt %d of %d)", m, i, timingAttempts)
 			}
 			return
 		}
@@ -70,22 +72,12 @@ func tdTimed(t *testing.T, attempt func(t *testing.T, tm *tdTiming)) {
 	}
 }
 
-// tdIgnoreAll is a server script that accepts the handshake and then reads
-// and ignores every frame (no pong, no close reply) until the client hangs
-// up.
-func tdIgnoreAll(c *wstest.Conn) {
-	if _, err := c.Handshake(); err != nil {
-		return
-	}
-	_, _ = io.Copy(io.Discard, c.Reader())
-}
-
 func TestTimersPollInterval(t *testing.T) {
 	srv := wstest.NewServer(t, wstest.Echo)
-	tdTimed(t, func(t *testing.T, tm *tdTiming) {
-		ws := tdNew(t, srv.URL(), WithPollInterval(200*time.Millisecond))
+	timed(t, func(t *testing.T, tm *timing) {
+		ws := mustNew(t, srv.URL(), WithPollInterval(200*time.Millisecond))
 		polls := 0
-		rec, err := tdRun(t, ws, func(ws *WebSocket, ev events.Event) {
+		rec, err := runRecorded(t, ws, func(ws *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Poll); ok {
 				if polls++; polls == 4 {
 					_ = ws.Close(StatusNormal, "done")
@@ -93,14 +85,14 @@ func TestTimersPollInterval(t *testing.T) {
 			}
 		})
 		if err != nil {
-			t.Fatalf("Run: %v; events: %v", err, rec.names())
+			t.Fatalf("Run: %v; events: %v", err, rec.Names())
 		}
-		ready := tdOne[*events.Ready](t, rec).ReceivedTime()
-		ps := tdAll[*events.Poll](rec)
+		ready := testkit.First[*events.Ready](t, rec).ReceivedTime()
+		ps := testkit.All[*events.Poll](rec)
 		if len(ps) != 4 {
-			t.Fatalf("got %d polls, want 4; events: %v", len(ps), rec.names())
+			t.Fatalf("got %d polls, want 4; events: %v", len(ps), rec.Names())
 		}
-		if names := rec.names(); len(names) < 4 || names[2] != "ready" || names[3] != "poll" {
+		if names := rec.Names(); len(names) < 4 || names[2] != "ready" || names[3] != "poll" {
 			t.Errorf("Poll does not follow Ready at once: %v", names)
 		}
 		tm.atMost("first Poll", ps[0].ReceivedTime().Sub(ready), 50*time.Millisecond)
@@ -140,13 +132,13 @@ func TestTimersPingRate(t *testing.T) {
 			}
 		}
 	})
-	tdTimed(t, func(t *testing.T, tm *tdTiming) {
+	timed(t, func(t *testing.T, tm *timing) {
 		mu.Lock()
 		pings = nil
 		mu.Unlock()
-		ws := tdNew(t, srv.URL(), WithPingRate(250*time.Millisecond), WithPollInterval(5*time.Second))
+		ws := mustNew(t, srv.URL(), WithPingRate(250*time.Millisecond), WithPollInterval(5*time.Second))
 		pongs := 0
-		rec, err := tdRun(t, ws, func(ws *WebSocket, ev events.Event) {
+		rec, err := runRecorded(t, ws, func(ws *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Pong); ok {
 				if pongs++; pongs == 2 {
 					_ = ws.Close(StatusNormal, "done")
@@ -154,9 +146,9 @@ func TestTimersPingRate(t *testing.T) {
 			}
 		})
 		if err != nil {
-			t.Fatalf("Run: %v; events: %v", err, rec.names())
+			t.Fatalf("Run: %v; events: %v", err, rec.Names())
 		}
-		ready := tdOne[*events.Ready](t, rec).ReceivedTime()
+		ready := testkit.First[*events.Ready](t, rec).ReceivedTime()
 		// The server recorded both pings before it answered the close.
 		mu.Lock()
 		got := slices.Clone(pings)
@@ -170,7 +162,7 @@ func TestTimersPingRate(t *testing.T) {
 				t.Errorf("ping %d payload is %d bytes, want 8", i, len(p.data))
 			}
 		}
-		ps := tdAll[*events.Pong](rec)
+		ps := testkit.All[*events.Pong](rec)
 		if len(ps) != 2 {
 			t.Fatalf("got %d Pong events, want 2", len(ps))
 		}
@@ -186,25 +178,25 @@ func TestTimersPingRate(t *testing.T) {
 }
 
 func TestTimersPingTimeout(t *testing.T) {
-	srv := wstest.NewServer(t, tdIgnoreAll)
-	tdTimed(t, func(t *testing.T, tm *tdTiming) {
-		ws := tdNew(t, srv.URL(), WithPingRate(200*time.Millisecond), WithPingTimeout(500*time.Millisecond))
-		rec, err := tdRun(t, ws, nil)
+	srv := wstest.NewServer(t, testkit.IgnoreAll)
+	timed(t, func(t *testing.T, tm *timing) {
+		ws := mustNew(t, srv.URL(), WithPingRate(200*time.Millisecond), WithPingTimeout(500*time.Millisecond))
+		rec, err := runRecorded(t, ws, nil)
 		if !errors.Is(err, ErrUnresponsive) {
-			t.Fatalf("Run = %v, want ErrUnresponsive; events: %v", err, rec.names())
+			t.Fatalf("Run = %v, want ErrUnresponsive; events: %v", err, rec.Names())
 		}
-		ready := tdOne[*events.Ready](t, rec).ReceivedTime()
-		un := tdOne[*events.Unresponsive](t, rec)
+		ready := testkit.First[*events.Ready](t, rec).ReceivedTime()
+		un := testkit.First[*events.Unresponsive](t, rec)
 		// First ping at 200ms, unanswered for 500ms.
 		tm.within("Unresponsive", un.ReceivedTime().Sub(ready), 700*time.Millisecond)
 		if un.Timeout != 500*time.Millisecond {
 			t.Errorf("Unresponsive.Timeout = %v, want 500ms", un.Timeout)
 		}
-		names := rec.names()
+		names := rec.Names()
 		if len(names) < 2 || names[len(names)-2] != "unresponsive" || names[len(names)-1] != "disconnected" {
 			t.Errorf("events end %v, want ... unresponsive, disconnected", names)
 		}
-		d := tdOne[*events.Disconnected](t, rec)
+		d := testkit.First[*events.Disconnected](t, rec)
 		if d.Graceful || !errors.Is(d.Err, ErrUnresponsive) {
 			t.Errorf("Disconnected graceful=%v err=%v, want false, ErrUnresponsive", d.Graceful, d.Err)
 		}
@@ -212,28 +204,28 @@ func TestTimersPingTimeout(t *testing.T) {
 }
 
 func TestTimersCloseTimeout(t *testing.T) {
-	check := func(t *testing.T, tm *tdTiming, rec *tdRec, err error, closeAt time.Time) {
+	check := func(t *testing.T, tm *timing, rec *testkit.EventRecorder, err error, closeAt time.Time) {
 		t.Helper()
 		if !errors.Is(err, ErrCloseTimeout) {
-			t.Fatalf("Run = %v, want ErrCloseTimeout; events: %v", err, rec.names())
+			t.Fatalf("Run = %v, want ErrCloseTimeout; events: %v", err, rec.Names())
 		}
-		d := tdOne[*events.Disconnected](t, rec)
+		d := testkit.First[*events.Disconnected](t, rec)
 		tm.within("Disconnected", d.ReceivedTime().Sub(closeAt), 400*time.Millisecond)
 		if d.Graceful || !errors.Is(d.Err, ErrCloseTimeout) {
 			t.Errorf("Disconnected graceful=%v err=%v, want false, ErrCloseTimeout", d.Graceful, d.Err)
 		}
-		if len(tdAll[*events.Closed](rec)) != 0 {
-			t.Errorf("Closed delivered without a close reply: %v", rec.names())
+		if len(testkit.All[*events.Closed](rec)) != 0 {
+			t.Errorf("Closed delivered without a close reply: %v", rec.Names())
 		}
 	}
 	opts := []Option{WithCloseTimeout(400 * time.Millisecond), WithPollInterval(10 * time.Second)}
 
 	t.Run("from handler", func(t *testing.T) {
-		srv := wstest.NewServer(t, tdIgnoreAll)
-		tdTimed(t, func(t *testing.T, tm *tdTiming) {
-			ws := tdNew(t, srv.URL(), opts...)
+		srv := wstest.NewServer(t, testkit.IgnoreAll)
+		timed(t, func(t *testing.T, tm *timing) {
+			ws := mustNew(t, srv.URL(), opts...)
 			var closeAt time.Time
-			rec, err := tdRun(t, ws, func(ws *WebSocket, ev events.Event) {
+			rec, err := runRecorded(t, ws, func(ws *WebSocket, ev events.Event) {
 				if _, ok := ev.(*events.Ready); ok {
 					closeAt = time.Now()
 					if err := ws.Close(StatusNormal, "bye"); err != nil {
@@ -248,17 +240,17 @@ func TestTimersCloseTimeout(t *testing.T) {
 	// Close from another goroutine while the dispatcher waits in a read
 	// whose deadline is the 10 s poll: the close timer must move it.
 	t.Run("from another goroutine", func(t *testing.T) {
-		srv := wstest.NewServer(t, tdIgnoreAll)
-		tdTimed(t, func(t *testing.T, tm *tdTiming) {
-			ws := tdNew(t, srv.URL(), opts...)
+		srv := wstest.NewServer(t, testkit.IgnoreAll)
+		timed(t, func(t *testing.T, tm *timing) {
+			ws := mustNew(t, srv.URL(), opts...)
 			polled := make(chan struct{})
 			type result struct {
-				rec *tdRec
+				rec *testkit.EventRecorder
 				err error
 			}
 			done := make(chan result, 1)
 			go func() {
-				rec, err := tdRun(t, ws, func(_ *WebSocket, ev events.Event) {
+				rec, err := runRecorded(t, ws, func(_ *WebSocket, ev events.Event) {
 					if _, ok := ev.(*events.Poll); ok {
 						close(polled)
 					}
@@ -268,7 +260,7 @@ func TestTimersCloseTimeout(t *testing.T) {
 			select {
 			case <-polled:
 			case r := <-done:
-				t.Fatalf("session ended before Ready: %v; events: %v", r.err, r.rec.names())
+				t.Fatalf("session ended before Ready: %v; events: %v", r.err, r.rec.Names())
 			}
 			closeAt := time.Now()
 			if err := ws.Close(StatusNormal, "bye"); err != nil {
@@ -285,17 +277,17 @@ func TestTimersHandshakeTimeout(t *testing.T) {
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
 		_, _ = io.Copy(io.Discard, c.Reader())
 	})
-	tdTimed(t, func(t *testing.T, tm *tdTiming) {
-		ws := tdNew(t, srv.URL(), WithHandshakeTimeout(400*time.Millisecond))
-		rec, err := tdRun(t, ws, nil)
+	timed(t, func(t *testing.T, tm *timing) {
+		ws := mustNew(t, srv.URL(), WithHandshakeTimeout(400*time.Millisecond))
+		rec, err := runRecorded(t, ws, nil)
 		if !errors.Is(err, ErrHandshakeTimeout) {
-			t.Fatalf("Run = %v, want ErrHandshakeTimeout; events: %v", err, rec.names())
+			t.Fatalf("Run = %v, want ErrHandshakeTimeout; events: %v", err, rec.Names())
 		}
-		if got, want := rec.names(), []string{"connecting", "connected", "disconnected"}; !slices.Equal(got, want) {
+		if got, want := rec.Names(), []string{"connecting", "connected", "disconnected"}; !slices.Equal(got, want) {
 			t.Errorf("events %v, want %v", got, want)
 		}
-		connected := tdOne[*events.Connected](t, rec).ReceivedTime()
-		d := tdOne[*events.Disconnected](t, rec)
+		connected := testkit.First[*events.Connected](t, rec).ReceivedTime()
+		d := testkit.First[*events.Disconnected](t, rec)
 		tm.within("Disconnected", d.ReceivedTime().Sub(connected), 400*time.Millisecond)
 		if d.Graceful || !errors.Is(d.Err, ErrHandshakeTimeout) {
 			t.Errorf("Disconnected graceful=%v err=%v, want false, ErrHandshakeTimeout", d.Graceful, d.Err)
@@ -333,9 +325,9 @@ func TestTimersBusyHandlerIsNotUnresponsive(t *testing.T) {
 			}
 		}
 	})
-	ws := tdNew(t, srv.URL(), WithPingRate(100*time.Millisecond), WithPingTimeout(300*time.Millisecond))
+	ws := mustNew(t, srv.URL(), WithPingRate(100*time.Millisecond), WithPingTimeout(300*time.Millisecond))
 	var unblocked time.Time
-	rec, err := tdRun(t, ws, func(ws *WebSocket, ev events.Event) {
+	rec, err := runRecorded(t, ws, func(ws *WebSocket, ev events.Event) {
 		te, ok := ev.(*events.Text)
 		if !ok {
 			return
@@ -352,29 +344,29 @@ func TestTimersBusyHandlerIsNotUnresponsive(t *testing.T) {
 		}
 	})
 	if err != nil {
-		t.Fatalf("Run = %v, want nil; events: %v", err, rec.names())
+		t.Fatalf("Run = %v, want nil; events: %v", err, rec.Names())
 	}
-	if n := len(tdAll[*events.Unresponsive](rec)); n != 0 {
-		t.Errorf("got %d Unresponsive events; events: %v", n, rec.names())
+	if n := len(testkit.All[*events.Unresponsive](rec)); n != 0 {
+		t.Errorf("got %d Unresponsive events; events: %v", n, rec.Names())
 	}
-	texts := tdAll[*events.Text](rec)
+	texts := testkit.All[*events.Text](rec)
 	if len(texts) != 2 || texts[0].Text != "block" || texts[1].Text != "after" {
 		t.Errorf("texts %v, want block, after", texts)
 	}
-	if cl := tdOne[*events.Closed](t, rec); cl.Code != StatusNormal {
+	if cl := testkit.First[*events.Closed](t, rec); cl.Code != StatusNormal {
 		t.Errorf("Closed code %d, want 1000", cl.Code)
 	}
-	if d := tdOne[*events.Disconnected](t, rec); !d.Graceful {
+	if d := testkit.First[*events.Disconnected](t, rec); !d.Graceful {
 		t.Errorf("Disconnected not graceful: %v", d)
 	}
 	pongsAfter := 0
-	for _, p := range tdAll[*events.Pong](rec) {
+	for _, p := range testkit.All[*events.Pong](rec) {
 		if p.ReceivedTime().After(unblocked) {
 			pongsAfter++
 		}
 	}
 	if pongsAfter == 0 {
-		t.Errorf("no Pong after the handler unblocked; events: %v", rec.names())
+		t.Errorf("no Pong after the handler unblocked; events: %v", rec.Names())
 	}
 }
 
@@ -387,28 +379,28 @@ func TestTimersStopAfterSession(t *testing.T) {
 		close  bool
 	}{
 		{"client close", wstest.Echo, fast, true},
-		{"unresponsive", tdIgnoreAll, append(fast, WithPingTimeout(150*time.Millisecond)), false},
+		{"unresponsive", testkit.IgnoreAll, append(fast, WithPingTimeout(150*time.Millisecond)), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := wstest.NewServer(t, tc.script)
-			ws := tdNew(t, srv.URL(), tc.opts...)
+			ws := mustNew(t, srv.URL(), tc.opts...)
 			polls := 0
-			rec, _ := tdRun(t, ws, func(ws *WebSocket, ev events.Event) {
+			rec, _ := runRecorded(t, ws, func(ws *WebSocket, ev events.Event) {
 				if _, ok := ev.(*events.Poll); ok && tc.close {
 					if polls++; polls == 3 {
 						_ = ws.Close(StatusNormal, "done")
 					}
 				}
 			})
-			n := len(rec.all())
-			if names := rec.names(); names[len(names)-1] != "disconnected" {
+			n := len(rec.All())
+			if names := rec.Names(); names[len(names)-1] != "disconnected" {
 				t.Fatalf("session did not end with Disconnected: %v", names)
 			}
 			// Observe for several timer periods: nothing may arrive.
 			<-time.After(300 * time.Millisecond)
-			if got := len(rec.all()); got != n || rec.lateCount() != 0 {
-				t.Errorf("events after Disconnected: %v", rec.names()[n-1:])
+			if got := len(rec.All()); got != n || rec.Late() != 0 {
+				t.Errorf("events after Disconnected: %v", rec.Names()[n-1:])
 			}
 			if st := ws.State(); st != StateIdle {
 				t.Errorf("State after Run = %v, want idle", st)
@@ -424,8 +416,8 @@ func TestTimersStopAfterSession(t *testing.T) {
 func TestBacklogIsNoFalseUnresponsive(t *testing.T) {
 	const n = 4000
 	msg := bytes.Repeat([]byte("x"), 1024)
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) {
 			return
 		}
 		// The reader answers pings at once, between the burst's writes.
@@ -481,7 +473,7 @@ func TestBacklogIsNoFalseUnresponsive(t *testing.T) {
 			pongs++
 		}
 	}))
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	if unresponsive != 0 || CloseStatus(err) != 1000 {
 		t.Errorf("Run = %v after %d Unresponsive events, want the server's close 1000 and none", err, unresponsive)
 	}
@@ -500,8 +492,8 @@ func TestBacklogIsNoFalseUnresponsive(t *testing.T) {
 func TestBacklogIsNoFalseCloseTimeout(t *testing.T) {
 	const n = 4000
 	frame := wstest.Text(string(bytes.Repeat([]byte("y"), 1024))).Encode()
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) {
 			return
 		}
 		for i := 0; i < n; i++ {
@@ -509,7 +501,7 @@ func TestBacklogIsNoFalseCloseTimeout(t *testing.T) {
 				return
 			}
 		}
-		if srvExpectClose(t, c, 1000, "enough") {
+		if testkit.ExpectClose(t, c, 1000, "enough") {
 			_ = c.WriteFrame(wstest.Close(1000, "enough"))
 		}
 	})
@@ -524,7 +516,7 @@ func TestBacklogIsNoFalseCloseTimeout(t *testing.T) {
 			time.Sleep(time.Millisecond) // the consumer's work, not synchronisation
 		}
 	}))
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	if err != nil {
 		t.Errorf("Run = %v, want nil (a completed client close)", err)
 	}
@@ -541,16 +533,16 @@ func TestSlowPollHandlerWithAPingInFlight(t *testing.T) {
 		t.Skip("takes 5.5 s")
 	}
 	inPoll := make(chan struct{})
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) {
 			return
 		}
 		ping := wstest.Ping([]byte("in flight")).Encode()
 		_ = c.WriteRaw(ping[:4])
 		<-inPoll
 		_ = c.WriteRaw(ping[4:])
-		srvWrite(t, c, wstest.Text("after"), wstest.Close(1000, ""))
-		srvExpectClose(t, c, 1000, "")
+		testkit.Write(t, c, wstest.Text("after"), wstest.Close(1000, ""))
+		testkit.ExpectClose(t, c, 1000, "")
 	})
 	ws := newTestWS(t, srv.URL(), WithPollInterval(50*time.Millisecond))
 	polls := 0
@@ -565,7 +557,7 @@ func TestSlowPollHandlerWithAPingInFlight(t *testing.T) {
 			}
 		}
 	}))
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	if CloseStatus(err) != 1000 {
 		t.Errorf("Run = %v, want the server's close 1000", err)
 	}
@@ -579,8 +571,8 @@ func TestSlowPollHandlerWithAPingInFlight(t *testing.T) {
 // for the ping timeout ends the session as Unresponsive instead of freezing
 // it, and a send stuck on it fails.
 func TestStalledWriterIsUnresponsive(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) {
 			return
 		}
 		// Whole frames only (a write cut by a deadline would put the
@@ -608,28 +600,24 @@ func TestStalledWriterIsUnresponsive(t *testing.T) {
 		t.Error("the stalled 8 MiB send reported success")
 	}
 	srv.Close()
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 }
 
-// judgedLog records a session's events from any goroutine. Messages and
-// pings are only counted: a flood would fill the memory.
+// judgedLog records a session's events. Messages and pings are only
+// counted: a flood would fill the memory.
 type judgedLog struct {
-	mu       sync.Mutex
-	evs      []events.Event
-	messages int
-	pings    int
+	testkit.EventRecorder
+	messages, pings atomic.Int64
 }
 
 func (l *judgedLog) OnEvent(_ *WebSocket, ev events.Event) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	switch ev.(type) {
 	case *events.Text, *events.Binary:
-		l.messages++
+		l.messages.Add(1)
 	case *events.Ping:
-		l.pings++
+		l.pings.Add(1)
 	default:
-		l.evs = append(l.evs, ev)
+		l.Add(ev)
 	}
 }
 
@@ -642,34 +630,7 @@ func (l *judgedLog) OnBinary(*WebSocket, *events.Binary) {}
 func (l *judgedLog) OnClosed(*WebSocket, *events.Closed) {}
 
 func (l *judgedLog) counts() (messages, pings int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.messages, l.pings
-}
-
-func (l *judgedLog) all() []events.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]events.Event(nil), l.evs...)
-}
-
-// judgedOf returns the recorded events of type T, in order.
-func judgedOf[T events.Event](l *judgedLog) []T {
-	var out []T
-	for _, ev := range l.all() {
-		if e, ok := ev.(T); ok {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func judgedNames(l *judgedLog) []string {
-	var ns []string
-	for _, ev := range l.all() {
-		ns = append(ns, ev.Name())
-	}
-	return ns
+	return int(l.messages.Load()), int(l.pings.Load())
 }
 
 func TestPingTimeoutJudging(t *testing.T) {
@@ -678,8 +639,8 @@ func TestPingTimeoutJudging(t *testing.T) {
 		// pong is on its way, but never for the latest ping. Any pong ends
 		// the wait, so the server is never unresponsive.
 		const delay = 150 * time.Millisecond
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if !srvHandshake(t, c) {
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if !testkit.Handshake(t, c) {
 				return
 			}
 			var pending sync.WaitGroup
@@ -717,16 +678,16 @@ func TestPingTimeoutJudging(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		err := ws.Run(ctx, log)
-		waitScript(t, done)
-		if n := len(judgedOf[*events.Unresponsive](log)); n > 0 {
-			t.Errorf("a server answering every ping %v late was judged unresponsive; events: %q", delay, judgedNames(log))
+		testkit.WaitScript(t, done)
+		if n := len(testkit.All[*events.Unresponsive](&log.EventRecorder)); n > 0 {
+			t.Errorf("a server answering every ping %v late was judged unresponsive; events: %q", delay, log.Names())
 		}
 		if err != nil {
 			t.Errorf("Run = %v, want nil (the context ended the session)", err)
 		}
-		pongs := judgedOf[*events.Pong](log)
+		pongs := testkit.All[*events.Pong](&log.EventRecorder)
 		if len(pongs) < 8 {
-			t.Fatalf("%d Pong events in 2 s of pings every 100 ms, want at least 8; events: %q", len(pongs), judgedNames(log))
+			t.Fatalf("%d Pong events in 2 s of pings every 100 ms, want at least 8; events: %q", len(pongs), log.Names())
 		}
 		for i, p := range pongs {
 			// Each pong answers one ping, 150 ms after the server read it.
@@ -749,8 +710,8 @@ func TestPingTimeoutJudging(t *testing.T) {
 		{"Pings", []wstest.Frame{wstest.Ping([]byte("flood of sixteen"))}},
 	} {
 		t.Run("FloodOf"+flood.name+"DoesNotPostponeTheVerdict", func(t *testing.T) {
-			srv, done := scriptServer(t, func(c *wstest.Conn) {
-				if !srvHandshake(t, c) {
+			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+				if !testkit.Handshake(t, c) {
 					return
 				}
 				floodUnanswered(c, flood.frames...)
@@ -761,14 +722,14 @@ func TestPingTimeoutJudging(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 			defer cancel()
 			err := ws.Run(ctx, log)
-			waitScript(t, done)
+			testkit.WaitScript(t, done)
 			msgs, pings := log.counts()
-			un := judgedOf[*events.Unresponsive](log)
+			un := testkit.All[*events.Unresponsive](&log.EventRecorder)
 			if len(un) != 1 {
 				t.Fatalf("%d Unresponsive events after %d messages and %d pings from a server that never answers pings, want 1; events: %q",
-					len(un), msgs, pings, judgedNames(log))
+					len(un), msgs, pings, log.Names())
 			}
-			ready := judgedOf[*events.Ready](log)[0]
+			ready := testkit.All[*events.Ready](&log.EventRecorder)[0]
 			if after := un[0].ReceivedTime().Sub(ready.ReceivedTime()); after > 4*time.Second {
 				t.Errorf("Unresponsive %v after Ready, want within 4 s (ping at 0.5 s, timeout 1 s)", after)
 			}
@@ -783,8 +744,8 @@ func TestPingTimeoutJudging(t *testing.T) {
 		// all the same (unresponsive: no pong to its ping, or a write that
 		// stalls), however much the socket buffers hold before a write
 		// stalls.
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if !srvHandshake(t, c) {
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if !testkit.Handshake(t, c) {
 				return
 			}
 			batch := wstest.EncodeAll(repeatFrame(wstest.Ping(make([]byte, 125)), 2048)...)
@@ -803,10 +764,10 @@ func TestPingTimeoutJudging(t *testing.T) {
 		start := time.Now()
 		err := ws.Run(ctx, log)
 		took := time.Since(start)
-		waitScript(t, done)
+		testkit.WaitScript(t, done)
 		_, pings := log.counts()
 		if took > 5*time.Second {
-			t.Errorf("the session took %v to end (after %d pings; events %q), want under 5 s", took, pings, judgedNames(log))
+			t.Errorf("the session took %v to end (after %d pings; events %q), want under 5 s", took, pings, log.Names())
 		}
 		if !errors.Is(err, ErrUnresponsive) {
 			t.Errorf("Run = %v, want ErrUnresponsive (no pong, or a stalled write)", err)
@@ -817,66 +778,68 @@ func TestPingTimeoutJudging(t *testing.T) {
 func TestPollRhythm(t *testing.T) {
 	t.Run("KeepsItsRhythmWhileAPongIsOverdueAndDataArrives", func(t *testing.T) {
 		const interval = 100 * time.Millisecond
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if !srvHandshake(t, c) {
-				return
-			}
-			// Text, with a ping now and then: data keeps arriving.
-			floodUnanswered(c, append(repeatFrame(wstest.Text("stream of sixteen"), 15), wstest.Ping([]byte("ping")))...)
-		})
-		ws := newTestWS(t, srv.URL(), WithPollInterval(interval), WithPingRate(200*time.Millisecond),
-			WithPingTimeout(1500*time.Millisecond), WithCloseTimeout(500*time.Millisecond))
-		log := &judgedLog{}
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
-		defer cancel()
-		err := ws.Run(ctx, log)
-		waitScript(t, done)
+		timed(t, func(t *testing.T, tm *timing) {
+			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+				if !testkit.Handshake(t, c) {
+					return
+				}
+				// Text, with a ping now and then: data keeps arriving.
+				floodUnanswered(c, append(repeatFrame(wstest.Text("stream of sixteen"), 15), wstest.Ping([]byte("ping")))...)
+			})
+			ws := newTestWS(t, srv.URL(), WithPollInterval(interval), WithPingRate(200*time.Millisecond),
+				WithPingTimeout(1500*time.Millisecond), WithCloseTimeout(500*time.Millisecond))
+			log := &judgedLog{}
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel()
+			err := ws.Run(ctx, log)
+			testkit.WaitScript(t, done)
 
-		ready := judgedOf[*events.Ready](log)[0].ReceivedTime()
-		un := judgedOf[*events.Unresponsive](log)
-		end := judgedOf[*events.Disconnected](log)[0].ReceivedTime()
-		if len(un) == 1 {
-			end = un[0].ReceivedTime()
-		} else {
-			t.Errorf("%d Unresponsive events, want 1 (Run = %v); events: %q", len(un), err, judgedNames(log))
-		}
-		var times []time.Time
-		for _, p := range judgedOf[*events.Poll](log) {
-			if !p.ReceivedTime().After(end) {
-				times = append(times, p.ReceivedTime())
+			ready := testkit.All[*events.Ready](&log.EventRecorder)[0].ReceivedTime()
+			un := testkit.All[*events.Unresponsive](&log.EventRecorder)
+			end := testkit.All[*events.Disconnected](&log.EventRecorder)[0].ReceivedTime()
+			if len(un) == 1 {
+				end = un[0].ReceivedTime()
+			} else {
+				t.Errorf("%d Unresponsive events, want 1 (Run = %v); events: %q", len(un), err, log.Names())
 			}
-		}
-		first := 0
-		for _, at := range times {
-			if at.Sub(ready) <= time.Second {
-				first++
+			var times []time.Time
+			for _, p := range testkit.All[*events.Poll](&log.EventRecorder) {
+				if !p.ReceivedTime().After(end) {
+					times = append(times, p.ReceivedTime())
+				}
 			}
-		}
-		if first < 8 {
-			t.Errorf("%d Poll events in the first second at a 100 ms interval, want at least 8", first)
-		}
-		// From Ready to the verdict, no gap longer than three intervals.
-		prev := ready
-		for _, at := range append(times, end) {
-			if gap := at.Sub(prev); gap > 3*interval {
-				t.Errorf("no Poll for %v (from %v to %v after Ready), want at most %v between two", gap.Round(time.Millisecond),
-					prev.Sub(ready).Round(time.Millisecond), at.Sub(ready).Round(time.Millisecond), 3*interval)
-				break
+			first := 0
+			for _, at := range times {
+				if at.Sub(ready) <= time.Second {
+					first++
+				}
 			}
-			prev = at
-		}
+			if first < 8 {
+				tm.misses = append(tm.misses, fmt.Sprintf("%d Poll events in the first second at a 100 ms interval, want at least 8", first))
+			}
+			// From Ready to the verdict, no gap longer than three intervals.
+			prev := ready
+			for _, at := range append(times, end) {
+				if gap := at.Sub(prev); gap > 3*interval {
+					tm.misses = append(tm.misses, fmt.Sprintf("no Poll for %v (from %v to %v after Ready), want at most %v between two",
+						gap.Round(time.Millisecond), prev.Sub(ready).Round(time.Millisecond), at.Sub(ready).Round(time.Millisecond), 3*interval))
+					break
+				}
+				prev = at
+			}
+		})
 	})
 
 	t.Run("StopsOnceTheSessionHasFailed", func(t *testing.T) {
 		// A protocol violation, then no close reply: the session has failed
 		// and awaits only the reply or the close timeout.
-		srv, done := scriptServer(t, func(c *wstest.Conn) {
-			if !srvHandshake(t, c) {
+		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+			if !testkit.Handshake(t, c) {
 				return
 			}
 			// Invalid UTF-8: the frames stay in step, so the client waits for
 			// the close reply.
-			if !srvWrite(t, c, wstest.Text("bad \xff text")) {
+			if !testkit.Write(t, c, wstest.Text("bad \xff text")) {
 				return
 			}
 			if _, _, err := c.ExpectClose(); err != nil {
@@ -895,13 +858,13 @@ func TestPollRhythm(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := ws.Run(ctx, log)
-		waitScript(t, done)
+		testkit.WaitScript(t, done)
 		var pe *ProtocolError
 		if !errors.As(err, &pe) {
 			t.Errorf("Run = %v, want a *ProtocolError", err)
 		}
 		failed, polls := false, 0
-		for _, ev := range log.all() {
+		for _, ev := range log.All() {
 			switch ev.(type) {
 			case *events.ProtocolError:
 				failed = true
@@ -912,10 +875,10 @@ func TestPollRhythm(t *testing.T) {
 			}
 		}
 		if !failed {
-			t.Fatalf("no ProtocolError event; events: %q", judgedNames(log))
+			t.Fatalf("no ProtocolError event; events: %q", log.Names())
 		}
 		if polls > 0 {
-			t.Errorf("%d Poll events between ProtocolError and Disconnected, want none: %q", polls, judgedNames(log))
+			t.Errorf("%d Poll events between ProtocolError and Disconnected, want none: %q", polls, log.Names())
 		}
 	})
 }

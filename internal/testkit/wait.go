@@ -1,0 +1,36 @@
+package testkit
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Recv returns the next value from ch, failing the test after Timeout.
+func Recv[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	v, ok := recv(ch)
+	if !ok {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	return v
+}
+
+func recv[T any](ch <-chan T) (T, bool) {
+	select {
+	case v := <-ch:
+		return v, true
+	case <-after(Timeout):
+		var zero T
+		return zero, false
+	}
+}
+
+// NoLeak fails the test if, at its end, a goroutine is running that was
+// not running when NoLeak was called: for tests that must prove their own
+// cleanup, beside the package's TestMain check.
+func NoLeak(t testing.TB) {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
