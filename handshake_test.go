@@ -390,8 +390,9 @@ func raw101(req *http.Request, extra []byte) []byte {
 }
 
 // rejectCase runs a session against a server that answers the upgrade with
-// respond and returns the event log, Run's error and the Rejected event.
-func rejectCase(t *testing.T, respond func(c *wstest.Conn, req *http.Request), opts ...Option) (*testkit.EventRecorder, error, *events.Rejected) {
+// respond, checks the events and Run's error, and returns the Rejected
+// event.
+func rejectCase(t *testing.T, respond func(c *wstest.Conn, req *http.Request), opts ...Option) *events.Rejected {
 	t.Helper()
 	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
 		req, err := c.ReadRequest()
@@ -426,13 +427,13 @@ func rejectCase(t *testing.T, respond func(c *wstest.Conn, req *http.Request), o
 	if srv.Conns() != 1 {
 		t.Errorf("server saw %d connections, want 1", srv.Conns())
 	}
-	return l, err, rej
+	return rej
 }
 
 // TestHandshakeRejected covers non-101 answers.
 func TestHandshakeRejected(t *testing.T) {
 	t.Run("403 with Retry-After seconds", func(t *testing.T) {
-		_, _, rej := rejectCase(t, func(c *wstest.Conn, _ *http.Request) {
+		rej := rejectCase(t, func(c *wstest.Conn, _ *http.Request) {
 			_ = c.Reject(http.StatusForbidden, http.Header{"Retry-After": {"7"}}, "go away")
 		})
 		if rej.StatusCode != 403 || rej.Status != "403 Forbidden" {
@@ -450,7 +451,7 @@ func TestHandshakeRejected(t *testing.T) {
 	})
 	t.Run("503 with Retry-After date", func(t *testing.T) {
 		date := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
-		_, _, rej := rejectCase(t, func(c *wstest.Conn, _ *http.Request) {
+		rej := rejectCase(t, func(c *wstest.Conn, _ *http.Request) {
 			_ = c.Reject(http.StatusServiceUnavailable, http.Header{"Retry-After": {date}}, "")
 		})
 		if rej.StatusCode != 503 {
@@ -462,7 +463,7 @@ func TestHandshakeRejected(t *testing.T) {
 	})
 	t.Run("302 redirect is not followed", func(t *testing.T) {
 		const loc = "ws://127.0.0.1:1/elsewhere"
-		_, _, rej := rejectCase(t, func(c *wstest.Conn, _ *http.Request) {
+		rej := rejectCase(t, func(c *wstest.Conn, _ *http.Request) {
 			_ = c.Reject(http.StatusFound, http.Header{"Location": {loc}}, "")
 		})
 		if rej.StatusCode != 302 || rej.Header.Get("Location") != loc {
@@ -486,7 +487,7 @@ func TestHandshakeBadUpgrade(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, rej := rejectCase(t, func(c *wstest.Conn, req *http.Request) {
+			rej := rejectCase(t, func(c *wstest.Conn, req *http.Request) {
 				_ = c.Accept(req, tc.extra)
 			})
 			if rej.StatusCode != http.StatusSwitchingProtocols || rej.Reason == "" || rej.Err == nil {
