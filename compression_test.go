@@ -40,10 +40,10 @@ func deflateMessage(t *testing.T, w *flate.Writer, buf *bytes.Buffer, p string) 
 	return bytes.TrimSuffix(append([]byte(nil), buf.Bytes()...), []byte{0, 0, 0xff, 0xff})
 }
 
-// TestCompressionServerKeepsContext is the regression test for a defect the
-// interop suite found with tornado: offered no context takeover, a server
-// may answer plain "permessage-deflate" and keep its compression context
-// across messages. The client must follow the answer, not its own offer.
+// TestCompressionServerKeepsContext: offered no context takeover, a server
+// (tornado does) may answer plain "permessage-deflate" and keep its
+// compression context across messages. The client must follow the answer,
+// not its own offer.
 func TestCompressionServerKeepsContext(t *testing.T) {
 	msgs := []string{
 		strings.Repeat("hello websocket ", 20),

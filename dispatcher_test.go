@@ -509,10 +509,9 @@ func TestSlowHandlerDuringCloseLosesNothing(t *testing.T) {
 	}
 }
 
-// TestSendInDisconnectedIsNotConnected (item 4): after Disconnected the
-// session has ended, so a send from the Disconnected handler returns
-// ErrNotConnected, whether the session ended with a completed close or a
-// dropped connection. Today: ErrClosed after a completed close.
+// TestSendInDisconnectedIsNotConnected: after Disconnected the session has
+// ended, so a send from the Disconnected handler returns ErrNotConnected,
+// whether the session ended with a completed close or a dropped connection.
 func TestSendInDisconnectedIsNotConnected(t *testing.T) {
 	cases := map[string]func(c *wstest.Conn){
 		"completed close": func(c *wstest.Conn) {
@@ -554,10 +553,9 @@ func TestSendInDisconnectedIsNotConnected(t *testing.T) {
 	}
 }
 
-// TestPanicBeforeReadyEndsWithDisconnected (item 7): a panic in
-// OnConnected (or OnConnecting) ends the session like a panic in OnReady:
-// Disconnected is still delivered and Run returns the *PanicError. Today
-// the session ends without Disconnected.
+// TestPanicBeforeReadyEndsWithDisconnected: a panic in OnConnected (or
+// OnConnecting) ends the session like a panic in OnReady: Disconnected is
+// still delivered and Run returns the *PanicError.
 func TestPanicBeforeReadyEndsWithDisconnected(t *testing.T) {
 	for _, at := range []string{events.NameConnecting, events.NameConnected, events.NameReady} {
 		t.Run(at, func(t *testing.T) {
@@ -579,10 +577,10 @@ func TestPanicBeforeReadyEndsWithDisconnected(t *testing.T) {
 	}
 }
 
-// TestNoNetHTTPLogLines (item 9): nothing the client does writes to the
-// standard logger; everything goes to WithLogger. A server that answers a
-// rejected upgrade with more bytes than the response makes net/http log
-// "Unsolicited response received on idle HTTP channel" to stderr today.
+// TestNoNetHTTPLogLines: nothing the client does writes to the standard
+// logger; everything goes to WithLogger. A server that answers a rejected
+// upgrade with more bytes than the response makes net/http log "Unsolicited
+// response received on idle HTTP channel" to stderr.
 func TestNoNetHTTPLogLines(t *testing.T) {
 	var buf bytes.Buffer
 	var mu sync.Mutex

@@ -14,7 +14,7 @@ import (
 // Tests of errors.go: what the library's error types say.
 
 // TestPanicErrorOneLine: PanicError.Error is one line; the stack stays in
-// Stack and in %+v. Before the fix Error carried the whole stack.
+// Stack and in %+v.
 func TestPanicErrorOneLine(t *testing.T) {
 	srv := wstest.NewServer(t, testkit.AnswerClose)
 	_, err := runRecorded(t, mustNew(t, srv.URL(), WithoutProxy()), func(_ *WebSocket, ev events.Event) {

@@ -14,9 +14,7 @@ import (
 
 // TestUnusableHandlersFailClearly: Run and Persist with HandlerFunc(nil),
 // Compose() of nothing, or a Compose holding a nil HandlerFunc must fail
-// with ErrInvalidHandler before dialing. Before the fix HandlerFunc(nil)
-// ran and panicked at the first event, and Compose() ran a session that
-// delivered to nobody.
+// with ErrInvalidHandler before dialing.
 func TestUnusableHandlersFailClearly(t *testing.T) {
 	dialed := false
 	ws := mustNew(t, "ws://127.0.0.1:1/", WithDialer(func(context.Context, string, string) (net.Conn, error) {

@@ -285,14 +285,14 @@ func TestComposeNestedAndSingle(t *testing.T) {
 	}
 }
 
-// textCounter is the plugin: only OnText and OnPong, no BaseHandler.
+// textCounter is a plugin: only OnText and OnPong, no BaseHandler.
 type textCounter struct{ texts, pongs, events int }
 
 func (c *textCounter) OnText(*WebSocket, *events.Text) { c.texts++ }
 
 func (c *textCounter) OnPong(*WebSocket, *events.Pong) { c.pongs++ }
 
-// textMeter is the metrics plugin: OnEvent, OnText and OnPong.
+// textMeter is a metrics plugin: OnEvent, OnText and OnPong.
 type textMeter struct{ textCounter }
 
 func (m *textMeter) OnEvent(*WebSocket, events.Event) { m.events++ }
@@ -331,8 +331,8 @@ func TestPartialPluginsReceiveTheirEvents(t *testing.T) {
 	}
 }
 
-// pointerApp is the mistake: OnDisconnected has a pointer receiver,
-// and the application passes a value.
+// pointerApp is the mistake: OnDisconnected has a pointer receiver, and the
+// application passes a value.
 type pointerApp struct {
 	BaseHandler
 	disconnects int

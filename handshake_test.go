@@ -209,9 +209,8 @@ func TestWithCookieJarNil(t *testing.T) {
 	}
 }
 
-// TestSubprotocolNoRace (item 7): ws.Subprotocol() from another goroutine
-// while the dispatcher connects must not race (run with -race). Today it
-// reads the session's engine connection while the dispatcher sets it.
+// TestSubprotocolNoRace: ws.Subprotocol() from another goroutine while the
+// dispatcher connects must not race (run with -race).
 func TestSubprotocolNoRace(t *testing.T) {
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
 		req, err := c.ReadRequest()

@@ -18,7 +18,7 @@ import (
 // the range loops.
 
 // TestZeroWebSocketFailsClearly: a WebSocket not made by New must say so
-// from every entry point, never panic. Before the fix Run panicked.
+// from every entry point, never panic.
 func TestZeroWebSocketFailsClearly(t *testing.T) {
 	var ws WebSocket
 	h := HandlerFunc(func(*WebSocket, events.Event) {})
@@ -79,9 +79,8 @@ func TestZeroWebSocketFailsClearly(t *testing.T) {
 	}
 }
 
-// TestHTTPSchemesAccepted: http:// and https:// URLs are taken as ws://
-// and wss://, as coder/websocket and browsers do. Before the fix New
-// refused them.
+// TestHTTPSchemesAccepted: http:// and https:// URLs are taken as ws:// and
+// wss://, as coder/websocket and browsers do.
 func TestHTTPSchemesAccepted(t *testing.T) {
 	for in, want := range map[string]string{
 		"http://example.com/feed?x=1": "ws://example.com/feed?x=1",

@@ -448,8 +448,7 @@ func recordingServer(t *testing.T, log *messageLog, got chan<- string) *wstest.S
 }
 
 // TestQueueKeepsSendOrder: A is sent while the session is connecting (it is
-// queued), B from OnReady: the server must get A, then B. Before the fix
-// OnReady's send bypassed the queue and the server got B, A.
+// queued), B from OnReady: the server must get A, then B.
 func TestQueueKeepsSendOrder(t *testing.T) {
 	testkit.NoLeak(t)
 	var log messageLog
@@ -479,9 +478,8 @@ func TestQueueKeepsSendOrder(t *testing.T) {
 }
 
 // TestQueueNothingLostAtPersistReturn sends from another goroutine without
-// pause while Persist is cancelled: every send that returned nil must be
-// in Unsent afterwards (nothing was ever connected). Before the fix a send
-// racing Persist's return could return nil and be in neither.
+// pause while Persist is cancelled: every send that returned nil must be in
+// Unsent afterwards (nothing was ever connected).
 func TestQueueNothingLostAtPersistReturn(t *testing.T) {
 	testkit.NoLeak(t)
 	addr := testkit.RefusedAddr(t)
@@ -536,8 +534,7 @@ func TestQueueNothingLostAtPersistReturn(t *testing.T) {
 // TestQueueBoundHoldsDuringFlush: while the flush writes a message (here it
 // waits for the send lock), the queue fills up; the write then fails
 // because the session is closing, and the message goes back to the queue:
-// the queue must still hold at most its size. Before the fix it held
-// size+1.
+// the queue must still hold at most its size.
 func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 	const size = 2
 	ws := &WebSocket{}
@@ -594,9 +591,8 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 }
 
 // TestQueueUnsentBoundedAcrossRuns runs Persist three times against a
-// refused address, queueing one message each time, and never reads
-// Unsent: what waits must stay within the queue's size. Before the fix
-// Unsent grew by one message per run.
+// refused address, queueing one message each time, and never reads Unsent:
+// what waits must stay within the queue's size.
 func TestQueueUnsentBoundedAcrossRuns(t *testing.T) {
 	testkit.NoLeak(t)
 	ws := newQuietWS(t, "ws://"+testkit.RefusedAddr(t)+"/", WithSendQueue(1, DropOldest))
@@ -613,8 +609,7 @@ func TestQueueUnsentBoundedAcrossRuns(t *testing.T) {
 
 // TestQueueBeforeFirstConnection: a producer that sends before Run starts
 // has its message queued and flushed after Ready; the queue works with Run,
-// not only with Persist (issue 8, item 10). Before the fix the send
-// returned ErrNotConnected.
+// not only with Persist.
 func TestQueueBeforeFirstConnection(t *testing.T) {
 	testkit.NoLeak(t)
 	var log messageLog

@@ -1421,9 +1421,7 @@ func TestPersistBeforeDialPolicyAndLimit(t *testing.T) {
 
 // TestStopEndsBeforeDialHook: Stop cancels the context of a hook in
 // progress (a token fetch waiting on a slow service), and Persist returns
-// nil whatever the hook returns then; no event follows. Before the fix the
-// hook's context lived on, so Persist waited for the hook, then returned
-// its error.
+// nil whatever the hook returns then; no event follows.
 func TestStopEndsBeforeDialHook(t *testing.T) {
 	testkit.NoLeak(t)
 	srv := wstest.NewServer(t, testkit.AnswerClose)
@@ -1505,7 +1503,7 @@ func stableThenDrop(t *testing.T, stable time.Duration) *wstest.Server {
 
 // TestBackOffAttemptAfterStableSession: one stable session, then three that
 // drop at once. BackOff.Attempt numbers the reconnections since the stable
-// connection: 1, 2, 3, 4. Before the fix it read 1, 1, 2, 3.
+// connection: 1, 2, 3, 4.
 func TestBackOffAttemptAfterStableSession(t *testing.T) {
 	testkit.NoLeak(t)
 	const stable = 300 * time.Millisecond
@@ -1549,7 +1547,7 @@ func TestBackOffAttemptLimitAfterStableSession(t *testing.T) {
 
 // TestRetryAfterZeroIsFloored: a server answering 503 with Retry-After: 0
 // (or a date in the past) must not get a reconnect storm: the wait is at
-// least the backoff's minimum delay. Before the fix the delay was 0.
+// least the backoff's minimum delay.
 func TestRetryAfterZeroIsFloored(t *testing.T) {
 	testkit.NoLeak(t)
 	exp := func(initial time.Duration, jitter float64) PersistOption {
@@ -1597,7 +1595,6 @@ func TestRetryAfterZeroIsFloored(t *testing.T) {
 
 // TestPersistDeadlineIsAnError: Persist whose context reaches its deadline
 // returns context.DeadlineExceeded; a cancelled context still returns nil.
-// Before the fix both returned nil.
 func TestPersistDeadlineIsAnError(t *testing.T) {
 	testkit.NoLeak(t)
 	ws := newQuietWS(t, "ws://"+testkit.RefusedAddr(t)+"/")

@@ -271,8 +271,7 @@ func secretQuery() string {
 // TestSecretsNeverShown runs sessions that produce every kind of event and
 // error with secrets in the proxy URL, the websocket URL's query, our
 // headers and the server's cookies, and searches every String, every
-// field's text, every error and every log line for them. Before the fix the
-// proxy token, the proxy user name, the query values and the cookie showed.
+// field's text, every error and every log line for them.
 func TestSecretsNeverShown(t *testing.T) {
 	clearProxyEnv(t)
 	c := newSecretCollector()
@@ -475,8 +474,7 @@ func hasControl(s string) bool {
 
 // TestServerTextEscaped: a server (and a proxy) whose status text carries
 // terminal escapes and bidi overrides must not get them into String or
-// Error. Before the fix Rejected.String and ProxyError.Error printed them
-// raw.
+// Error.
 func TestServerTextEscaped(t *testing.T) {
 	clearProxyEnv(t)
 	const hostile = "Forbidden \x1b[2J\x1b[31mgotcha\u202e\x07"

@@ -15,11 +15,10 @@ import (
 // Tests of send.go: sends before and outside a session, argument
 // validation, and sends bounded by a context.
 
-// TestSendContextWaitingBehindBlockedSend (item 11): a SendTextContext that
-// waits behind another send blocked on a server that does not read returns
-// ctx's error when ctx ends, writes nothing, and leaves the connection up:
-// once the server reads again, the other send completes and the session
-// goes on. Today's simple implementation drops the connection instead.
+// TestSendContextWaitingBehindBlockedSend: a SendTextContext that waits
+// behind another send blocked on a server that does not read returns ctx's
+// error when ctx ends, writes nothing, and leaves the connection up: once
+// the server reads again, the other send completes and the session goes on.
 func TestSendContextWaitingBehindBlockedSend(t *testing.T) {
 	resume := make(chan struct{})
 	got := make(chan string, 4)
