@@ -9,6 +9,7 @@ import (
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 // TestReconnectTestRunsInMilliseconds is the shape of a reconnect test:
@@ -16,9 +17,9 @@ import (
 func TestReconnectTestRunsInMilliseconds(t *testing.T) {
 	start := time.Now()
 	srv := lomondtest.NewServer(t,
-		lomondtest.Reject(http.StatusServiceUnavailable),                   // connection 1
-		lomondtest.Script(lomondtest.SendText("hello"), lomondtest.Drop()), // connection 2
-		lomondtest.Script(lomondtest.SendText("hello again")),              // 3 and after
+		fault.Reject(http.StatusServiceUnavailable),                   // connection 1
+		lomondtest.Script(lomondtest.SendText("hello"), fault.Drop()), // connection 2
+		lomondtest.Script(lomondtest.SendText("hello again")),         // 3 and after
 	)
 	b := &lomondtest.BackOff{}
 	p := lomondtest.Persist(t, srv.Client(), nil, b.Option())
@@ -53,7 +54,7 @@ func TestReconnectTestRunsInMilliseconds(t *testing.T) {
 // ws.Reconnect skips the wait.
 func TestRetryAfterCutShortByReconnect(t *testing.T) {
 	srv := lomondtest.NewServer(t,
-		lomondtest.Reject(http.StatusServiceUnavailable, "Retry-After", "30"),
+		fault.Reject(http.StatusServiceUnavailable, "Retry-After", "30"),
 		lomondtest.Echo(),
 	)
 	ws := srv.Client()
@@ -83,7 +84,7 @@ func TestRetryAfterCutShortByReconnect(t *testing.T) {
 }
 
 func TestBackOffDelayAndDirectPersist(t *testing.T) {
-	srv := lomondtest.NewServer(t, lomondtest.Script(lomondtest.Accept(), lomondtest.Drop()), lomondtest.SendText("back"))
+	srv := lomondtest.NewServer(t, lomondtest.Script(lomondtest.Accept(), fault.Drop()), lomondtest.SendText("back"))
 	b := &lomondtest.BackOff{Delay: 20 * time.Millisecond}
 	ws := srv.Client()
 	rec := lomondtest.NewRecorder()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -91,15 +92,94 @@ func (c *Conn) Subprotocol() string {
 }
 
 // Messages returns every message the client sent, in order, whether or not
-// a step has consumed it.
+// a step has consumed it. A message that arrives while the server closes
+// the connection itself (CloseWith, Shutdown) may be missing: the engine
+// reads and drops it during its close handshake.
 func (c *Conn) Messages() []Message {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Message(nil), c.msgs...)
 }
 
+// AssertMessages checks every message the client sent on the connection
+// against want, in order: one matcher per message, no more and no fewer,
+// with the check Expect makes (JSON compares values, so no decoding by
+// hand). It waits up to Timeout for len(want) messages to arrive (less if
+// the connection ends), and fails the test with the messages and where
+// they part from want:
+//
+//	srv.Conn(t, 1).AssertMessages(t,
+//		lomondtest.JSON(`{"op": "subscribe", "topic": "ticks"}`),
+//		lomondtest.Text("bye"),
+//	)
+func (c *Conn) AssertMessages(t testing.TB, want ...Matcher) {
+	t.Helper()
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	why := ""
+	for why == "" {
+		c.mu.Lock()
+		n, ended, changed := len(c.msgs), c.ended, c.changed
+		c.mu.Unlock()
+		switch {
+		case n >= len(want):
+			why = "done"
+		case ended:
+			why = "but the connection ended"
+		default:
+			select {
+			case <-changed:
+			case <-deadline.C:
+				why = fmt.Sprintf("but none came within %v", waitLimit)
+			}
+		}
+	}
+	got := c.Messages()
+	for i := 0; i < len(got) || i < len(want); i++ {
+		var problem string
+		switch {
+		case i >= len(want):
+			problem = fmt.Sprintf("message %d: want no more, got %v", i+1, got[i])
+		case i >= len(got):
+			problem = fmt.Sprintf("message %d: want %v, %s", i+1, want[i], why)
+		case !want[i].Matches(got[i]):
+			problem = fmt.Sprintf("message %d: want %v, got %v", i+1, want[i], got[i])
+		default:
+			continue
+		}
+		t.Fatalf("lomondtest: connection %d: the client's messages do not match\n\t%s\n%s", c.n, problem, listMessages(got, i))
+		return
+	}
+}
+
+// listMessages lists msgs one a line, numbered from 1, with an arrow at
+// index mark; a long list is cut around the mark.
+func listMessages(msgs []Message, mark int) string {
+	if len(msgs) == 0 {
+		return "\t(no messages)"
+	}
+	const around = 10
+	from, to := max(0, mark-around), min(len(msgs), mark+around+1)
+	var b strings.Builder
+	b.WriteString("\tmessages:")
+	if from > 0 {
+		fmt.Fprintf(&b, "\n\t   ... (%d before)", from)
+	}
+	for i := from; i < to; i++ {
+		arrow := "  "
+		if i == mark {
+			arrow = "->"
+		}
+		fmt.Fprintf(&b, "\n\t%s %2d %v", arrow, i+1, msgs[i])
+	}
+	if to < len(msgs) {
+		fmt.Fprintf(&b, "\n\t   ... (%d more)", len(msgs)-to)
+	}
+	return b.String()
+}
+
 // Pings returns the payloads of the client's pings, in order (answered or
-// not; see IgnorePings).
+// not; see fault.IgnorePings).
 func (c *Conn) Pings() [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -163,7 +243,7 @@ func (c *Conn) serve(script Step) {
 	defer c.finish()
 	if err := script(c); err != nil {
 		if !c.endedByServer() {
-			c.srv.reportf("lomondtest: connection %d: %v", c.n, err)
+			c.srv.scriptFailed(c.n, err)
 		}
 		c.fail()
 		return

@@ -35,10 +35,11 @@
 // Connection n (counted from 1, across restarts) plays the n-th script given
 // to NewServer; connections after the last play the last one; with no
 // script, the server echoes. The upgrade is answered by the first step
-// that needs it: Accept, Reject or StallHandshake, or any step that talks
-// websocket (Expect, SendText, Echo...), which accepts with the defaults.
-// Steps before it act on the handshake: Script(Pause(time.Second)) is a
-// slow handshake, Script(Trickle(d), ...) trickles the 101 response too.
+// that needs it: Accept, fault.Reject or fault.StallHandshake, or any step
+// that talks websocket (Expect, SendText, Echo...), which accepts with the
+// defaults. Steps before it act on the handshake: Script(Pause(time.Second))
+// is a slow handshake, Script(fault.Trickle(d), ...) trickles the 101
+// response too.
 // When a script ends, the server keeps the connection open,
 // answering pings and the close handshake and recording messages, until the
 // client leaves. Every wait in a step is bounded by Timeout. A step that
@@ -47,35 +48,47 @@
 // connection with code 1011.
 //
 // Steps: Accept, Expect, ExpectClose, SendText, SendBinary, SendJSON, Ping,
-// CloseWith, Pause, Echo, Broadcast. Faults: Reject (401, 403, 503 with
-// Retry-After...), StallHandshake, Drop, Reset, IgnorePings, Trickle,
-// ProtocolViolation, SendRaw. Server-wide: Stop and Start (connections are
-// refused while stopped), Restart (same port), Shutdown (close frames to
-// every client).
+// CloseWith, Pause, Echo, Broadcast. Server-wide: Stop and Start
+// (connections are refused while stopped), Restart (same port), Shutdown
+// (close frames to every client). The faults a client must survive (a
+// rejected upgrade, a stalled handshake, a dropped or reset connection,
+// ignored pings, trickled bytes, a protocol violation, raw bytes) are
+// steps too, in package lomondtest/fault: fault.Reject(503),
+// fault.Drop().
+//
+// When a script fails on a connection, the server reports it once: a
+// client that reconnects to fail the same way again adds one line, at the
+// end, counting the repeats.
 //
 // # What the server saw
 //
 // Server.Conns and Server.Conn give every connection's record: the upgrade
 // request and its headers, the subprotocol, the client's messages in order,
 // its pings, and its close code and reason. Records are safe to read while
-// the connection runs; Conn.Do runs more steps on a connection from the
-// test.
+// the connection runs. Conn.AssertMessages checks the client's messages
+// with the matchers Expect takes (JSON compares values, so a test decodes
+// nothing by hand); Conn.Do runs more steps on a connection from the test.
 //
 // # Events
 //
 // A Recorder records a session's events. It is a complete handler and a
 // plugin for lomond.Compose; Run and Persist put one after the handler
-// they run. Recorder.WaitFor waits for an event by name or predicate;
-// Recorder.AssertSequence checks the names of all events against a pattern
-// such as "connecting connected ready text closed disconnected", with "?",
-// "*", "+", parentheses and "|" for repetitions and alternatives, and
-// prints a readable diff when they differ.
+// they run. Recorder.WaitFor waits for an event by name or predicate, and
+// WaitEvent for an event of a type, returned typed
+// (WaitEvent[*events.BackOff]); Recorder.AssertSequence checks the names
+// of all events against a pattern such as
+// "connecting connected ready text{2} closed disconnected", with "?", "*",
+// "+", "{n}", "{n,}", "{n,m}", parentheses and "|" for repetitions and
+// alternatives, and prints a readable diff when they differ. Matching
+// takes time linear in the events, whatever the pattern.
 //
 // # Reconnecting
 //
 // Persist runs lomond's Persist in the background with a BackOff of 1 ms,
 // so a test of a reconnecting client never sleeps: it waits for events (a
-// second "ready") instead. docs/testing.md in the repository walks
+// second "ready") instead. Once the test has failed, Persist stops at the
+// end of the session rather than reconnecting to fail again, and lists the
+// events that led there, once. docs/testing.md in the repository walks
 // through handler, reconnect and failure tests.
 //
 // Outside a test (an example program), pass a nil testing.TB to NewServer:

@@ -1,9 +1,12 @@
 package lomondtest_test
 
-// The tests docs/testing.md shows, verbatim: they must compile and pass.
+// The tests and the handlers docs/testing.md shows, verbatim: they must
+// compile and pass (docsync_test.go checks that they are the ones shown).
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 // ticker subscribes when ready and keeps the last tick it received.
@@ -34,6 +38,7 @@ func (tk *ticker) OnText(_ *lomond.WebSocket, ev *events.Text) {
 	}
 }
 
+// Last returns the sequence number of the last tick.
 func (tk *ticker) Last() int {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
@@ -90,10 +95,10 @@ func TestTickerWaitsOutAnOutage(t *testing.T) {
 
 func TestTickerCountsItsAttempts(t *testing.T) {
 	srv := lomondtest.NewServer(t,
-		lomondtest.Reject(http.StatusServiceUnavailable),           // connection 1
-		lomondtest.Script(lomondtest.Accept(), lomondtest.Drop()),  // connection 2
-		lomondtest.Script(lomondtest.Accept(), lomondtest.Reset()), // connection 3
-		lomondtest.SendJSON(map[string]int{"seq": 1}),              // 4 and after
+		fault.Reject(http.StatusServiceUnavailable),           // connection 1
+		lomondtest.Script(lomondtest.Accept(), fault.Drop()),  // connection 2
+		lomondtest.Script(lomondtest.Accept(), fault.Reset()), // connection 3
+		lomondtest.SendJSON(map[string]int{"seq": 1}),         // 4 and after
 	)
 	b := &lomondtest.BackOff{}
 	p := lomondtest.Persist(t, srv.Client(), &ticker{}, b.Option())
@@ -108,12 +113,12 @@ func TestTickerCountsItsAttempts(t *testing.T) {
 
 func TestTickerHonoursRetryAfter(t *testing.T) {
 	srv := lomondtest.NewServer(t,
-		lomondtest.Reject(http.StatusServiceUnavailable, "Retry-After", "120"),
+		fault.Reject(http.StatusServiceUnavailable, "Retry-After", "120"),
 		lomondtest.Echo(),
 	)
 	ws := srv.Client()
 	p := lomondtest.Persist(t, ws, &ticker{})
-	if bo := p.WaitFor(t, "back_off", time.Second).(*events.BackOff); bo.Delay != 2*time.Minute {
+	if bo := lomondtest.WaitEvent[*events.BackOff](t, p.Recorder, time.Second); bo.Delay != 2*time.Minute {
 		t.Errorf("BackOff.Delay = %v, want the server's 2m", bo.Delay)
 	}
 	_ = ws.Reconnect() // skip the two minutes
@@ -124,7 +129,7 @@ func TestTickerHonoursRetryAfter(t *testing.T) {
 }
 
 func TestTickerGivesUpWhenRefused(t *testing.T) {
-	srv := lomondtest.NewServer(t, lomondtest.Reject(http.StatusUnauthorized))
+	srv := lomondtest.NewServer(t, fault.Reject(http.StatusUnauthorized))
 	p := lomondtest.Persist(t, srv.Client(), &ticker{}, lomond.WithRetryPolicy(lomond.RetryStrict))
 	err := p.Wait(t) // Persist ends on its own
 	if !errors.Is(err, lomond.ErrRetryPolicy) {
@@ -134,7 +139,7 @@ func TestTickerGivesUpWhenRefused(t *testing.T) {
 }
 
 func TestTickerNoticesADeadServer(t *testing.T) {
-	srv := lomondtest.NewServer(t, lomondtest.IgnorePings())
+	srv := lomondtest.NewServer(t, fault.IgnorePings())
 	ws := srv.Client(lomond.WithPingRate(20*time.Millisecond), lomond.WithPingTimeout(100*time.Millisecond))
 	rec := lomondtest.Run(t, ws, &ticker{})
 	rec.AssertSequence(t, "connecting connected ready unresponsive disconnected")
@@ -146,7 +151,7 @@ func TestTickerNoticesADeadServer(t *testing.T) {
 func TestTickerFailsOnABrokenServer(t *testing.T) {
 	srv := lomondtest.NewServer(t, lomondtest.Script(
 		lomondtest.Expect(lomondtest.JSON(`{"op": "subscribe", "topic": "ticks"}`)),
-		lomondtest.ProtocolViolation(),
+		fault.ProtocolViolation(),
 	))
 	rec := lomondtest.Run(t, srv.Client(), &ticker{})
 	rec.AssertSequence(t, "connecting connected ready protocol_error disconnected")
@@ -156,10 +161,59 @@ func TestTickerFailsOnABrokenServer(t *testing.T) {
 }
 
 func TestTickerTimesOutAStalledHandshake(t *testing.T) {
-	srv := lomondtest.NewServer(t, lomondtest.StallHandshake())
+	srv := lomondtest.NewServer(t, fault.StallHandshake())
 	ws := srv.Client(lomond.WithHandshakeTimeout(50 * time.Millisecond))
 	lomondtest.Run(t, ws, &ticker{})
 	if !errors.Is(ws.Err(), lomond.ErrHandshakeTimeout) {
 		t.Errorf("Err() = %v, want ErrHandshakeTimeout", ws.Err())
+	}
+}
+
+func TestTickerSubscribesOnce(t *testing.T) {
+	srv := lomondtest.NewServer(t, lomondtest.SendJSON(map[string]int{"seq": 1}))
+	p := lomondtest.Persist(t, srv.Client(), &ticker{})
+	p.WaitFor(t, "text", time.Second)
+	if err := p.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	srv.Conn(t, 1).AssertMessages(t, lomondtest.JSON(`{"op": "subscribe", "topic": "ticks"}`))
+}
+
+// tokens hands out a new token every time: token-1, token-2...
+type tokens struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (ts *tokens) Get(context.Context) (string, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.n++
+	return fmt.Sprintf("token-%d", ts.n), nil
+}
+
+func TestClientSendsAFreshTokenOnEveryAttempt(t *testing.T) {
+	srv := lomondtest.NewServer(t,
+		fault.Reject(http.StatusUnauthorized), // connection 1: the token has expired
+		lomondtest.Echo(),                     // 2 and after
+	)
+	ts := &tokens{}
+	refresh := func(ctx context.Context, a *lomond.Attempt) error {
+		tok, err := ts.Get(ctx)
+		if err != nil {
+			return err
+		}
+		a.Header.Set("Authorization", "Bearer "+tok)
+		return nil
+	}
+	p := lomondtest.Persist(t, srv.Client(), &ticker{}, lomond.WithBeforeDial(refresh))
+	p.WaitFor(t, "ready", time.Second)
+	if err := p.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range []string{"Bearer token-1", "Bearer token-2"} {
+		if got := srv.Conn(t, n+1).Request().Header.Get("Authorization"); got != want {
+			t.Errorf("connection %d: Authorization = %q, want %q", n+1, got, want)
+		}
 	}
 }

@@ -3,12 +3,12 @@ package lomondtest_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 // Examples have no *testing.T, so they pass nil to NewServer and close the
@@ -64,41 +64,12 @@ func ExampleNewServer() {
 	// [text "anyone there?"]
 }
 
-// Faults are steps too: connection 1 is turned away with 503 and a
-// Retry-After, connection 2 is served.
-func ExampleReject() {
-	srv := lomondtest.NewServer(nil,
-		lomondtest.Reject(http.StatusServiceUnavailable, "Retry-After", "2"),
-		lomondtest.SendText("welcome"),
-	)
-	defer srv.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), lomondtest.Timeout)
-	defer cancel()
-	for i := 1; i <= 2; i++ {
-		for ev := range srv.Client().Events(ctx) {
-			switch ev := ev.(type) {
-			case *events.Rejected:
-				fmt.Println(i, ev.StatusCode, ev.RetryAfter)
-			case *events.Text:
-				fmt.Println(i, ev.Text)
-			}
-			if ev.Name() == "rejected" || ev.Name() == "text" {
-				break
-			}
-		}
-	}
-	// Output:
-	// 1 503 2s
-	// 2 welcome
-}
-
 // A reconnect without waiting: the first connection is dropped after the
 // handshake, the second says hello. BackOff counts the one delay Persist
 // asked for.
 func ExampleBackOff() {
 	srv := lomondtest.NewServer(nil,
-		lomondtest.Script(lomondtest.Accept(), lomondtest.Drop()),
+		lomondtest.Script(lomondtest.Accept(), fault.Drop()),
 		lomondtest.SendText("hello again"),
 	)
 	defer srv.Close()

@@ -11,6 +11,7 @@ import (
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 // lastDisconnected returns the session's Disconnected event.
@@ -26,9 +27,9 @@ func lastDisconnected(t *testing.T, rec *lomondtest.Recorder) *events.Disconnect
 
 func TestRejectStatuses(t *testing.T) {
 	srv := lomondtest.NewServer(t,
-		lomondtest.Reject(http.StatusUnauthorized, "WWW-Authenticate", `Bearer realm="feed"`),
-		lomondtest.Reject(http.StatusForbidden),
-		lomondtest.Reject(http.StatusServiceUnavailable, "Retry-After", "7"),
+		fault.Reject(http.StatusUnauthorized, "WWW-Authenticate", `Bearer realm="feed"`),
+		fault.Reject(http.StatusForbidden),
+		fault.Reject(http.StatusServiceUnavailable, "Retry-After", "7"),
 	)
 	for _, want := range []int{401, 403, 503} {
 		ws := srv.Client()
@@ -59,7 +60,7 @@ func TestRejectStatuses(t *testing.T) {
 }
 
 func TestStallHandshake(t *testing.T) {
-	srv := lomondtest.NewServer(t, lomondtest.StallHandshake())
+	srv := lomondtest.NewServer(t, fault.StallHandshake())
 	ws := srv.Client(lomond.WithHandshakeTimeout(100 * time.Millisecond))
 	start := time.Now()
 	rec := lomondtest.Run(t, ws, nil)
@@ -78,8 +79,8 @@ func TestStallHandshake(t *testing.T) {
 
 func TestDropBeforeAndAfterTheHandshake(t *testing.T) {
 	srv := lomondtest.NewServer(t,
-		lomondtest.Drop(),
-		lomondtest.Script(lomondtest.SendText("last words"), lomondtest.Drop()),
+		fault.Drop(),
+		lomondtest.Script(lomondtest.SendText("last words"), fault.Drop()),
 	)
 	ws := srv.Client()
 	rec := lomondtest.Run(t, ws, nil)
@@ -99,7 +100,7 @@ func TestDropBeforeAndAfterTheHandshake(t *testing.T) {
 }
 
 func TestResetSendsRST(t *testing.T) {
-	srv := lomondtest.NewServer(t, lomondtest.Script(lomondtest.SendText("then"), lomondtest.Reset()))
+	srv := lomondtest.NewServer(t, lomondtest.Script(lomondtest.SendText("then"), fault.Reset()))
 	ws := srv.Client()
 	rec := lomondtest.Run(t, ws, nil)
 	rec.AssertSequence(t, "connecting connected ready text disconnected")
@@ -110,7 +111,7 @@ func TestResetSendsRST(t *testing.T) {
 }
 
 func TestIgnorePingsMakesTheClientUnresponsive(t *testing.T) {
-	srv := lomondtest.NewServer(t, lomondtest.Script(lomondtest.IgnorePings()), lomondtest.Script())
+	srv := lomondtest.NewServer(t, lomondtest.Script(fault.IgnorePings()), lomondtest.Script())
 	opts := []lomond.Option{lomond.WithPingRate(20 * time.Millisecond), lomond.WithPingTimeout(100 * time.Millisecond)}
 	ws := srv.Client(opts...)
 	rec := lomondtest.Run(t, ws, nil)
@@ -141,8 +142,8 @@ func TestTrickleDeliversWholeMessages(t *testing.T) {
 	const pause = time.Millisecond
 	msg := "slowly, byte by byte"
 	srv := lomondtest.NewServer(t,
-		lomondtest.Script(lomondtest.Trickle(pause), lomondtest.SendText(msg)), // the 101 trickled too
-		lomondtest.Script(lomondtest.Accept(), lomondtest.Trickle(pause), lomondtest.SendBinary([]byte(msg))),
+		lomondtest.Script(fault.Trickle(pause), lomondtest.SendText(msg)), // the 101 trickled too
+		lomondtest.Script(lomondtest.Accept(), fault.Trickle(pause), lomondtest.SendBinary([]byte(msg))),
 	)
 	for i := 1; i <= 2; i++ {
 		start := time.Now()
@@ -168,8 +169,8 @@ func TestTrickleDeliversWholeMessages(t *testing.T) {
 
 func TestProtocolViolation(t *testing.T) {
 	srv := lomondtest.NewServer(t,
-		lomondtest.ProtocolViolation(),
-		lomondtest.Script(lomondtest.Accept(), lomondtest.SendRaw([]byte{0x81, 0x02, 0xc3, 0x28})), // text, not UTF-8
+		fault.ProtocolViolation(),
+		lomondtest.Script(lomondtest.Accept(), fault.SendRaw([]byte{0x81, 0x02, 0xc3, 0x28})), // text, not UTF-8
 	)
 	for _, want := range []int{lomond.StatusProtocolError, lomond.StatusInvalidPayload} {
 		ws := srv.Client()
@@ -186,7 +187,7 @@ func TestProtocolViolation(t *testing.T) {
 }
 
 func TestSendRawBeforeTheHandshake(t *testing.T) {
-	srv := lomondtest.NewServer(t, lomondtest.SendRaw([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")))
+	srv := lomondtest.NewServer(t, fault.SendRaw([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")))
 	rec := lomondtest.Run(t, srv.Client(), nil)
 	rec.AssertSequence(t, "connecting connected rejected disconnected")
 	if rej := rec.Events()[2].(*events.Rejected); rej.StatusCode != 200 {
@@ -196,7 +197,7 @@ func TestSendRawBeforeTheHandshake(t *testing.T) {
 
 func TestFaultArgumentsAreChecked(t *testing.T) {
 	ft := newFakeT(t)
-	srv := lomondtest.NewServer(ft, lomondtest.Trickle(0))
+	srv := lomondtest.NewServer(ft, fault.Trickle(0))
 	lomondtest.Run(t, srv.Client(), nil)
 	srv.Close()
 	mustContain(t, ft.reported(), "Trickle(0s): the pause must be positive")

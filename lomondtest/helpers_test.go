@@ -16,6 +16,7 @@ type fakeT struct {
 	testing.TB
 	mu     sync.Mutex
 	errors []string
+	logs   []string
 	fatal  string
 }
 
@@ -27,6 +28,28 @@ func (f *fakeT) Errorf(format string, args ...any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.errors = append(f.errors, fmt.Sprintf(format, args...))
+}
+
+func (f *fakeT) Logf(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
+}
+
+func (f *fakeT) Log(args ...any) { f.Logf("%s", fmt.Sprint(args...)) }
+
+// Failed reports whether the kit has reported a failure to f.
+func (f *fakeT) Failed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.errors) > 0 || f.fatal != ""
+}
+
+// logged returns everything logged so far, one message a line.
+func (f *fakeT) logged() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.logs, "\n")
 }
 
 func (f *fakeT) Error(args ...any) { f.Errorf("%s", fmt.Sprint(args...)) }

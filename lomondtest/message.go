@@ -111,7 +111,9 @@ func Match(what string, f func(Message) bool) Matcher {
 	return Matcher{what: what, match: f}
 }
 
-// matches reports whether m matches; a zero Matcher matches nothing.
-func (mt Matcher) matches(m Message) bool {
+// Matches reports whether m is a message mt accepts: the check Expect
+// makes, for the messages a test reads from Conn.Messages. A zero Matcher
+// matches nothing.
+func (mt Matcher) Matches(m Message) bool {
 	return mt.match != nil && mt.match(m)
 }

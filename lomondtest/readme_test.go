@@ -8,8 +8,7 @@ import (
 	"github.com/lomond-go/lomond/lomondtest"
 )
 
-// greeter is the handler of the README's and the package doc's test: it
-// says hello when ready and closes when it hears back.
+// greeter says hello when ready and closes when it hears back.
 type greeter struct{ lomond.BaseHandler }
 
 func (greeter) OnReady(ws *lomond.WebSocket, _ *events.Ready) { _ = ws.SendText("hello") }

@@ -13,44 +13,56 @@ import (
 
 // Recorder records the events of a session (or of every session of a
 // Persist), for a test to wait on and assert. It is a complete handler
-// (its four EventHandler methods do nothing) and an Observer, so it works
-// alone or as a plugin:
+// (the four EventHandler methods of its lomond.BaseHandler do nothing) and
+// an Observer, so it works alone or as a plugin:
 //
 //	ws.Run(ctx, lomond.Compose(app, rec)) // rec sees each event after app
 //
 // Put it after the application handler, so that when WaitFor returns an
 // event, the application has handled it. Run and Persist do this for you.
 // The zero value is ready to use; its methods are safe for concurrent use.
+//
+// Waits stop waiting once no more events can come. Under Run and Persist,
+// that is when they return. A Recorder you compose yourself cannot see
+// ws.Run return, so it takes the run as over when a session has ended
+// (disconnected, or connect_fail), no back_off followed it (Persist
+// reconnecting), and the WebSocket has stayed idle for a moment (about 200 ms):
+// a failing WaitFor or AssertSequence then fails within that moment
+// instead of waiting out its timeout.
 type Recorder struct {
+	lomond.BaseHandler // OnEvent records every event: the rest do nothing
+
 	mu       sync.Mutex
 	evs      []events.Event
 	changed  chan struct{} // closed and replaced on every event
 	cursor   int           // WaitFor looks from here
 	finished bool          // no more events will come (Run or Persist returned)
+	managed  bool          // Run or Persist marks the end: no guessing
+	ws       *lomond.WebSocket
+	lastAt   time.Time // when the last event came
+	// stopped, when Persist stopped because the test had failed, says so
+	// to the waits that then fail.
+	stopped string
 }
+
+// settle is how long a Recorder that is not under Run or Persist waits,
+// after a session ended with no back_off and the WebSocket went idle,
+// before it takes the run as over. Persist emits back_off at once after a
+// session ends, so a Persist still running is never mistaken for one that
+// returned.
+const settle = 200 * time.Millisecond
 
 // NewRecorder returns an empty Recorder.
 func NewRecorder() *Recorder { return &Recorder{} }
 
 // OnEvent records ev.
-func (r *Recorder) OnEvent(_ *lomond.WebSocket, ev events.Event) {
+func (r *Recorder) OnEvent(ws *lomond.WebSocket, ev events.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.evs = append(r.evs, ev)
+	r.ws, r.lastAt = ws, time.Now()
 	r.wakeLocked()
 }
-
-// OnReady does nothing; OnEvent has recorded the event.
-func (r *Recorder) OnReady(*lomond.WebSocket, *events.Ready) {}
-
-// OnText does nothing; OnEvent has recorded the event.
-func (r *Recorder) OnText(*lomond.WebSocket, *events.Text) {}
-
-// OnBinary does nothing; OnEvent has recorded the event.
-func (r *Recorder) OnBinary(*lomond.WebSocket, *events.Binary) {}
-
-// OnClosed does nothing; OnEvent has recorded the event.
-func (r *Recorder) OnClosed(*lomond.WebSocket, *events.Closed) {}
 
 func (r *Recorder) wakeLocked() {
 	if r.changed != nil {
@@ -73,6 +85,38 @@ func (r *Recorder) finish() {
 	defer r.mu.Unlock()
 	r.finished = true
 	r.wakeLocked()
+}
+
+// endedLocked reports whether no more events will come: Run or Persist
+// returned, or (for a Recorder they do not manage) the last session ended
+// with nothing after it, and the WebSocket has been idle since for settle.
+func (r *Recorder) endedLocked() bool {
+	if r.finished {
+		return true
+	}
+	if r.managed || len(r.evs) == 0 || r.ws == nil {
+		return false
+	}
+	switch r.evs[len(r.evs)-1].Name() {
+	case events.NameDisconnected, events.NameConnectFail:
+	default:
+		return false
+	}
+	return r.ws.State() == lomond.StateIdle && time.Since(r.lastAt) >= settle
+}
+
+// pollEnd returns a channel that ticks while a wait must look again
+// whether the run is over (a Recorder Run and Persist do not manage), or
+// nil.
+func (r *Recorder) pollEnd() (<-chan time.Time, func()) {
+	r.mu.Lock()
+	managed := r.managed
+	r.mu.Unlock()
+	if managed {
+		return nil, func() {}
+	}
+	tick := time.NewTicker(settle / 4)
+	return tick.C, tick.Stop
 }
 
 // Events returns the events recorded so far, in order.
@@ -122,8 +166,38 @@ func (r *Recorder) WaitFor(t testing.TB, match any, timeout time.Duration) event
 	default:
 		t.Fatalf("lomondtest: WaitFor: match is %T; want an event name (string) or a func(events.Event) bool", match)
 	}
+	return r.wait(t, pred, what, timeout)
+}
+
+// WaitEvent is WaitFor for an event type: it waits up to timeout for the
+// next event of type E after the one the previous wait returned, and
+// returns it typed, so a test reads its fields without an assertion:
+//
+//	bo := lomondtest.WaitEvent[*events.BackOff](t, p.Recorder, time.Second)
+//	if bo.Delay != 2*time.Minute { ... }
+//
+// (A method cannot have type parameters, so it is a function.)
+func WaitEvent[E events.Event](t testing.TB, r *Recorder, timeout time.Duration) E {
+	t.Helper()
+	var zero E
+	ev := r.wait(t, func(ev events.Event) bool {
+		_, ok := ev.(E)
+		return ok
+	}, fmt.Sprintf("a %T event", zero), timeout)
+	if ev == nil {
+		return zero // t.Fatalf did not end the goroutine (a fake testing.TB)
+	}
+	return ev.(E)
+}
+
+// wait is WaitFor's loop: the first event after the cursor that pred
+// accepts.
+func (r *Recorder) wait(t testing.TB, pred func(events.Event) bool, what string, timeout time.Duration) events.Event {
+	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	poll, stopPoll := r.pollEnd()
+	defer stopPoll()
 	for {
 		r.mu.Lock()
 		for i := r.cursor; i < len(r.evs); i++ {
@@ -134,14 +208,21 @@ func (r *Recorder) WaitFor(t testing.TB, match any, timeout time.Duration) event
 				return ev
 			}
 		}
-		from, evs, finished, changed := r.cursor, append([]events.Event(nil), r.evs...), r.finished, r.waitChanLocked()
+		from, evs, ended, stopped, changed := r.cursor, append([]events.Event(nil), r.evs...), r.endedLocked(), r.stopped, r.waitChanLocked()
 		r.mu.Unlock()
 		why := ""
-		if finished {
+		switch {
+		case stopped != "":
+			// Persist has listed the events when it stopped: say why only.
+			t.Fatalf("lomondtest: waiting for %s after event %d: %s", what, from, stopped)
+			return nil
+		case ended:
 			why = "the session ended"
-		} else {
+		default:
 			select {
 			case <-changed:
+				continue
+			case <-poll:
 				continue
 			case <-deadline.C:
 				why = fmt.Sprintf("none within %v", timeout)
@@ -155,32 +236,42 @@ func (r *Recorder) WaitFor(t testing.TB, match any, timeout time.Duration) event
 // AssertSequence checks the names of all the events recorded against
 // pattern, and fails the test with a readable diff if they differ. The
 // pattern lists event names separated by spaces; a name may be followed by
-// "?" (optional), "*" (any number) or "+" (one or more), parentheses group
+// "?" (optional), "*" (any number), "+" (one or more), "{n}" (exactly n),
+// "{n,}" (n or more) or "{n,m}" (n to m, at most 1000), parentheses group
 // names for a quantifier, and "|" separates alternatives:
 //
 //	rec.AssertSequence(t, "connecting connected ready text closed disconnected")
 //	rec.AssertSequence(t, "(connecting connect_fail back_off)+ connecting connected ready")
 //	rec.AssertSequence(t, "connecting connected ready (text|binary)* closing? closed disconnected")
+//	rec.AssertSequence(t, "connecting connected ready text{3} closed disconnected")
 //
-// An unknown event name fails the test, so a typo cannot pass.
+// An unknown event name or a malformed pattern fails the test, so a typo
+// cannot pass. Matching takes time linear in the number of events,
+// whatever the pattern.
 //
 // While the events so far could still become the sequence (a Persist still
-// running), it waits for more, up to Timeout; it does not wait once Run or
-// Persist has returned.
+// running), it waits for more, up to Timeout; it does not wait once the run
+// has ended (see Recorder).
 func (r *Recorder) AssertSequence(t testing.TB, pattern string) {
 	t.Helper()
 	nodes, err := parsePattern(pattern)
+	var prog *program
+	if err == nil {
+		prog, err = compilePattern(nodes)
+	}
 	if err != nil {
 		t.Fatalf("lomondtest: AssertSequence(%q): %v", pattern, err)
 	}
 	deadline := time.NewTimer(waitLimit)
 	defer deadline.Stop()
+	poll, stopPoll := r.pollEnd()
+	defer stopPoll()
 	for {
 		r.mu.Lock()
-		evs, finished, changed := append([]events.Event(nil), r.evs...), r.finished, r.waitChanLocked()
+		evs, finished, changed := append([]events.Event(nil), r.evs...), r.endedLocked(), r.waitChanLocked()
 		r.mu.Unlock()
 		names := namesOf(evs)
-		ok, at, wanted := matchPattern(nodes, names)
+		ok, at, wanted, _ := matchPattern(prog, names)
 		if ok {
 			return
 		}
@@ -188,6 +279,8 @@ func (r *Recorder) AssertSequence(t testing.TB, pattern string) {
 		if incomplete && !finished {
 			select {
 			case <-changed:
+				continue
+			case <-poll:
 				continue
 			case <-deadline.C:
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 // app counts texts; the recorder put after it must see each event after
@@ -172,4 +173,73 @@ func TestLongEventListsAreCut(t *testing.T) {
 		!strings.Contains(msg, "more)") {
 		t.Errorf("the message neither ends with the last event nor says how many follow:\n%s", msg)
 	}
+}
+
+// A Recorder composed by the test, not by Run, knows when ws.Run has
+// returned: a failing wait fails at once instead of waiting its timeout.
+func TestComposedRecorderStopsWaitingWhenTheRunEnds(t *testing.T) {
+	srv := lomondtest.NewServer(t, lomondtest.Script(
+		lomondtest.Expect(lomondtest.Text("hello")),
+		lomondtest.SendText("hi"),
+		lomondtest.ExpectClose(1000, "thanks"),
+	))
+	rec := lomondtest.NewRecorder()
+	if err := srv.Client().Run(lomondtest.Context(t), lomond.Compose(&greeter{}, rec)); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFakeT(t)
+	start := time.Now()
+	msg := ft.fatalOf(func(tb testing.TB) { rec.WaitFor(tb, "binary", lomondtest.Timeout) })
+	mustContain(t, msg, `waiting for a "binary" event after event 0: the session ended`)
+	msg = ft.fatalOf(func(tb testing.TB) {
+		rec.AssertSequence(tb, "connecting connected ready text closed disconnected back_off")
+	})
+	mustContain(t, msg, "after event 6: want back_off, but the session ended")
+	if took := time.Since(start); took > lomondtest.Timeout/2 {
+		t.Errorf("the failing waits took %v; they must fail well within Timeout (%v)", took, lomondtest.Timeout)
+	}
+}
+
+// Between the sessions of a Persist the test composes itself, a Recorder
+// does not take the run as over: the back_off after each session says
+// more is coming, however long the wait.
+func TestComposedRecorderWaitsThroughAPersistBackOff(t *testing.T) {
+	srv := lomondtest.NewServer(t,
+		lomondtest.Script(lomondtest.Accept(), fault.Drop()),
+		lomondtest.SendText("hi"),
+	)
+	rec := lomondtest.NewRecorder()
+	b := &lomondtest.BackOff{Delay: 500 * time.Millisecond} // longer than a Recorder's settling
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Client().Persist(ctx, lomond.Compose(rec), b.Option()) }()
+	rec.WaitFor(t, "text", lomondtest.Timeout)
+	rec.AssertSequence(t, "connecting connected ready disconnected back_off connecting connected ready text")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Persist = %v", err)
+	}
+}
+
+// WaitEvent returns the event typed, reads the recording like a stream as
+// WaitFor does, and names the type it waited for when none comes.
+func TestWaitEvent(t *testing.T) {
+	srv := lomondtest.NewServer(t, lomondtest.Script(
+		lomondtest.SendText("one"),
+		lomondtest.SendText("two"),
+		lomondtest.CloseWith(4000, "done"),
+	))
+	rec := lomondtest.Run(t, srv.Client(), nil)
+	if got := lomondtest.WaitEvent[*events.Text](t, rec, time.Second).Text; got != "one" {
+		t.Errorf("first text = %q", got)
+	}
+	if got := lomondtest.WaitEvent[*events.Text](t, rec, time.Second).Text; got != "two" {
+		t.Errorf("second text = %q", got)
+	}
+	if got := lomondtest.WaitEvent[*events.Closed](t, rec, time.Second).Code; got != 4000 {
+		t.Errorf("Closed.Code = %d", got)
+	}
+	ft := newFakeT(t)
+	msg := ft.fatalOf(func(tb testing.TB) { lomondtest.WaitEvent[*events.Binary](tb, rec, time.Second) })
+	mustContain(t, msg, "waiting for a *events.Binary event after event", "the session ended")
 }

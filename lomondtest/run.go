@@ -3,10 +3,12 @@ package lomondtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/lomond-go/lomond"
+	"github.com/lomond-go/lomond/events"
 )
 
 // Context returns a context that ends after Timeout, or when the test ends.
@@ -24,7 +26,7 @@ func Context(t testing.TB) context.Context {
 // and ws.Err() returns Run's error.
 func Run(t testing.TB, ws *lomond.WebSocket, h any) *Recorder {
 	t.Helper()
-	rec := NewRecorder()
+	rec := &Recorder{managed: true}
 	handler := lomond.EventHandler(rec)
 	if h != nil {
 		handler = lomond.Compose(h, rec)
@@ -67,15 +69,21 @@ type Persisting struct {
 // attempts or change the delay.
 // Stop it with Stop; t.Cleanup stops it if the test does not, and fails the
 // test if it does not return within Timeout.
+//
+// Once the test has failed (a script failed, say), Persist stops at the
+// end of the session, instead of reconnecting every millisecond to fail
+// the same way: it logs the events that led there, once, and the waits
+// that then fail say that Persist stopped, without listing them again.
 func Persist(t testing.TB, ws *lomond.WebSocket, h any, opts ...lomond.PersistOption) *Persisting {
 	t.Helper()
-	rec := NewRecorder()
-	handler := lomond.EventHandler(rec)
-	if h != nil {
-		handler = lomond.Compose(h, rec)
-	}
+	rec := &Recorder{managed: true}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Persisting{Recorder: rec, cancel: cancel, done: make(chan struct{})}
+	guard := lomond.HandlerFunc(func(_ *lomond.WebSocket, ev events.Event) { p.stopIfFailed(t, ev) })
+	handler := lomond.Compose(rec, guard)
+	if h != nil {
+		handler = lomond.Compose(h, rec, guard)
+	}
 	all := append([]lomond.PersistOption{(&BackOff{Delay: time.Millisecond}).Option()}, opts...)
 	go func() {
 		defer close(p.done)
@@ -89,6 +97,33 @@ func Persist(t testing.TB, ws *lomond.WebSocket, h any, opts ...lomond.PersistOp
 		}
 	})
 	return p
+}
+
+// stopIfFailed cancels Persist at the end of a session once the test has
+// failed, and logs the events that led there.
+func (p *Persisting) stopIfFailed(t testing.TB, ev events.Event) {
+	switch ev.Name() {
+	case events.NameDisconnected, events.NameConnectFail:
+	default:
+		return
+	}
+	if !t.Failed() {
+		return
+	}
+	r := p.Recorder
+	r.mu.Lock()
+	if r.stopped != "" {
+		r.mu.Unlock()
+		return
+	}
+	n := len(r.evs)
+	r.stopped = fmt.Sprintf("Persist stopped reconnecting after event %d, because the test had failed (the events are listed above)", n)
+	evs := append([]events.Event(nil), r.evs...)
+	r.wakeLocked()
+	r.mu.Unlock()
+	p.cancel()
+	t.Logf("lomondtest: Persist: the test has failed, so Persist stops here instead of reconnecting to fail again\n%s",
+		listEvents(evs, 0, n-1))
 }
 
 // Stop cancels Persist's context, waits up to Timeout for Persist to

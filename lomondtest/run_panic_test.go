@@ -6,6 +6,7 @@ import (
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 // endPanicker panics in one of the handler methods of a session's end.
@@ -41,12 +42,12 @@ func TestRunFailsOnAPanicAtTheEnd(t *testing.T) {
 			return ws
 		}},
 		{"OnRejected", func(t *testing.T) *lomond.WebSocket {
-			return lomondtest.NewServer(t, lomondtest.Reject(403)).Client()
+			return lomondtest.NewServer(t, fault.Reject(403)).Client()
 		}},
 		{"OnClosing", serverCloses},
 		{"OnClosed", serverCloses},
 		{"OnProtocolError", func(t *testing.T) *lomond.WebSocket {
-			return lomondtest.NewServer(t, lomondtest.Script(lomondtest.Accept(), lomondtest.ProtocolViolation())).Client()
+			return lomondtest.NewServer(t, lomondtest.Script(lomondtest.Accept(), fault.ProtocolViolation())).Client()
 		}},
 		{"OnDisconnected", serverCloses},
 	} {

@@ -3,6 +3,7 @@ package lomondtest
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/lomond-go/lomond/events"
@@ -27,15 +28,24 @@ func knownNames() string {
 	return strings.Join(names, " ")
 }
 
-// A pattern is a sequence of event names, each optionally followed by "?"
-// (zero or one), "*" (any number) or "+" (one or more); parentheses group
-// names for a quantifier, and "|" separates alternatives:
-// "connecting (connect_fail back_off connecting)+ connected ready (text|binary)*".
+// A pattern is a sequence of event names, each optionally followed by a
+// quantifier: "?" (zero or one), "*" (any number), "+" (one or more),
+// "{n}" (exactly n), "{n,}" (n or more) or "{n,m}" (n to m); parentheses
+// group names for a quantifier, and "|" separates alternatives:
+// "connecting (connect_fail back_off connecting)+ connected ready text{3}".
 type patternNode struct {
 	name     string          // an event name, or "" for a group
 	alts     [][]patternNode // a group's alternatives ("a b|c": two)
 	min, max int             // repetitions; max < 0: no limit
 }
+
+// maxCount bounds the numbers of "{n,m}", and maxInsts the size of the
+// compiled pattern: a counted repetition is expanded, and a pattern must
+// not grow without limit ("(text{1000}){1000}").
+const (
+	maxCount = 1000
+	maxInsts = 100_000
+)
 
 func parsePattern(p string) ([]patternNode, error) {
 	if strings.TrimSpace(p) == "" {
@@ -93,7 +103,9 @@ func parseSeq(p string, i int) ([]patternNode, int, error) {
 				return nil, 0, fmt.Errorf("the group opened at offset %d is not closed", i)
 			}
 			n := patternNode{alts: alts, min: 1, max: 1}
-			i = quantify(&n, p, j+1)
+			if i, err = quantify(&n, p, j+1); err != nil {
+				return nil, 0, err
+			}
 			nodes = append(nodes, n)
 		case c == '_' || (c >= 'a' && c <= 'z'):
 			j := i
@@ -105,7 +117,10 @@ func parseSeq(p string, i int) ([]patternNode, int, error) {
 				return nil, 0, fmt.Errorf("unknown event name %q (the names are: %s)", name, knownNames())
 			}
 			n := patternNode{name: name, min: 1, max: 1}
-			i = quantify(&n, p, j)
+			var err error
+			if i, err = quantify(&n, p, j); err != nil {
+				return nil, 0, err
+			}
 			nodes = append(nodes, n)
 		default:
 			return nil, 0, fmt.Errorf("unexpected %q at offset %d", c, i)
@@ -114,10 +129,11 @@ func parseSeq(p string, i int) ([]patternNode, int, error) {
 	return nodes, i, nil
 }
 
-// quantify applies a quantifier at p[i], if there is one.
-func quantify(n *patternNode, p string, i int) int {
+// quantify applies a quantifier at p[i], if there is one, and returns
+// where the pattern goes on.
+func quantify(n *patternNode, p string, i int) (int, error) {
 	if i >= len(p) {
-		return i
+		return i, nil
 	}
 	switch p[i] {
 	case '?':
@@ -126,80 +142,205 @@ func quantify(n *patternNode, p string, i int) int {
 		n.min, n.max = 0, -1
 	case '+':
 		n.min, n.max = 1, -1
+	case '{':
+		return countedQuantifier(n, p, i)
 	default:
-		return i
+		return i, nil
 	}
-	return i + 1
+	return i + 1, nil
 }
 
-// seqMatcher matches names against a pattern by backtracking, and
-// remembers the furthest event it reached and what it wanted there, for
-// the failure message.
-type seqMatcher struct {
-	names    []string
-	furthest int
-	wanted   map[string]bool // "" stands for the end of the pattern
+// countedQuantifier parses "{n}", "{n,}" or "{n,m}" at p[i].
+func countedQuantifier(n *patternNode, p string, i int) (int, error) {
+	end := strings.IndexByte(p[i:], '}')
+	if end < 0 {
+		return 0, fmt.Errorf("the repetition opened at offset %d is not closed", i)
+	}
+	body := p[i+1 : i+end]
+	bad := fmt.Errorf("repetition {%s} at offset %d: want {n}, {n,} or {n,m} with 0 <= n <= m <= %d", body, i, maxCount)
+	lo, hi, comma := strings.Cut(body, ",")
+	min, err := strconv.Atoi(lo)
+	if err != nil || min < 0 || min > maxCount || strings.TrimSpace(lo) != lo {
+		return 0, bad
+	}
+	max := min
+	switch {
+	case comma && hi == "":
+		max = -1
+	case comma:
+		max, err = strconv.Atoi(hi)
+		if err != nil || max < min || max > maxCount || strings.TrimSpace(hi) != hi {
+			return 0, bad
+		}
+	}
+	n.min, n.max = min, max
+	return i + end + 1, nil
+}
+
+// The pattern is compiled to a Thompson NFA and matched by simulating it:
+// every event is looked at once, against the set of places the pattern can
+// be at, so matching takes time proportional to len(events) * len(insts)
+// whatever the pattern. (A backtracking matcher takes exponential time on
+// ambiguous patterns such as "(text|text text)* binary".)
+type opcode uint8
+
+const (
+	opName  opcode = iota // consume an event called name, go to x
+	opSplit               // go to x and to y
+	opMatch               // the end of the pattern
+)
+
+type inst struct {
+	op   opcode
+	name string
+	x, y int
+}
+
+type program struct {
+	insts []inst
+	start int
+}
+
+// compilePattern compiles nodes, failing if the program would be larger
+// than maxInsts.
+func compilePattern(nodes []patternNode) (*program, error) {
+	c := &compiler{}
+	match := c.emit(inst{op: opMatch})
+	start := c.seq(nodes, match)
+	if c.tooBig {
+		return nil, fmt.Errorf("the pattern is too large: its repetitions expand to more than %d steps", maxInsts)
+	}
+	return &program{insts: c.insts, start: start}, nil
+}
+
+// compiler builds the program backwards: each piece is compiled knowing
+// where to go after it.
+type compiler struct {
+	insts  []inst
+	tooBig bool
+}
+
+func (c *compiler) emit(in inst) int {
+	if len(c.insts) >= maxInsts {
+		c.tooBig = true
+		return 0
+	}
+	c.insts = append(c.insts, in)
+	return len(c.insts) - 1
+}
+
+func (c *compiler) seq(nodes []patternNode, next int) int {
+	for i := len(nodes) - 1; i >= 0 && !c.tooBig; i-- {
+		next = c.node(nodes[i], next)
+	}
+	return next
+}
+
+// node compiles n's repetitions: min copies of its atom, then either a loop
+// (no maximum) or max-min optional copies, nested ("(a(a)?)?").
+func (c *compiler) node(n patternNode, next int) int {
+	tail := next
+	if n.max < 0 {
+		loop := c.emit(inst{op: opSplit})
+		body := c.atom(n, loop)
+		if c.tooBig {
+			return 0
+		}
+		c.insts[loop].x, c.insts[loop].y = body, next
+		tail = loop
+	} else {
+		for k := 0; k < n.max-n.min && !c.tooBig; k++ {
+			body := c.atom(n, tail)
+			tail = c.emit(inst{op: opSplit, x: body, y: next})
+		}
+	}
+	for k := 0; k < n.min && !c.tooBig; k++ {
+		tail = c.atom(n, tail)
+	}
+	return tail
+}
+
+func (c *compiler) atom(n patternNode, next int) int {
+	if n.alts == nil {
+		return c.emit(inst{op: opName, name: n.name, x: next})
+	}
+	start := c.seq(n.alts[len(n.alts)-1], next)
+	for i := len(n.alts) - 2; i >= 0 && !c.tooBig; i-- {
+		start = c.emit(inst{op: opSplit, x: c.seq(n.alts[i], next), y: start})
+	}
+	return start
 }
 
 // matchPattern reports whether names follow the pattern; if not, where
 // they part (an index into names; len(names) when more events are wanted)
-// and what the pattern wanted there.
-func matchPattern(nodes []patternNode, names []string) (ok bool, at int, wanted []string) {
-	m := &seqMatcher{names: names, furthest: -1, wanted: map[string]bool{}}
-	if m.seq(nodes, 0, func(j int) bool {
-		if j == len(names) {
-			return true
-		}
-		m.note(j, "")
-		return false
-	}) {
-		return true, 0, nil
-	}
-	for w := range m.wanted {
-		wanted = append(wanted, w)
-	}
-	sort.Strings(wanted)
-	return false, m.furthest, wanted
-}
-
-func (m *seqMatcher) note(i int, name string) {
-	if i > m.furthest {
-		m.furthest = i
-		m.wanted = map[string]bool{}
-	}
-	if i == m.furthest {
-		m.wanted[name] = true
-	}
-}
-
-func (m *seqMatcher) seq(nodes []patternNode, i int, k func(int) bool) bool {
-	if len(nodes) == 0 {
-		return k(i)
-	}
-	return m.rep(nodes[0], i, 0, func(j int) bool { return m.seq(nodes[1:], j, k) })
-}
-
-// rep matches node n repeated, greedily, count times so far.
-func (m *seqMatcher) rep(n patternNode, i, count int, k func(int) bool) bool {
-	if n.max < 0 || count < n.max {
-		if m.atom(n, i, func(j int) bool {
-			return j > i && m.rep(n, j, count+1, k) // no progress: stop repeating
-		}) {
-			return true
-		}
-	}
-	return count >= n.min && k(i)
-}
-
-func (m *seqMatcher) atom(n patternNode, i int, k func(int) bool) bool {
-	if n.alts != nil {
-		for _, alt := range n.alts {
-			if m.seq(alt, i, k) {
-				return true
+// and what the pattern wanted there ("" for the end of the pattern). steps
+// counts the instructions visited: at most len(insts) per event, and once
+// more.
+func matchPattern(prog *program, names []string) (ok bool, at int, wanted []string, steps int) {
+	n := len(prog.insts)
+	seen := make([]int, n) // generation an instruction was last added in
+	gen := 0
+	var stack []int
+	// closure adds pc and what it reaches without consuming an event.
+	closure := func(list []int, pc int) []int {
+		stack = append(stack[:0], pc)
+		for len(stack) > 0 {
+			pc := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen[pc] == gen {
+				continue
+			}
+			seen[pc] = gen
+			steps++
+			switch in := prog.insts[pc]; in.op {
+			case opSplit:
+				stack = append(stack, in.y, in.x)
+			default:
+				list = append(list, pc)
 			}
 		}
-		return false
+		return list
 	}
-	m.note(i, n.name)
-	return i < len(m.names) && m.names[i] == n.name && k(i+1)
+	gen++
+	cur := closure(nil, prog.start)
+	var next []int
+	for i, name := range names {
+		gen++
+		next = next[:0]
+		for _, pc := range cur {
+			if in := prog.insts[pc]; in.op == opName && in.name == name {
+				next = closure(next, in.x)
+			}
+		}
+		if len(next) == 0 {
+			return false, i, wantedBy(prog, cur), steps
+		}
+		cur, next = next, cur
+	}
+	for _, pc := range cur {
+		if prog.insts[pc].op == opMatch {
+			return true, 0, nil, steps
+		}
+	}
+	return false, len(names), wantedBy(prog, cur), steps
+}
+
+// wantedBy lists the names the instructions in list wait for, sorted,
+// with "" for the end of the pattern.
+func wantedBy(prog *program, list []int) []string {
+	set := map[string]bool{}
+	for _, pc := range list {
+		switch in := prog.insts[pc]; in.op {
+		case opName:
+			set[in.name] = true
+		case opMatch:
+			set[""] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for w := range set {
+		out = append(out, w)
+	}
+	sort.Strings(out)
+	return out
 }

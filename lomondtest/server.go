@@ -51,6 +51,15 @@ type Server struct {
 	conns     []*Conn
 	handlers  sync.WaitGroup
 	broadcast map[*Conn]struct{}
+	// repeats holds, for each script failure reported, the connections
+	// that failed the same way after it: reported once, at Close.
+	repeats map[string]*repeat
+	order   []string // the failures reported, in order
+}
+
+// repeat is a script failure seen again on later connections.
+type repeat struct {
+	first, last, count int
 }
 
 // NewServer starts a websocket server on 127.0.0.1 with a new port.
@@ -259,6 +268,52 @@ func (s *Server) Close() {
 	s.closed = true
 	s.mu.Unlock()
 	s.stop()
+	s.reportRepeats()
+}
+
+// scriptFailed reports a script's failure on connection n, unless an
+// earlier connection failed the same way: a client reconnecting to a
+// script that fails would report the same line for every connection.
+// Repeats are counted and reported once, when the server closes.
+func (s *Server) scriptFailed(n int, err error) {
+	msg := err.Error()
+	s.mu.Lock()
+	if s.repeats == nil {
+		s.repeats = map[string]*repeat{}
+	}
+	r, seen := s.repeats[msg]
+	if seen {
+		r.count++
+		r.last = n
+	} else {
+		s.repeats[msg] = &repeat{first: n}
+		s.order = append(s.order, msg)
+	}
+	s.mu.Unlock()
+	if !seen {
+		s.reportf("lomondtest: connection %d: %s", n, msg)
+	}
+}
+
+// reportRepeats reports, once, the failures that repeated.
+func (s *Server) reportRepeats() {
+	s.mu.Lock()
+	var lines []string
+	for _, msg := range s.order {
+		r := s.repeats[msg]
+		switch {
+		case r.count == 1:
+			lines = append(lines, fmt.Sprintf("lomondtest: connection %d failed the same way as connection %d", r.last, r.first))
+		case r.count > 1:
+			lines = append(lines, fmt.Sprintf("lomondtest: %d more connections (up to %d) failed the same way as connection %d",
+				r.count, r.last, r.first))
+		}
+		r.count = 0 // Close may come again
+	}
+	s.mu.Unlock()
+	for _, l := range lines {
+		s.reportf("%s", l)
+	}
 }
 
 // listen starts an http.Server on s.addr (a new port the first time, the

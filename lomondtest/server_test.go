@@ -10,6 +10,7 @@ import (
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 // sendThenClose is a handler that sends msgs when ready and closes (1000
@@ -85,7 +86,7 @@ func TestServerURLAndRequestRecord(t *testing.T) {
 
 func TestScriptsPerConnectionLastRepeats(t *testing.T) {
 	srv := lomondtest.NewServer(t,
-		lomondtest.Script(lomondtest.Reject(http.StatusServiceUnavailable)),
+		lomondtest.Script(fault.Reject(http.StatusServiceUnavailable)),
 		lomondtest.Script(lomondtest.SendText("second")),
 		lomondtest.Script(lomondtest.SendText("later")),
 	)

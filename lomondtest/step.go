@@ -108,7 +108,7 @@ func Expect(m Matcher) Step {
 			return fmt.Errorf("expected %v, got nothing within %v", m, waitLimit)
 		case err != nil:
 			return fmt.Errorf("expected %v, but %v", m, err)
-		case !m.matches(got):
+		case !m.Matches(got):
 			return fmt.Errorf("expected %v, got %v", m, got)
 		}
 		return nil

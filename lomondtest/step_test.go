@@ -10,6 +10,7 @@ import (
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 // onText returns a handler that sends msgs when ready and calls reply for
@@ -149,7 +150,7 @@ func TestStepFailures(t *testing.T) {
 		{"message before close", lomondtest.ExpectClose(1000, ""), onText(nil, "hey"),
 			`expected the client's close (1000 ""), got text "hey"`, by1011},
 		{"nil step", lomondtest.Script(lomondtest.SendText("a"), nil), nil, "step 2 is nil", by1011},
-		{"reject after handshake", lomondtest.Script(lomondtest.SendText("a"), lomondtest.Reject(503)), nil,
+		{"reject after handshake", lomondtest.Script(lomondtest.SendText("a"), fault.Reject(503)), nil,
 			"step 2: cannot reject with 503: the handshake is done", by1011},
 		{"accept twice", lomondtest.Script(lomondtest.Accept(), lomondtest.Accept()), nil,
 			"step 2: cannot accept: the handshake is done", by1011},
@@ -157,8 +158,8 @@ func TestStepFailures(t *testing.T) {
 			"step 2: close (999 \"\"): 999 is not a close code a server may send", by1011},
 		{"unencodable JSON", lomondtest.SendJSON(func() {}), nil, "SendJSON: json: unsupported type",
 			"connecting connected rejected disconnected"},
-		{"bad status", lomondtest.Reject(101), nil, "Reject(101): the status must be", "connecting connected rejected disconnected"},
-		{"odd headers", lomondtest.Reject(503, "Retry-After"), nil, `headers come in name, value pairs; "Retry-After" has no value`,
+		{"bad status", fault.Reject(101), nil, "Reject(101): the status must be", "connecting connected rejected disconnected"},
+		{"odd headers", fault.Reject(503, "Retry-After"), nil, `headers come in name, value pairs; "Retry-After" has no value`,
 			"connecting connected rejected disconnected"},
 	}
 	for _, tt := range tests {

@@ -10,6 +10,7 @@ import (
 	"github.com/lomond-go/lomond"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/lomondtest"
+	"github.com/lomond-go/lomond/lomondtest/fault"
 )
 
 func TestTLSServer(t *testing.T) {
@@ -17,7 +18,7 @@ func TestTLSServer(t *testing.T) {
 		lomondtest.Expect(lomondtest.Text("over TLS")),
 		lomondtest.SendText("ack"),
 		lomondtest.ExpectClose(1000, "done"),
-	), lomondtest.Script(lomondtest.Trickle(100*time.Microsecond), lomondtest.ProtocolViolation()))
+	), lomondtest.Script(fault.Trickle(100*time.Microsecond), fault.ProtocolViolation()))
 	if !strings.HasPrefix(srv.URL, "wss://127.0.0.1:") {
 		t.Fatalf("URL = %q", srv.URL)
 	}
