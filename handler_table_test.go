@@ -16,7 +16,7 @@ func TestDiscoverFullHandler(t *testing.T) {
 	if err != nil {
 		t.Fatalf("discover: %v", err)
 	}
-	for _, c := range htEventMethods {
+	for _, c := range eventMethods {
 		log.Reset()
 		tb.deliver(nil, c.ev)
 		want := []string{"h:event " + c.ev.Name(), "h:" + c.method}
@@ -61,7 +61,7 @@ func TestDiscoverEachInterface(t *testing.T) {
 			continue
 		}
 		log.Reset()
-		for _, c := range htEventMethods {
+		for _, c := range eventMethods {
 			tb.deliver(nil, c.ev)
 		}
 		tb.deliver(nil, &unknownEvent{})
@@ -76,7 +76,7 @@ func TestDiscoverEachInterface(t *testing.T) {
 		t.Fatalf("discover(EventHandler): %v", err)
 	}
 	log.Reset()
-	for _, c := range htEventMethods {
+	for _, c := range eventMethods {
 		tb.deliver(nil, c.ev)
 	}
 	want := []string{"h:OnReady", "h:OnText", "h:OnBinary", "h:OnClosed"}
@@ -91,7 +91,7 @@ func TestDiscoverEachInterface(t *testing.T) {
 	}
 	log.Reset()
 	want = nil
-	for _, c := range htEventMethods {
+	for _, c := range eventMethods {
 		tb.deliver(nil, c.ev)
 		want = append(want, "h:event "+c.ev.Name())
 	}
@@ -124,7 +124,7 @@ func TestDeliverPassesWebSocketAndEvent(t *testing.T) {
 
 func TestDeliverEmptyTableDoesNothing(t *testing.T) {
 	tb := &table{}
-	for _, c := range htEventMethods {
+	for _, c := range eventMethods {
 		tb.deliver(nil, c.ev) // must not panic
 	}
 	tb.deliver(nil, &unknownEvent{})

@@ -130,9 +130,9 @@ func (*unknownEvent) Name() string { return "unknown" }
 
 func (*unknownEvent) String() string { return "Unknown()" }
 
-// htEventMethods maps one value of every event type to the method that
+// eventMethods maps one value of every event type to the method that
 // receives it.
-var htEventMethods = []struct {
+var eventMethods = []struct {
 	ev     events.Event
 	method string
 }{
@@ -161,7 +161,7 @@ func TestHandlerFuncReceivesEveryEventOnce(t *testing.T) {
 		t.Fatalf("discover(HandlerFunc): %v", err)
 	}
 	var want []events.Event
-	for _, c := range htEventMethods {
+	for _, c := range eventMethods {
 		tb.deliver(nil, c.ev)
 		want = append(want, c.ev)
 	}
@@ -203,7 +203,7 @@ func TestBaseHandlerEmbedding(t *testing.T) {
 		t.Fatalf("discover: %v", err)
 	}
 	tb.deliver(nil, &events.Text{Text: "x"})
-	for _, c := range htEventMethods {
+	for _, c := range eventMethods {
 		tb.deliver(nil, c.ev)
 	}
 	want := []string{"OnText x", "OnPing", "OnText "}
@@ -216,7 +216,7 @@ func TestBaseHandlerEmbedding(t *testing.T) {
 	if err != nil {
 		t.Fatalf("discover(BaseHandler{}): %v", err)
 	}
-	for _, c := range htEventMethods {
+	for _, c := range eventMethods {
 		tb.deliver(nil, c.ev)
 	}
 }
@@ -231,7 +231,7 @@ func TestComposeOrder(t *testing.T) {
 	if err != nil {
 		t.Fatalf("discover(Compose): %v", err)
 	}
-	for _, ec := range htEventMethods {
+	for _, ec := range eventMethods {
 		log.Reset()
 		tb.deliver(nil, ec.ev)
 		want := []string{"a:event " + ec.ev.Name(), "a:" + ec.method, "b:event " + ec.ev.Name()}

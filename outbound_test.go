@@ -364,7 +364,7 @@ func TestSendObserverAloneIsAHandler(t *testing.T) {
 	if err != nil {
 		t.Fatalf("discover(SendObserver): %v", err)
 	}
-	for _, c := range htEventMethods {
+	for _, c := range eventMethods {
 		tb.deliver(nil, c.ev)
 	}
 	if len(log.All()) != 0 || len(tb.out) != 1 {
