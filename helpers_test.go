@@ -45,8 +45,8 @@ type persistRun struct {
 	err      error
 }
 
-// goPersist starts ws.Persist with a handler that records every event and then
-// calls fn. The test's cleanup cancels it and waits for it.
+// goPersist starts ws.Persist with a handler that records every event and
+// then calls fn. The test's cleanup cancels it and waits for it.
 func goPersist(t *testing.T, ws *WebSocket, fn persistFunc, opts ...PersistOption) *persistRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*testkit.Timeout)
@@ -130,19 +130,14 @@ func mustNew(t *testing.T, url string, opts ...Option) *WebSocket {
 	return ws
 }
 
-// runRecorded runs one session, recording every event and then passing it to fn
-// (if not nil). A 30 s context guards against a hung test.
+// runRecorded runs one session, recording every event and then passing it
+// to fn (if not nil). A 30 s context guards against a hung test.
 func runRecorded(t *testing.T, ws *WebSocket, fn func(ws *WebSocket, ev events.Event)) (*testkit.EventRecorder, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rec := new(testkit.EventRecorder)
-	err := ws.Run(ctx, HandlerFunc(func(ws *WebSocket, ev events.Event) {
-		rec.Add(ev)
-		if fn != nil {
-			fn(ws, ev)
-		}
-	}))
+	err := ws.Run(ctx, recording(rec, fn))
 	return rec, err
 }
 
