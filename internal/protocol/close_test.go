@@ -54,4 +54,3 @@ func TestCloseFrame(t *testing.T) {
 		}
 	})
 }
-
