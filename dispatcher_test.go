@@ -410,9 +410,7 @@ func TestSessionEndEdges(t *testing.T) {
 		if err := <-slowDone; err != nil {
 			t.Errorf("SendText(slow) = %v", err)
 		}
-		for deadline := time.Now().Add(10 * time.Second); outs.sent() < senders*each+1 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond) // polling with a deadline
-		}
+		testkit.Eventually(t, "every message is reported Sent", func() bool { return outs.sent() >= senders*each+1 })
 		if err := ws.Close(StatusNormal, "done"); err != nil {
 			t.Errorf("Close = %v", err)
 		}

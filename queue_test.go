@@ -553,20 +553,11 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 		defer close(flushed)
 		q.flush(context.Background(), ws, s)
 	}()
-	// Wait until the flush has taken "a" out and waits for the lock.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.Eventually(t, `the flush has taken "a" out and waits for the lock`, func() bool {
 		q.mu.Lock()
-		n := len(q.msgs)
-		q.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the flush never took the first message")
-		}
-		time.Sleep(time.Millisecond) // polling the queue; no event signals the pop
-	}
+		defer q.mu.Unlock()
+		return len(q.msgs) == 1
+	})
 	if err := q.send(context.Background(), ws, opText, []byte("c")); err != nil {
 		t.Logf("send during the flush: %v", err)
 	}

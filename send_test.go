@@ -60,18 +60,10 @@ func TestSendContextWaitingBehindBlockedSend(t *testing.T) {
 	testkit.Recv(t, ready, "Ready")
 	bigDone := make(chan error, 1)
 	go func() { bigDone <- ws.SendBinary(make([]byte, 32<<20)) }()
-	// Wait until the big send holds the send lock.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.Eventually(t, "the big send holds the send lock", func() bool {
 		s := ws.sess.Load()
-		if s != nil && s.w.locked() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the big send never took the lock")
-		}
-		time.Sleep(time.Millisecond) // polling the lock's state; no event signals it
-	}
+		return s != nil && s.w.locked()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()

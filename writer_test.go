@@ -1154,18 +1154,10 @@ func TestStuckWriterCannotHangTheSession(t *testing.T) {
 			}
 		}))
 	}()
-	// Wait until the big send holds the send lock.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.Eventually(t, "the big send holds the send lock", func() bool {
 		s := ws.sess.Load()
-		if s != nil && State(s.state.Load()) == StateReady && s.w.locked() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the send never took the lock")
-		}
-		time.Sleep(time.Millisecond) // polling the lock's state; no event signals it
-	}
+		return s != nil && State(s.state.Load()) == StateReady && s.w.locked()
+	})
 	close(pingNow)
 	select {
 	case <-gotPing: // the read loop did not wait for the stuck send

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -33,4 +34,18 @@ func NoLeak(t testing.TB) {
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
+
+// Eventually polls cond every millisecond until it holds, failing the test
+// after Timeout. It is for state that no event or channel signals (a lock
+// taken, a queue popped); anything that can be waited on is waited on.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond) // polling: nothing signals the state
+	}
 }
