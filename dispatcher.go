@@ -165,6 +165,13 @@ type session struct {
 	stopErr   error          // why the handler stopped: ErrStopped or a *PanicError
 	stopNow   bool           // the handler just stopped: close the session
 	failure   *ProtocolError // the client failed the connection
+
+	// A message delivered as a stream (stream_reader.go): non-nil while
+	// OnStream runs; the events that happen meanwhile wait in pending.
+	stream         *streamIn
+	pending        []events.Event
+	pendingControl int    // Pings and Pongs in pending
+	drain          []byte // reads the unread rest of a stream
 }
 
 // mail is what other goroutines tell the session goroutine.
@@ -453,6 +460,10 @@ func (s *session) messageMeta() events.Meta {
 // handler stops now (a panic, or a range loop left), the session starts its
 // close handshake.
 func (s *session) emit(ev events.Event) {
+	if s.stream != nil {
+		s.deferEvent(ev) // OnStream runs: after it returns
+		return
+	}
 	s.lastStamp = ev.ReceivedTime()
 	if s.silent {
 		if p := s.ws.cfg.plugins; p != nil {

@@ -34,6 +34,7 @@ var mainAPI = []string{
 	"WebSocket.Reconnect", "WebSocket.WaitReady", "WebSocket.Err",
 	"WebSocket.State", "WebSocket.URL", "WebSocket.Subprotocol",
 	"WebSocket.Queued", "WebSocket.QueuedBytes", "WebSocket.Unsent",
+	"WebSocket.SendTextStream", "WebSocket.SendBinaryStream", "WebSocket.TextWriter", "WebSocket.BinaryWriter", "StreamHandler",
 
 	// Every option of New.
 	"WithProtocols", "WithHeader", "WithUserAgent", "WithOrigin", "WithCompression", "WithCompressionOptions", "WithPlugins", "WithSendRate", "WithSensitiveQueryKeys",

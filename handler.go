@@ -74,6 +74,17 @@ type (
 	BackOffHandler interface {
 		OnBackOff(ws *WebSocket, ev *events.BackOff)
 	}
+	// StreamHandler receives every data message of its sessions as a
+	// Stream, read as it arrives, instead of Text and Binary (docs/guide.md,
+	// "Messages of any size"). OnStream runs on the session's goroutine and
+	// reads the connection through ev.Reader: pings are answered, pongs
+	// end the ping wait and the timers run while it reads; other events
+	// that happen meanwhile are delivered after it returns. What it leaves
+	// unread is discarded when it returns. The read limit does not bound a
+	// stream; it bounds what is discarded.
+	StreamHandler interface {
+		OnStream(ws *WebSocket, ev *events.Stream)
+	}
 	// Observer receives every event, before the event's own method (if
 	// the same value has one). It is the interface for logging, metrics
 	// and tracing plugins.

@@ -27,6 +27,7 @@ var handlerMethods = []struct {
 	{"OnProtocolError", reflect.TypeFor[ProtocolErrorHandler]()},
 	{"OnDisconnected", reflect.TypeFor[DisconnectedHandler]()},
 	{"OnBackOff", reflect.TypeFor[BackOffHandler]()},
+	{"OnStream", reflect.TypeFor[StreamHandler]()},
 	{"OnEvent", reflect.TypeFor[Observer]()},
 	{"OnSend", reflect.TypeFor[SendObserver]()},
 }

@@ -32,7 +32,12 @@ type table struct {
 	protoErr     func(*WebSocket, *events.ProtocolError)
 	disconnected func(*WebSocket, *events.Disconnected)
 	backOff      func(*WebSocket, *events.BackOff)
+	stream       func(*WebSocket, *events.Stream)
 	other        func(*WebSocket, events.Event) // Observers, for event types with no slot
+
+	// streams: a StreamHandler listens, so data messages come as Streams
+	// (an Observer alone does not turn them on).
+	streams bool
 
 	// out are the send observers (outbound.go).
 	out []SendObserver
@@ -57,7 +62,9 @@ type listeners struct {
 	protoErr     []func(*WebSocket, *events.ProtocolError)
 	disconnected []func(*WebSocket, *events.Disconnected)
 	backOff      []func(*WebSocket, *events.BackOff)
+	stream       []func(*WebSocket, *events.Stream)
 	other        []func(*WebSocket, events.Event)
+	streams      bool
 	out          []SendObserver
 }
 
@@ -91,7 +98,9 @@ func (l *listeners) compile() *table {
 		protoErr:     fanOut(l.protoErr),
 		disconnected: fanOut(l.disconnected),
 		backOff:      fanOut(l.backOff),
+		stream:       fanOut(l.stream),
 		other:        fanOut(l.other),
+		streams:      l.streams,
 		out:          l.out,
 	}
 }
@@ -198,6 +207,13 @@ func (l *listeners) add(h any, where string) error {
 	if x, ok := h.(BackOffHandler); ok {
 		l.backOff = append(l.backOff, x.OnBackOff)
 	}
+	if x, ok := h.(StreamHandler); ok {
+		if l.streams {
+			return invalidHandler(where, "a second StreamHandler: a stream has one reader, so one part of a Compose may have OnStream")
+		}
+		l.stream = append(l.stream, x.OnStream)
+		l.streams = true
+	}
 	if x, ok := h.(SendObserver); ok {
 		l.out = append(l.out, x)
 	}
@@ -223,6 +239,7 @@ func (l *listeners) addObserver(f func(*WebSocket, events.Event)) {
 	l.protoErr = append(l.protoErr, func(ws *WebSocket, e *events.ProtocolError) { f(ws, e) })
 	l.disconnected = append(l.disconnected, func(ws *WebSocket, e *events.Disconnected) { f(ws, e) })
 	l.backOff = append(l.backOff, func(ws *WebSocket, e *events.BackOff) { f(ws, e) })
+	l.stream = append(l.stream, func(ws *WebSocket, e *events.Stream) { f(ws, e) })
 	l.other = append(l.other, f)
 }
 
@@ -297,6 +314,10 @@ func (t *table) deliver(ws *WebSocket, ev events.Event) {
 	case *events.BackOff:
 		if t.backOff != nil {
 			t.backOff(ws, e)
+		}
+	case *events.Stream:
+		if t.stream != nil {
+			t.stream(ws, e)
 		}
 	default:
 		if t.other != nil {

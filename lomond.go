@@ -41,6 +41,11 @@
 // out is written whole. docs/architecture.md in the repository describes
 // who owns what inside a session.
 //
+// Messages of any size stream: a handler with OnStream (StreamHandler)
+// reads each message as it arrives, on the session's goroutine, and
+// SendBinaryStream, SendTextStream and MessageWriter send one in fragments
+// while holding the write lock for the whole message.
+//
 // # Secrets
 //
 // Events, errors and log lines never show a proxy's user name or password,

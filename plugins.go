@@ -17,13 +17,20 @@ import (
 //
 // A plugin is any value with at least one handler method (see Compose). New
 // checks them: a plugin with no handler method, a method with the wrong
-// signature, or methods on its pointer type only is an error wrapping both
+// signature, methods on its pointer type only, or an OnStream method (a
+// stream has one reader: the handler's) is an error wrapping both
 // ErrInvalidOption and ErrInvalidHandler.
 func WithPlugins(plugins ...any) Option {
 	return func(c *config) error {
 		for i, p := range plugins {
-			if _, err := discover(p); err != nil {
+			t, err := discover(p)
+			if err != nil {
 				return &handlerError{msg: "WithPlugins argument " + strconv.Itoa(i) + ": " + err.(*handlerError).msg, option: true}
+			}
+			if t.streams {
+				// A stream has one reader, the handler's: a plugin that
+				// read it would take the message from the handler.
+				return &handlerError{msg: "WithPlugins argument " + strconv.Itoa(i) + ": a plugin cannot be a StreamHandler (OnStream belongs to the handler given to Run or Persist)", option: true}
 			}
 		}
 		c.pluginList = append(c.pluginList, plugins...)

@@ -163,6 +163,9 @@ func (s *session) readData(h protocol.Header) error {
 		in.active, in.text, in.compressed = true, h.Opcode == protocol.OpText, h.Rsv1
 		in.discard = s.failure != nil || s.silent
 		in.size, in.n = 0, 0
+		if s.t.streams && !in.discard {
+			return s.readStream(h) // StreamHandler: stream_reader.go
+		}
 	}
 	if h.Length > maxMessageSize-in.size {
 		// Sizes from the wire are checked before anything is allocated:

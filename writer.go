@@ -60,6 +60,7 @@ type writer struct {
 	closeReq  bool          // a close frame was asked for: it is the last frame
 	closeDone chan struct{} // closed when our close frame was written, or never will be
 	closing   atomic.Bool   // mirrors closeReq, for State
+	stream    *sync.Mutex   // an open MessageWriter's: taken to write posted frames while it idles
 }
 
 // maxFrame is the largest data frame written: longer messages are
@@ -167,17 +168,23 @@ func (w *writer) writePosted(op byte, payload []byte, flags outFlags) {
 func (w *writer) post(set func()) {
 	w.mu.Lock()
 	set()
-	took := false
+	took, tookStream := false, false
 	if w.open {
 		select {
 		case w.lock <- struct{}{}:
 			took = true
 		default:
+			// A streamed message holds the lock: if it idles between
+			// writes, write for it (stream_writer.go).
+			tookStream = w.stream != nil && w.stream.TryLock()
 		}
 	}
+	m := w.stream
 	w.mu.Unlock()
 	if took {
 		w.release()
+	} else if tookStream {
+		w.leaveStream(m)
 	}
 }
 

@@ -35,6 +35,7 @@ func TestStringEscapesServerText(t *testing.T) {
 		&ProtocolError{Err: err, Code: 1002},
 		&Disconnected{Reason: hostile, Err: err},
 		&BackOff{Cause: err},
+		&Stream{Binary: true},
 	}
 	if len(evs) != len(allEvents) {
 		t.Fatalf("%d events here, %d event types: cover every type", len(evs), len(allEvents))

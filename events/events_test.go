@@ -29,6 +29,7 @@ var allEvents = []struct {
 	{&ProtocolError{}, "protocol_error"},
 	{&Disconnected{}, "disconnected"},
 	{&BackOff{}, "back_off"},
+	{&Stream{}, "stream"},
 }
 
 func TestNames(t *testing.T) {
@@ -103,6 +104,8 @@ func withMeta(ev Event, m Meta) Event {
 		return &Disconnected{Meta: m}
 	case *BackOff:
 		return &BackOff{Meta: m}
+	case *Stream:
+		return &Stream{Meta: m}
 	}
 	panic("unknown event type")
 }

@@ -16,7 +16,7 @@ var eventNames = map[string]bool{
 	events.NamePing: true, events.NamePong: true, events.NameText: true,
 	events.NameBinary: true, events.NameClosing: true, events.NameClosed: true,
 	events.NameUnresponsive: true, events.NameProtocolError: true,
-	events.NameDisconnected: true, events.NameBackOff: true,
+	events.NameDisconnected: true, events.NameBackOff: true, events.NameStream: true,
 }
 
 func knownNames() string {

@@ -120,6 +120,10 @@ func (x *Logger) Event(ev events.Event) {
 		msg = "websocket binary received"
 		attrs = append(attrs, slog.Int("size", len(e.Data)))
 		attrs = x.appendPayload(attrs, e.Data, false, scrub)
+	case *events.Stream:
+		// Its size is not known yet: the handler reads it as it arrives.
+		msg = "websocket stream received"
+		attrs = append(attrs, slog.Bool("binary", e.Binary), slog.Bool("compressed", e.Compressed))
 	case *events.Closing:
 		msg = "websocket closing"
 		attrs = append(attrs, slog.Int("code", e.Code), slog.String("reason", scrub(e.Reason)))
@@ -156,7 +160,7 @@ func (x *Logger) levelOf(ev events.Event) slog.Level {
 		if !e.Graceful {
 			return failure
 		}
-	case *events.Poll, *events.Ping, *events.Pong, *events.Text, *events.Binary:
+	case *events.Poll, *events.Ping, *events.Pong, *events.Text, *events.Binary, *events.Stream:
 		return x.cfg.MessageLevel
 	}
 	return lifecycle

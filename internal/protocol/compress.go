@@ -96,6 +96,40 @@ func (d *Deflater) Deflate(dst, msg []byte) []byte {
 	return dst
 }
 
+// DeflatePart compresses the next part of a message sent in fragments and
+// appends it to dst: final is the message's last part. Each part ends with
+// a sync flush, so that every fragment can be decoded as it arrives; only
+// the last one's four flush bytes are removed, as Deflate removes them.
+// The frames carry the parts in order, RSV1 set on the first only. Without
+// context takeover each part is compressed as Deflate compresses a message
+// (a part longer than a window below 32 KiB with Huffman coding only):
+// back-references never reach into an earlier part, so any window holds.
+func (d *Deflater) DeflatePart(dst, part []byte, final bool) []byte {
+	var w *deflateWriter
+	if d.takeover {
+		if d.w == nil {
+			d.w = getDeflateWriter(d.level)
+		}
+		w = d.w
+	} else {
+		level := d.level
+		if d.window < 1<<MaxWindowBits && len(part) > d.window {
+			level = flate.HuffmanOnly
+		}
+		w = getDeflateWriter(level)
+		defer putDeflateWriter(w)
+	}
+	if final {
+		return w.compress(dst, part)
+	}
+	w.sink.b = dst
+	_, _ = w.fw.Write(part)
+	_ = w.fw.Flush()
+	out := w.sink.b
+	w.sink.b = nil
+	return out
+}
+
 // Reset drops the Deflater's context (the writer kept with context takeover,
 // which goes back to the pool), as at the start of a session, so that it can
 // be reused or pooled.

@@ -149,6 +149,14 @@ func (p *Plugin) OnEvent(_ *lomond.WebSocket, ev events.Event) {
 	case *events.Binary:
 		r.Add(MessagesReceived, 1, "binary")
 		r.Add(BytesReceived, float64(len(e.Data)), "binary")
+	case *events.Stream:
+		// A message read as it arrives: counted, its bytes are not known
+		// here.
+		kind := "text"
+		if e.Binary {
+			kind = "binary"
+		}
+		r.Add(MessagesReceived, 1, kind)
 	case *events.Ping:
 		r.Add(MessagesReceived, 1, "ping")
 		r.Add(BytesReceived, float64(len(e.Data)), "ping")
