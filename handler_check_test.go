@@ -177,3 +177,20 @@ func TestRunAndPersistRejectPointerMistakeBeforeIO(t *testing.T) {
 		t.Error("a handler mistake was found only after dialing")
 	}
 }
+
+// TestStreamHandlerChecks: a plugin cannot read streams (New says so), nor
+// can two parts of a Compose; an OnStream with the wrong signature is
+// caught by Run.
+func TestStreamHandlerChecks(t *testing.T) {
+	sink := &streamSink{got: make(chan streamRead, 1)}
+	if _, err := New("ws://127.0.0.1:1/", WithPlugins(sink)); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "StreamHandler") {
+		t.Errorf("New with a StreamHandler plugin = %v, want ErrInvalidOption naming StreamHandler", err)
+	}
+	ws := newTestWS(t, "ws://127.0.0.1:1/")
+	if err := ws.Run(context.Background(), Compose(sink, &streamSink{})); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "StreamHandler") {
+		t.Errorf("Run with two StreamHandlers = %v, want ErrInvalidHandler", err)
+	}
+	if err := ws.Run(context.Background(), Compose(badStream{})); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "OnStream has the signature") {
+		t.Errorf("Run with a wrong OnStream = %v, want ErrInvalidHandler naming OnStream", err)
+	}
+}

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -278,4 +279,20 @@ func (s *PortServer) Stop() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// ExpectFrame reads one frame and checks its opcode, FIN bit and length,
+// and its payload if want is not nil.
+func ExpectFrame(t testing.TB, c *wstest.Conn, op byte, fin bool, n int, want []byte) bool {
+	t.Helper()
+	f, err := c.ReadFrame()
+	if err != nil {
+		t.Errorf("server: waiting for opcode %#x: %v", op, err)
+		return false
+	}
+	if f.Opcode != op || f.Fin != fin || len(f.Payload) != n || want != nil && !bytes.Equal(f.Payload, want) {
+		t.Errorf("server: got opcode %#x fin %v %d bytes, want opcode %#x fin %v %d bytes", f.Opcode, f.Fin, len(f.Payload), op, fin, n)
+		return false
+	}
+	return true
 }

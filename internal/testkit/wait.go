@@ -10,18 +10,28 @@ import (
 // Recv returns the next value from ch, failing the test after Timeout.
 func Recv[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
-	v, ok := recv(ch)
+	return RecvWithin(t, Timeout, ch, what)
+}
+
+// RecvWithin is Recv with its own bound, for waits that move much data.
+func RecvWithin[T any](t testing.TB, d time.Duration, ch <-chan T, what string) T {
+	t.Helper()
+	v, ok := recvWithin(d, ch)
 	if !ok {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 	return v
 }
 
-func recv[T any](ch <-chan T) (T, bool) {
+func recv[T any](ch <-chan T) (T, bool) { return recvWithin(Timeout, ch) }
+
+func recvWithin[T any](d time.Duration, ch <-chan T) (T, bool) {
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
 	select {
 	case v := <-ch:
 		return v, true
-	case <-after(Timeout):
+	case <-timeout.C:
 		var zero T
 		return zero, false
 	}

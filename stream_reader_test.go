@@ -1,65 +1,64 @@
 package lomond
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"io"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
-// Receiving streams from the raw-bytes server: control frames between
-// fragments, the close handshake, abandoned streams, invalid text and
-// protocol violations inside a stream, and the timers during a long one.
+// Tests of stream_reader.go: messages of any size received through a
+// StreamHandler, from coder/websocket's server (an independent
+// implementation, plain and compressed) and from the raw-bytes server:
+// control frames between fragments, the close handshake, abandoned streams,
+// invalid text and protocol violations inside a stream, and the timers
+// during a long one.
 
-// stHandler receives streams with onStream and records every event's name;
-// it flags an event delivered while OnStream runs (handler methods run one
-// at a time).
-type stHandler struct {
+// streamRecorder receives streams with onStream and records every event's
+// name; it flags an event delivered while OnStream runs (handler methods
+// run one at a time).
+type streamRecorder struct {
 	BaseHandler
 	onStream func(ws *WebSocket, ev *events.Stream)
 
-	mu     sync.Mutex
-	names  []string
-	inside bool
-	nested []string
+	names  testkit.Recorder[string]
+	nested testkit.Recorder[string] // names delivered while OnStream ran
+	inside atomic.Bool
 }
 
-func (h *stHandler) OnEvent(_ *WebSocket, ev events.Event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.inside {
-		h.nested = append(h.nested, ev.Name())
+func (h *streamRecorder) OnEvent(_ *WebSocket, ev events.Event) {
+	if h.inside.Load() {
+		h.nested.Add(ev.Name())
 	}
-	h.names = append(h.names, ev.Name())
+	h.names.Add(ev.Name())
 }
 
-func (h *stHandler) OnStream(ws *WebSocket, ev *events.Stream) {
-	h.mu.Lock()
-	h.inside = true
-	h.mu.Unlock()
+func (h *streamRecorder) OnStream(ws *WebSocket, ev *events.Stream) {
+	h.inside.Store(true)
 	h.onStream(ws, ev)
-	h.mu.Lock()
-	h.inside = false
-	h.mu.Unlock()
+	h.inside.Store(false)
 }
 
 // after returns the event names after the first stream, and checks that
 // none was delivered inside OnStream.
-func (h *stHandler) after(t *testing.T) []string {
+func (h *streamRecorder) after(t *testing.T) []string {
 	t.Helper()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.nested) > 0 {
-		t.Errorf("events delivered while OnStream ran: %v", h.nested)
+	if nested := h.nested.All(); len(nested) > 0 {
+		t.Errorf("events delivered while OnStream ran: %v", nested)
 	}
-	for i, n := range h.names {
+	names := h.names.All()
+	for i, n := range names {
 		if n == events.NameStream {
-			return append([]string(nil), h.names[i:]...)
+			return names[i:]
 		}
 	}
 	return nil
@@ -69,18 +68,18 @@ func frag(op byte, fin bool, payload string) wstest.Frame {
 	return wstest.Frame{Fin: fin, Opcode: op, Payload: []byte(payload)}
 }
 
-// stRaw runs the raw server script and a client with h; it returns the
+// runScripted runs the raw server script and a client with h; it returns the
 // client's Run result.
-func stRaw(t *testing.T, script func(c *wstest.Conn), h EventHandler, opts ...Option) error {
+func runScripted(t *testing.T, script func(c *wstest.Conn), h EventHandler, opts ...Option) error {
 	t.Helper()
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if srvHandshake(t, c) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if testkit.Handshake(t, c) {
 			script(c)
 		}
 	})
-	ws := stWS(t, srv.URL(), opts...)
-	err := stRecv(t, stRun(t, ws, h), "Run's return")
-	waitScript(t, done)
+	ws := newTestWS(t, srv.URL(), opts...)
+	err := testkit.RecvWithin(t, streamTimeout, goRun(t, ws, h), "Run's return")
+	testkit.WaitScript(t, done)
 	return err
 }
 
@@ -90,27 +89,27 @@ func stRaw(t *testing.T, script func(c *wstest.Conn), h EventHandler, opts ...Op
 // come after OnStream returned.
 func TestStreamControlFramesWhileReading(t *testing.T) {
 	read := make(chan string, 1)
-	h := &stHandler{onStream: func(_ *WebSocket, ev *events.Stream) {
+	h := &streamRecorder{onStream: func(_ *WebSocket, ev *events.Stream) {
 		b, err := io.ReadAll(ev.Reader)
 		if err != nil {
 			t.Errorf("ReadAll: %v", err)
 		}
 		read <- string(b)
 	}}
-	err := stRaw(t, func(c *wstest.Conn) {
-		srvWrite(t, c, frag(wstest.OpText, false, "caf\xc3"), wstest.Ping([]byte("p1")))
+	err := runScripted(t, func(c *wstest.Conn) {
+		testkit.Write(t, c, frag(wstest.OpText, false, "caf\xc3"), wstest.Ping([]byte("p1")))
 		f, err := c.ReadFrame()
 		if err != nil || f.Opcode != wstest.OpPong || string(f.Payload) != "p1" {
 			t.Errorf("server: got %+v, %v; want the pong p1 while the message is unfinished", f, err)
 			return
 		}
-		srvWrite(t, c, wstest.Pong([]byte("unasked")), frag(wstest.OpContinuation, false, "\xa9 "),
+		testkit.Write(t, c, wstest.Pong([]byte("unasked")), frag(wstest.OpContinuation, false, "\xa9 "),
 			wstest.Ping([]byte("p2")), frag(wstest.OpContinuation, true, "au lait"))
-		srvExpectMessage(t, c, wstest.OpPong, "p2")
-		srvWrite(t, c, wstest.Close(4000, "bye"))
-		srvExpectClose(t, c, 4000, "bye")
+		testkit.ExpectMessage(t, c, wstest.OpPong, "p2")
+		testkit.Write(t, c, wstest.Close(4000, "bye"))
+		testkit.ExpectClose(t, c, 4000, "bye")
 	}, h)
-	if got := stRecv(t, read, "the stream"); got != "café au lait" {
+	if got := testkit.RecvWithin(t, streamTimeout, read, "the stream"); got != "café au lait" {
 		t.Errorf("read %q, want %q", got, "café au lait")
 	}
 	var ce *CloseError
@@ -128,18 +127,18 @@ func TestStreamControlFramesWhileReading(t *testing.T) {
 // proceeds once OnStream returned.
 func TestStreamServerClosesInside(t *testing.T) {
 	read := make(chan error, 1)
-	h := &stHandler{onStream: func(_ *WebSocket, ev *events.Stream) {
+	h := &streamRecorder{onStream: func(_ *WebSocket, ev *events.Stream) {
 		b, err := io.ReadAll(ev.Reader)
 		if string(b) != "abc" {
 			t.Errorf("read %q before the close, want abc", b)
 		}
 		read <- err
 	}}
-	err := stRaw(t, func(c *wstest.Conn) {
-		srvWrite(t, c, frag(wstest.OpBinary, false, "abc"), wstest.Close(4001, "no more"))
-		srvExpectClose(t, c, 4001, "no more")
+	err := runScripted(t, func(c *wstest.Conn) {
+		testkit.Write(t, c, frag(wstest.OpBinary, false, "abc"), wstest.Close(4001, "no more"))
+		testkit.ExpectClose(t, c, 4001, "no more")
 	}, h)
-	if rerr := stRecv(t, read, "the stream's end"); !errors.Is(rerr, io.ErrUnexpectedEOF) {
+	if rerr := testkit.RecvWithin(t, streamTimeout, read, "the stream's end"); !errors.Is(rerr, io.ErrUnexpectedEOF) {
 		t.Errorf("the reader's error = %v, want io.ErrUnexpectedEOF", rerr)
 	}
 	var ce *CloseError
@@ -156,7 +155,7 @@ func TestStreamServerClosesInside(t *testing.T) {
 // on to the end, then the handshake completes.
 func TestStreamClientClosesWhileReading(t *testing.T) {
 	read := make(chan string, 1)
-	h := &stHandler{onStream: func(ws *WebSocket, ev *events.Stream) {
+	h := &streamRecorder{onStream: func(ws *WebSocket, ev *events.Stream) {
 		head := make([]byte, 4)
 		if _, err := io.ReadFull(ev.Reader, head); err != nil {
 			t.Errorf("head: %v", err)
@@ -170,13 +169,13 @@ func TestStreamClientClosesWhileReading(t *testing.T) {
 		}
 		read <- string(head) + string(rest)
 	}}
-	err := stRaw(t, func(c *wstest.Conn) {
-		srvWrite(t, c, frag(wstest.OpBinary, false, "head"))
-		if srvExpectClose(t, c, StatusNormal, "enough") {
-			srvWrite(t, c, frag(wstest.OpContinuation, true, "+tail"), wstest.Close(StatusNormal, "ok"))
+	err := runScripted(t, func(c *wstest.Conn) {
+		testkit.Write(t, c, frag(wstest.OpBinary, false, "head"))
+		if testkit.ExpectClose(t, c, StatusNormal, "enough") {
+			testkit.Write(t, c, frag(wstest.OpContinuation, true, "+tail"), wstest.Close(StatusNormal, "ok"))
 		}
 	}, h)
-	if got := stRecv(t, read, "the stream"); got != "head+tail" {
+	if got := testkit.RecvWithin(t, streamTimeout, read, "the stream"); got != "head+tail" {
 		t.Errorf("read %q", got)
 	}
 	if err != nil {
@@ -190,7 +189,7 @@ func TestStreamClientClosesWhileReading(t *testing.T) {
 func TestStreamAbandoned(t *testing.T) {
 	var first io.Reader
 	second := make(chan string, 1)
-	h := &stHandler{onStream: func(_ *WebSocket, ev *events.Stream) {
+	h := &streamRecorder{onStream: func(_ *WebSocket, ev *events.Stream) {
 		if first == nil {
 			first = ev.Reader
 			b := make([]byte, 2)
@@ -208,14 +207,14 @@ func TestStreamAbandoned(t *testing.T) {
 		}
 		second <- string(b)
 	}}
-	err := stRaw(t, func(c *wstest.Conn) {
-		srvWrite(t, c, frag(wstest.OpBinary, false, "head"), frag(wstest.OpContinuation, false, strings.Repeat("x", 100<<10)),
+	err := runScripted(t, func(c *wstest.Conn) {
+		testkit.Write(t, c, frag(wstest.OpBinary, false, "head"), frag(wstest.OpContinuation, false, strings.Repeat("x", 100<<10)),
 			wstest.Ping([]byte("inside")), frag(wstest.OpContinuation, true, "tail"), wstest.Text("next"))
-		srvExpectMessage(t, c, wstest.OpPong, "inside")
-		srvWrite(t, c, wstest.Close(StatusNormal, ""))
-		srvExpectClose(t, c, StatusNormal, "")
+		testkit.ExpectMessage(t, c, wstest.OpPong, "inside")
+		testkit.Write(t, c, wstest.Close(StatusNormal, ""))
+		testkit.ExpectClose(t, c, StatusNormal, "")
 	}, h)
-	if got := stRecv(t, second, "the second stream"); got != "next" {
+	if got := testkit.RecvWithin(t, streamTimeout, second, "the second stream"); got != "next" {
 		t.Errorf("second stream %q, want next", got)
 	}
 	var ce *CloseError
@@ -228,13 +227,13 @@ func TestStreamAbandoned(t *testing.T) {
 // stream is bounded by the read limit: beyond it the client fails with
 // 1009.
 func TestStreamAbandonedOverReadLimit(t *testing.T) {
-	h := &stHandler{onStream: func(_ *WebSocket, ev *events.Stream) {
+	h := &streamRecorder{onStream: func(_ *WebSocket, ev *events.Stream) {
 		_, _ = ev.Reader.Read(make([]byte, 1))
 	}}
-	err := stRaw(t, func(c *wstest.Conn) {
-		srvWrite(t, c, frag(wstest.OpBinary, false, "0123456789"), frag(wstest.OpContinuation, true, strings.Repeat("y", 5000)))
-		if srvExpectClose(t, c, StatusMessageTooBig, "the unread rest of a stream is larger than the read limit (1000 bytes)") {
-			srvWrite(t, c, wstest.Close(StatusMessageTooBig, ""))
+	err := runScripted(t, func(c *wstest.Conn) {
+		testkit.Write(t, c, frag(wstest.OpBinary, false, "0123456789"), frag(wstest.OpContinuation, true, strings.Repeat("y", 5000)))
+		if testkit.ExpectClose(t, c, StatusMessageTooBig, "the unread rest of a stream is larger than the read limit (1000 bytes)") {
+			testkit.Write(t, c, wstest.Close(StatusMessageTooBig, ""))
 		}
 	}, h, WithReadLimit(1000))
 	var pe *ProtocolError
@@ -262,24 +261,24 @@ func TestStreamBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rerr := make(chan error, 1)
-			h := &stHandler{onStream: func(_ *WebSocket, ev *events.Stream) {
+			h := &streamRecorder{onStream: func(_ *WebSocket, ev *events.Stream) {
 				_, err := io.ReadAll(ev.Reader)
 				rerr <- err
 			}}
-			err := stRaw(t, func(c *wstest.Conn) {
+			err := runScripted(t, func(c *wstest.Conn) {
 				if tt.code == 0 {
 					wire := wstest.EncodeAll(tt.frames...)
 					_ = c.WriteRaw(wire[:len(wire)-3]) // cut inside the last frame
 					return
 				}
-				srvWrite(t, c, tt.frames...)
+				testkit.Write(t, c, tt.frames...)
 				code, _, err := c.ExpectClose()
 				if err != nil || code != tt.code {
 					t.Errorf("server: close %d, %v; want %d", code, err, tt.code)
 				}
-				srvWrite(t, c, wstest.Close(tt.code, ""))
+				testkit.Write(t, c, wstest.Close(tt.code, ""))
 			}, h)
-			got := stRecv(t, rerr, "the reader's error")
+			got := testkit.RecvWithin(t, streamTimeout, rerr, "the reader's error")
 			if tt.code == 0 {
 				if !errors.Is(got, io.ErrUnexpectedEOF) || err == nil {
 					t.Errorf("reader: %v; Run: %v; want io.ErrUnexpectedEOF and a lost connection", got, err)
@@ -315,11 +314,11 @@ func TestStreamTimersWhileReading(t *testing.T) {
 			}
 			res := make(chan result, 1)
 			began := time.Now()
-			h := &stHandler{onStream: func(_ *WebSocket, ev *events.Stream) {
+			h := &streamRecorder{onStream: func(_ *WebSocket, ev *events.Stream) {
 				b, err := io.ReadAll(ev.Reader)
 				res <- result{len(b), err, time.Since(began)}
 			}}
-			err := stRaw(t, func(c *wstest.Conn) {
+			err := runScripted(t, func(c *wstest.Conn) {
 				pings := make(chan int, 1)
 				go func() { // read the client's frames, answer its pings if asked to
 					n := 0
@@ -355,7 +354,7 @@ func TestStreamTimersWhileReading(t *testing.T) {
 					t.Errorf("the server saw %d pings in 1.5 s at one per 50 ms", n)
 				}
 			}, h, WithPingRate(50*time.Millisecond), WithPingTimeout(300*time.Millisecond))
-			r := stRecv(t, res, "the stream's end")
+			r := testkit.RecvWithin(t, streamTimeout, res, "the stream's end")
 			if answer {
 				if r.err != nil || r.n < 40 {
 					t.Errorf("read %d bytes, %v; want the whole stream", r.n, r.err)
@@ -384,19 +383,19 @@ func TestStreamTimersWhileReading(t *testing.T) {
 // close timeout: the reader returns ErrCloseTimeout.
 func TestStreamCloseTimeoutWhileReading(t *testing.T) {
 	rerr := make(chan error, 1)
-	h := &stHandler{onStream: func(ws *WebSocket, ev *events.Stream) {
+	h := &streamRecorder{onStream: func(ws *WebSocket, ev *events.Stream) {
 		_ = ws.Close(StatusNormal, "enough")
 		_, err := io.Copy(io.Discard, ev.Reader)
 		rerr <- err
 	}}
 	began := time.Now()
-	err := stRaw(t, func(c *wstest.Conn) {
+	err := runScripted(t, func(c *wstest.Conn) {
 		_ = c.WriteFrame(frag(wstest.OpBinary, false, "s"))
 		for c.WriteFrame(frag(wstest.OpContinuation, false, "x")) == nil {
 			time.Sleep(10 * time.Millisecond) // the server's pace, not synchronisation
 		}
 	}, h, WithCloseTimeout(300*time.Millisecond))
-	if got := stRecv(t, rerr, "the reader's error"); !errors.Is(got, ErrCloseTimeout) {
+	if got := testkit.RecvWithin(t, streamTimeout, rerr, "the reader's error"); !errors.Is(got, ErrCloseTimeout) {
 		t.Errorf("the reader's error = %v, want ErrCloseTimeout", got)
 	}
 	if !errors.Is(err, ErrCloseTimeout) {
@@ -410,18 +409,131 @@ func TestStreamCloseTimeoutWhileReading(t *testing.T) {
 // TestStreamHandlerPanics: a panic in OnStream half-way closes with 1011;
 // the rest of the message is discarded and Run returns the *PanicError.
 func TestStreamHandlerPanics(t *testing.T) {
-	h := &stHandler{onStream: func(_ *WebSocket, ev *events.Stream) {
+	h := &streamRecorder{onStream: func(_ *WebSocket, ev *events.Stream) {
 		_, _ = ev.Reader.Read(make([]byte, 1))
 		panic("boom")
 	}}
-	err := stRaw(t, func(c *wstest.Conn) {
-		srvWrite(t, c, frag(wstest.OpBinary, false, "abc"), frag(wstest.OpContinuation, true, "def"))
-		if srvExpectClose(t, c, StatusInternalError, "handler panic") {
-			srvWrite(t, c, wstest.Close(StatusInternalError, ""))
+	err := runScripted(t, func(c *wstest.Conn) {
+		testkit.Write(t, c, frag(wstest.OpBinary, false, "abc"), frag(wstest.OpContinuation, true, "def"))
+		if testkit.ExpectClose(t, c, StatusInternalError, "handler panic") {
+			testkit.Write(t, c, wstest.Close(StatusInternalError, ""))
 		}
 	}, h)
 	var pe *PanicError
 	if !errors.As(err, &pe) || pe.Value != "boom" {
 		t.Errorf("Run = %v, want the *PanicError", err)
+	}
+}
+
+// TestStreamReceiveFromCoder: a message of streamSize() bytes, sent by
+// coder/websocket in fragments, read by OnStream as it arrives; the peak
+// RSS stays bounded by the buffers, not by the message.
+func TestStreamReceiveFromCoder(t *testing.T) {
+	size := streamSize()
+	url, result := coderServer(t, nil, func(c *websocket.Conn) error {
+		ctx := c.CloseRead(context.Background()) // answers pings, sees the close
+		w, err := c.Writer(ctx, websocket.MessageBinary)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, &pattern{n: size}); err != nil {
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return nil
+	})
+	ws := newTestWS(t, url, WithReadLimit(1<<20)) // the read limit does not bound a stream
+	h := &streamSink{got: make(chan streamRead, 1)}
+	rss := peakRSS(t)
+	began := time.Now()
+	done := goRun(t, ws, h)
+	got := testkit.RecvWithin(t, streamTimeout, h.got, "the stream")
+	took := time.Since(began)
+	grew, peak, ok := rss()
+	t.Logf("received %d bytes in %v (%.0f MiB/s); peak RSS %d MiB, %d MiB above the start",
+		got.n, took.Round(time.Millisecond), float64(got.n)/took.Seconds()/(1<<20), peak>>20, grew>>20)
+	if got.err != nil || got.n != size || !got.binary || got.compressed {
+		t.Fatalf("OnStream read %d bytes (binary %v, compressed %v), %v; want %d binary bytes", got.n, got.binary, got.compressed, got.err, size)
+	}
+	if want := patternSum(size); got.sum != want {
+		t.Fatalf("CRC %08x, want %08x", got.sum, want)
+	}
+	if ok && grew > maxGrowth(size) {
+		t.Errorf("peak RSS grew by %d MiB for a %d MiB message: more than %d MiB", grew>>20, size>>20, maxGrowth(size)>>20)
+	}
+	if err := ws.Close(StatusNormal, "done"); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if err := testkit.RecvWithin(t, streamTimeout, done, "Run's return"); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if err := testkit.RecvWithin(t, streamTimeout, result, "the server's end"); err != nil {
+		t.Errorf("server: %v", err)
+	}
+}
+
+// TestStreamCompressedFromCoder: compressed messages (context takeover,
+// so each refers to the ones before) streamed from coder/websocket: the
+// first is abandoned half-way and must still be decompressed to its end
+// for the next to decompress right; text is checked as it streams.
+func TestStreamCompressedFromCoder(t *testing.T) {
+	sizes := []int64{4 << 20, 1000, 8 << 20}
+	url, result := coderServer(t, &websocket.AcceptOptions{CompressionMode: websocket.CompressionContextTakeover}, func(c *websocket.Conn) error {
+		ctx := c.CloseRead(context.Background())
+		for _, n := range sizes {
+			w, err := c.Writer(ctx, websocket.MessageText)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(w, &textPattern{n: n}); err != nil {
+				return err
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+		}
+		<-ctx.Done()
+		return nil
+	})
+	got := make(chan streamRead, len(sizes))
+	calls := 0
+	h := &streamRecorder{onStream: func(_ *WebSocket, ev *events.Stream) {
+		calls++
+		if calls == 1 { // abandoned half-way
+			n, err := io.CopyN(io.Discard, ev.Reader, sizes[0]/2)
+			got <- streamRead{binary: ev.Binary, compressed: ev.Compressed, n: n, err: err}
+			return
+		}
+		var b bytes.Buffer
+		n, err := io.Copy(&b, ev.Reader)
+		want, _ := io.ReadAll(&textPattern{n: n})
+		if !bytes.Equal(b.Bytes(), want) {
+			err = errors.New("the text differs from what was sent")
+		}
+		got <- streamRead{binary: ev.Binary, compressed: ev.Compressed, n: n, err: err}
+	}}
+	ws := newTestWS(t, url, WithCompression(CompressionContextTakeover))
+	done := goRun(t, ws, h)
+	for i, size := range sizes {
+		r := testkit.RecvWithin(t, streamTimeout, got, "a stream")
+		want := size
+		if i == 0 {
+			want = size / 2
+		}
+		if r.err != nil || r.n != want || r.binary || r.compressed != (size > 1000) && i != 1 {
+			t.Errorf("message %d: %d bytes (binary %v, compressed %v), %v; want %d text bytes", i, r.n, r.binary, r.compressed, r.err, want)
+		}
+	}
+	if err := ws.Close(StatusNormal, "done"); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if err := testkit.RecvWithin(t, streamTimeout, done, "Run's return"); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if err := testkit.RecvWithin(t, streamTimeout, result, "the server's end"); err != nil {
+		t.Errorf("server: %v", err)
 	}
 }
