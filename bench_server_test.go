@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"github.com/lomond-go/lomond/internal/protocol"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/lomond-go/lomond/internal/protocol"
 )
 
 // benchServer is the loopback server the benchmarks run against: a

@@ -6,8 +6,11 @@ import (
 	"testing"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
+
+// Tests of closecause.go: the cause a context carries into the close.
 
 func TestCloseCause(t *testing.T) {
 	cases := []struct {
@@ -23,11 +26,11 @@ func TestCloseCause(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, done := scriptServer(t, func(c *wstest.Conn) {
-				if !srvHandshake(t, c) {
+			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+				if !testkit.Handshake(t, c) {
 					return
 				}
-				if srvExpectClose(t, c, tc.wantCode, tc.wantReason) {
+				if testkit.ExpectClose(t, c, tc.wantCode, tc.wantReason) {
 					_ = c.WriteFrame(wstest.Close(tc.wantCode, tc.wantReason))
 				}
 			})
@@ -39,7 +42,7 @@ func TestCloseCause(t *testing.T) {
 					cancel(tc.cause)
 				}
 			}))
-			waitScript(t, done)
+			testkit.WaitScript(t, done)
 			if err != nil {
 				t.Errorf("Run = %v, want nil after the close handshake the client started", err)
 			}

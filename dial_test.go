@@ -17,49 +17,50 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
 // The dial tests check that every connection option has an observable
 // effect against real servers on 127.0.0.1.
 
-// tdCloseOnReady closes the session as soon as it is ready.
-func tdCloseOnReady(ws *WebSocket, ev events.Event) {
+// closeOnReady closes the session as soon as it is ready.
+func closeOnReady(ws *WebSocket, ev events.Event) {
 	if _, ok := ev.(*events.Ready); ok {
 		_ = ws.Close(StatusNormal, "bye")
 	}
 }
 
-// tdRunReady runs a session that closes once ready and fails the test
+// runUntilReady runs a session that closes once ready and fails the test
 // unless it reached Ready and ended cleanly.
-func tdRunReady(t *testing.T, ws *WebSocket) *tdRec {
+func runUntilReady(t *testing.T, ws *WebSocket) *testkit.EventRecorder {
 	t.Helper()
-	rec, err := tdRun(t, ws, tdCloseOnReady)
+	rec, err := runRecorded(t, ws, closeOnReady)
 	if err != nil {
-		t.Fatalf("Run: %v; events: %v", err, rec.names())
+		t.Fatalf("Run: %v; events: %v", err, rec.Names())
 	}
-	tdOne[*events.Ready](t, rec)
+	testkit.First[*events.Ready](t, rec)
 	return rec
 }
 
-// tdRunConnectFail runs a session that must end with ConnectFail.
-func tdRunConnectFail(t *testing.T, ws *WebSocket) (*events.ConnectFail, error) {
+// runConnectFail runs a session that must end with ConnectFail.
+func runConnectFail(t *testing.T, ws *WebSocket) (*events.ConnectFail, error) {
 	t.Helper()
-	rec, err := tdRun(t, ws, nil)
+	rec, err := runRecorded(t, ws, nil)
 	var ce *ConnectError
 	if !errors.As(err, &ce) {
-		t.Fatalf("Run = %v, want a *ConnectError; events: %v", err, rec.names())
+		t.Fatalf("Run = %v, want a *ConnectError; events: %v", err, rec.Names())
 	}
-	if got := rec.names(); !slices.Equal(got, []string{"connecting", "connect_fail"}) {
+	if got := rec.Names(); !slices.Equal(got, []string{"connecting", "connect_fail"}) {
 		t.Errorf("events %v, want connecting, connect_fail", got)
 	}
-	return tdOne[*events.ConnectFail](t, rec), err
+	return testkit.First[*events.ConnectFail](t, rec), err
 }
 
-// tdCapture is a server script that hands the upgrade request to reqs,
+// captureRequests is a server script that hands the upgrade request to reqs,
 // accepts it choosing the first offered subprotocol, echoes text and
 // answers the client's close.
-func tdCapture(reqs chan<- *http.Request) func(c *wstest.Conn) {
+func captureRequests(reqs chan<- *http.Request) func(c *wstest.Conn) {
 	return func(c *wstest.Conn) {
 		req, err := c.ReadRequest()
 		if err != nil {
@@ -93,13 +94,13 @@ func tdCapture(reqs chan<- *http.Request) func(c *wstest.Conn) {
 	}
 }
 
-// tdRequest runs a session with opts against a capturing server and returns
+// upgradeRequest runs a session with opts against a capturing server and returns
 // the upgrade request the server saw, and the session's events.
-func tdRequest(t *testing.T, opts ...Option) (*http.Request, *tdRec) {
+func upgradeRequest(t *testing.T, opts ...Option) (*http.Request, *testkit.EventRecorder) {
 	t.Helper()
 	reqs := make(chan *http.Request, 1)
-	srv := wstest.NewServer(t, tdCapture(reqs))
-	rec := tdRunReady(t, tdNew(t, srv.URL(), opts...))
+	srv := wstest.NewServer(t, captureRequests(reqs))
+	rec := runUntilReady(t, mustNew(t, srv.URL(), opts...))
 	select {
 	case req := <-reqs:
 		return req, rec
@@ -109,8 +110,8 @@ func tdRequest(t *testing.T, opts ...Option) (*http.Request, *tdRec) {
 	}
 }
 
-// tdTokens splits comma-separated header values into their tokens.
-func tdTokens(values []string) []string {
+// headerTokens splits comma-separated header values into their tokens.
+func headerTokens(values []string) []string {
 	var out []string
 	for _, v := range values {
 		for _, tok := range strings.Split(v, ",") {
@@ -122,37 +123,16 @@ func tdTokens(values []string) []string {
 	return out
 }
 
-// tdClearProxyEnv empties every proxy variable for the test, and
-// REQUEST_METHOD (a CGI process refuses HTTP_PROXY).
-func tdClearProxyEnv(t *testing.T) {
-	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
-		"ALL_PROXY", "all_proxy", "REQUEST_METHOD"} {
-		t.Setenv(k, "")
-	}
-}
-
-// tdDeadAddr returns a loopback address nothing listens on.
-func tdDeadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// tdDialer is a DialFunc that records the addresses it is asked for and
+// loopbackDialer is a DialFunc that records the addresses it is asked for and
 // dials redirect[addr] instead when present. It refuses anything else that
 // is not loopback, so tests never leave the machine.
-type tdDialer struct {
+type loopbackDialer struct {
 	mu       sync.Mutex
 	asked    []string
 	redirect map[string]string
 }
 
-func (d *tdDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+func (d *loopbackDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	d.mu.Lock()
 	d.asked = append(d.asked, addr)
 	to, ok := d.redirect[addr]
@@ -161,21 +141,21 @@ func (d *tdDialer) dial(ctx context.Context, network, addr string) (net.Conn, er
 		to = addr
 		host, _, err := net.SplitHostPort(addr)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-			return nil, errors.New("tdDialer: refusing non-loopback " + addr)
+			return nil, errors.New("loopbackDialer: refusing non-loopback " + addr)
 		}
 	}
 	var nd net.Dialer
 	return nd.DialContext(ctx, network, to)
 }
 
-func (d *tdDialer) addrs() []string {
+func (d *loopbackDialer) addrs() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return slices.Clone(d.asked)
 }
 
 func TestDialRequestHeaders(t *testing.T) {
-	req, rec := tdRequest(t,
+	req, rec := upgradeRequest(t,
 		WithProtocols("a", "b"),
 		WithHeader("X-Lomond-Test", "one"),
 		WithHeader("x-lomond-test", "two"),
@@ -183,7 +163,7 @@ func TestDialRequestHeaders(t *testing.T) {
 		WithUserAgent("test-agent/1.0"),
 		WithOrigin("https://origin.example"),
 	)
-	if got := tdTokens(req.Header.Values("Sec-WebSocket-Protocol")); !slices.Equal(got, []string{"a", "b"}) {
+	if got := headerTokens(req.Header.Values("Sec-WebSocket-Protocol")); !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("Sec-WebSocket-Protocol offers %q, want [a b] in order", got)
 	}
 	if got := req.Header.Values("X-Lomond-Test"); !slices.Equal(got, []string{"one", "two"}) {
@@ -198,7 +178,7 @@ func TestDialRequestHeaders(t *testing.T) {
 	if got := req.Header.Get("Origin"); got != "https://origin.example" {
 		t.Errorf("Origin = %q, want https://origin.example", got)
 	}
-	if got := tdOne[*events.Ready](t, rec).Protocol; got != "a" {
+	if got := testkit.First[*events.Ready](t, rec).Protocol; got != "a" {
 		t.Errorf("Ready.Protocol = %q, want a", got)
 	}
 	if ext := req.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
@@ -207,7 +187,7 @@ func TestDialRequestHeaders(t *testing.T) {
 }
 
 func TestDialDefaultUserAgent(t *testing.T) {
-	req, _ := tdRequest(t)
+	req, _ := upgradeRequest(t)
 	if got, want := req.UserAgent(), "lomond-go/"+Version; got != want {
 		t.Errorf("User-Agent = %q, want %q", got, want)
 	}
@@ -221,30 +201,30 @@ func TestDialDefaultUserAgent(t *testing.T) {
 
 func TestDialCompressionOffer(t *testing.T) {
 	for _, mode := range []Compression{CompressionContextTakeover, CompressionNoContextTakeover} {
-		req, rec := tdRequest(t, WithCompression(mode))
+		req, rec := upgradeRequest(t, WithCompression(mode))
 		if ext := req.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
 			t.Errorf("mode %d: Sec-WebSocket-Extensions = %q, want permessage-deflate offered", mode, ext)
 		}
 		// The wstest server ignores the offer: no extension in use.
-		if ext := tdOne[*events.Ready](t, rec).Extensions; len(ext) != 0 {
+		if ext := testkit.First[*events.Ready](t, rec).Extensions; len(ext) != 0 {
 			t.Errorf("mode %d: Ready.Extensions = %q, the server accepted none", mode, ext)
 		}
 	}
 }
 
-// tdCountingConn counts the bytes that cross a connection.
-type tdCountingConn struct {
+// countingConn counts the bytes that cross a connection.
+type countingConn struct {
 	net.Conn
 	read, written *atomic.Int64
 }
 
-func (c tdCountingConn) Read(p []byte) (int, error) {
+func (c countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.read.Add(int64(n))
 	return n, err
 }
 
-func (c tdCountingConn) Write(p []byte) (int, error) {
+func (c countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.written.Add(int64(n))
 	return n, err
@@ -284,11 +264,11 @@ func TestDialCompressionRoundTrip(t *testing.T) {
 				if err != nil {
 					return nil, err
 				}
-				return tdCountingConn{Conn: c, read: &read, written: &written}, nil
+				return countingConn{Conn: c, read: &read, written: &written}, nil
 			}
 			msg := strings.Repeat("lomond compresses this text. ", 400)[:10*1024]
-			ws := tdNew(t, "ws"+strings.TrimPrefix(hs.URL, "http")+"/", WithCompression(m[0].(Compression)), WithDialer(dial))
-			rec, err := tdRun(t, ws, func(ws *WebSocket, ev events.Event) {
+			ws := mustNew(t, "ws"+strings.TrimPrefix(hs.URL, "http")+"/", WithCompression(m[0].(Compression)), WithDialer(dial))
+			rec, err := runRecorded(t, ws, func(ws *WebSocket, ev events.Event) {
 				switch ev.(type) {
 				case *events.Ready:
 					if err := ws.SendText(msg); err != nil {
@@ -299,14 +279,14 @@ func TestDialCompressionRoundTrip(t *testing.T) {
 				}
 			})
 			if err != nil {
-				t.Fatalf("Run: %v; events: %v", err, rec.names())
+				t.Fatalf("Run: %v; events: %v", err, rec.Names())
 			}
 			<-handlerDone
-			ready := tdOne[*events.Ready](t, rec)
+			ready := testkit.First[*events.Ready](t, rec)
 			if !slices.Equal(ready.Extensions, []string{"permessage-deflate"}) {
 				t.Errorf("Ready.Extensions = %q, want [permessage-deflate]", ready.Extensions)
 			}
-			if txt := tdOne[*events.Text](t, rec); txt.Text != msg {
+			if txt := testkit.First[*events.Text](t, rec); txt.Text != msg {
 				t.Errorf("echo differs: got %d bytes, want %d", len(txt.Text), len(msg))
 			}
 			// Both directions crossed the wire compressed.
@@ -321,7 +301,7 @@ func TestDialTLS(t *testing.T) {
 	srv := wstest.NewTLSServer(t, wstest.Echo)
 
 	t.Run("system roots reject", func(t *testing.T) {
-		ev, err := tdRunConnectFail(t, tdNew(t, srv.URL()))
+		ev, err := runConnectFail(t, mustNew(t, srv.URL()))
 		var cve *tls.CertificateVerificationError
 		if !errors.As(ev.Err, &cve) && !strings.Contains(ev.Err.Error(), "certificate") {
 			t.Errorf("ConnectFail.Err = %v, want a certificate verification error", ev.Err)
@@ -338,27 +318,27 @@ func TestDialTLS(t *testing.T) {
 	}
 	for name, opt := range trusted {
 		t.Run(name, func(t *testing.T) {
-			tdRunReady(t, tdNew(t, srv.URL(), opt))
+			runUntilReady(t, mustNew(t, srv.URL(), opt))
 		})
 	}
 	t.Run("localhost name", func(t *testing.T) {
 		// The certificate names localhost too: ServerName comes from the URL.
 		u := strings.Replace(srv.URL(), "127.0.0.1", "localhost", 1)
-		tdRunReady(t, tdNew(t, u, WithRootCAs(srv.CertPool())))
+		runUntilReady(t, mustNew(t, u, WithRootCAs(srv.CertPool())))
 	})
 }
 
 func TestDialProxy(t *testing.T) {
-	tdClearProxyEnv(t)
+	clearProxyEnv(t)
 
 	t.Run("ws", func(t *testing.T) {
 		srv := wstest.NewServer(t, wstest.Echo)
 		proxy := wstest.NewProxy(t, "", "")
-		rec := tdRunReady(t, tdNew(t, srv.URL(), WithProxy(proxy.URL())))
+		rec := runUntilReady(t, mustNew(t, srv.URL(), WithProxy(proxy.URL())))
 		if got := proxy.Targets(); !slices.Equal(got, []string{srv.Addr()}) {
 			t.Errorf("proxy targets %v, want [%s]", got, srv.Addr())
 		}
-		if got := tdOne[*events.Connected](t, rec).Proxy; got != proxy.URL() {
+		if got := testkit.First[*events.Connected](t, rec).Proxy; got != proxy.URL() {
 			t.Errorf("Connected.Proxy = %q, want %q", got, proxy.URL())
 		}
 	})
@@ -366,11 +346,11 @@ func TestDialProxy(t *testing.T) {
 	t.Run("wss", func(t *testing.T) {
 		srv := wstest.NewTLSServer(t, wstest.Echo)
 		proxy := wstest.NewProxy(t, "", "")
-		rec := tdRunReady(t, tdNew(t, srv.URL(), WithProxy(proxy.URL()), WithRootCAs(srv.CertPool())))
+		rec := runUntilReady(t, mustNew(t, srv.URL(), WithProxy(proxy.URL()), WithRootCAs(srv.CertPool())))
 		if got := proxy.Targets(); !slices.Equal(got, []string{srv.Addr()}) {
 			t.Errorf("proxy targets %v, want [%s]", got, srv.Addr())
 		}
-		if got := tdOne[*events.Connected](t, rec).Proxy; got != proxy.URL() {
+		if got := testkit.First[*events.Connected](t, rec).Proxy; got != proxy.URL() {
 			t.Errorf("Connected.Proxy = %q, want %q", got, proxy.URL())
 		}
 	})
@@ -379,15 +359,15 @@ func TestDialProxy(t *testing.T) {
 	t.Run("auth", func(t *testing.T) {
 		srv := wstest.NewServer(t, wstest.Echo)
 		proxy := wstest.NewProxy(t, user, pass)
-		rec := tdRunReady(t, tdNew(t, srv.URL(), WithProxy(proxy.URLWithAuth())))
+		rec := runUntilReady(t, mustNew(t, srv.URL(), WithProxy(proxy.URLWithAuth())))
 		if got := proxy.Targets(); !slices.Equal(got, []string{srv.Addr()}) {
 			t.Errorf("proxy targets %v, want [%s]", got, srv.Addr())
 		}
-		conn := tdOne[*events.Connected](t, rec)
+		conn := testkit.First[*events.Connected](t, rec)
 		if strings.Contains(conn.Proxy, pass) || !strings.Contains(conn.Proxy, proxy.Addr()) {
 			t.Errorf("Connected.Proxy = %q, want the proxy without its password", conn.Proxy)
 		}
-		for _, ev := range rec.all() {
+		for _, ev := range rec.All() {
 			if s := ev.String(); strings.Contains(s, pass) {
 				t.Errorf("%s event shows the proxy password: %s", ev.Name(), s)
 			}
@@ -398,7 +378,7 @@ func TestDialProxy(t *testing.T) {
 		srv := wstest.NewServer(t, wstest.Echo)
 		proxy := wstest.NewProxy(t, user, pass)
 		const wrong = "not-the-Pa55word"
-		ev, err := tdRunConnectFail(t, tdNew(t, srv.URL(), WithProxy("http://"+user+":"+wrong+"@"+proxy.Addr())))
+		ev, err := runConnectFail(t, mustNew(t, srv.URL(), WithProxy("http://"+user+":"+wrong+"@"+proxy.Addr())))
 		if !strings.Contains(ev.Reason, "407") {
 			t.Errorf("ConnectFail.Reason = %q, want it to mention 407", ev.Reason)
 		}
@@ -414,7 +394,7 @@ func TestDialProxy(t *testing.T) {
 
 	t.Run("unreachable", func(t *testing.T) {
 		srv := wstest.NewServer(t, wstest.Echo)
-		ev, _ := tdRunConnectFail(t, tdNew(t, srv.URL(), WithProxy("http://"+tdDeadAddr(t)), WithDialTimeout(5*time.Second)))
+		ev, _ := runConnectFail(t, mustNew(t, srv.URL(), WithProxy("http://"+testkit.RefusedAddr(t)), WithDialTimeout(5*time.Second)))
 		if !strings.Contains(ev.Reason, "proxy") {
 			t.Errorf("ConnectFail.Reason = %q, want it to name the proxy", ev.Reason)
 		}
@@ -431,19 +411,19 @@ func TestDialProxyFromEnvironment(t *testing.T) {
 	const host = "ws.example.test"
 
 	t.Run("loopback not proxied", func(t *testing.T) {
-		tdClearProxyEnv(t)
+		clearProxyEnv(t)
 		proxy := wstest.NewProxy(t, "", "")
 		t.Setenv("HTTP_PROXY", proxy.URL())
 		t.Setenv("HTTPS_PROXY", proxy.URL())
 		plain := wstest.NewServer(t, wstest.Echo)
 		secure := wstest.NewTLSServer(t, wstest.Echo)
 		for _, ws := range []*WebSocket{
-			tdNew(t, plain.URL()),
-			tdNew(t, strings.Replace(plain.URL(), "127.0.0.1", "localhost", 1)),
-			tdNew(t, secure.URL(), WithRootCAs(secure.CertPool())),
+			mustNew(t, plain.URL()),
+			mustNew(t, strings.Replace(plain.URL(), "127.0.0.1", "localhost", 1)),
+			mustNew(t, secure.URL(), WithRootCAs(secure.CertPool())),
 		} {
-			rec := tdRunReady(t, ws)
-			if got := tdOne[*events.Connected](t, rec).Proxy; got != "" {
+			rec := runUntilReady(t, ws)
+			if got := testkit.First[*events.Connected](t, rec).Proxy; got != "" {
 				t.Errorf("%s: Connected.Proxy = %q, want direct", ws.URL(), got)
 			}
 		}
@@ -453,12 +433,12 @@ func TestDialProxyFromEnvironment(t *testing.T) {
 	})
 
 	t.Run("HTTP_PROXY for ws", func(t *testing.T) {
-		tdClearProxyEnv(t)
+		clearProxyEnv(t)
 		proxy := wstest.NewProxy(t, "", "")
 		t.Setenv("HTTP_PROXY", proxy.URL())
-		t.Setenv("HTTPS_PROXY", "http://"+tdDeadAddr(t))
-		d := &tdDialer{}
-		ev, _ := tdRunConnectFail(t, tdNew(t, "ws://"+host+"/", WithDialer(d.dial)))
+		t.Setenv("HTTPS_PROXY", "http://"+testkit.RefusedAddr(t))
+		d := &loopbackDialer{}
+		ev, _ := runConnectFail(t, mustNew(t, "ws://"+host+"/", WithDialer(d.dial)))
 		// The wstest proxy only tunnels to loopback: its 403 proves the
 		// CONNECT for the named host went through it.
 		if got := d.addrs(); !slices.Equal(got, []string{proxy.Addr()}) {
@@ -473,12 +453,12 @@ func TestDialProxyFromEnvironment(t *testing.T) {
 	})
 
 	t.Run("HTTPS_PROXY for wss", func(t *testing.T) {
-		tdClearProxyEnv(t)
+		clearProxyEnv(t)
 		proxy := wstest.NewProxy(t, "", "")
-		t.Setenv("HTTP_PROXY", "http://"+tdDeadAddr(t))
+		t.Setenv("HTTP_PROXY", "http://"+testkit.RefusedAddr(t))
 		t.Setenv("HTTPS_PROXY", proxy.URL())
-		d := &tdDialer{}
-		tdRunConnectFail(t, tdNew(t, "wss://"+host+"/", WithDialer(d.dial)))
+		d := &loopbackDialer{}
+		runConnectFail(t, mustNew(t, "wss://"+host+"/", WithDialer(d.dial)))
 		if got := d.addrs(); !slices.Equal(got, []string{proxy.Addr()}) {
 			t.Errorf("dialer asked for %v, want the proxy [%s]", got, proxy.Addr())
 		}
@@ -488,33 +468,33 @@ func TestDialProxyFromEnvironment(t *testing.T) {
 	})
 
 	t.Run("NO_PROXY", func(t *testing.T) {
-		tdClearProxyEnv(t)
+		clearProxyEnv(t)
 		proxy := wstest.NewProxy(t, "", "")
 		srv := wstest.NewServer(t, wstest.Echo)
 		t.Setenv("HTTP_PROXY", proxy.URL())
 		t.Setenv("NO_PROXY", "example.test")
-		d := &tdDialer{redirect: map[string]string{host + ":80": srv.Addr()}}
-		rec := tdRunReady(t, tdNew(t, "ws://"+host+"/", WithDialer(d.dial)))
+		d := &loopbackDialer{redirect: map[string]string{host + ":80": srv.Addr()}}
+		rec := runUntilReady(t, mustNew(t, "ws://"+host+"/", WithDialer(d.dial)))
 		if got := d.addrs(); !slices.Equal(got, []string{host + ":80"}) {
 			t.Errorf("dialer asked for %v, want [%s:80]", got, host)
 		}
-		if got := tdOne[*events.Connected](t, rec).Proxy; got != "" || proxy.Conns() != 0 {
+		if got := testkit.First[*events.Connected](t, rec).Proxy; got != "" || proxy.Conns() != 0 {
 			t.Errorf("proxied despite NO_PROXY: Connected.Proxy %q, proxy connections %d", got, proxy.Conns())
 		}
 	})
 
 	t.Run("WithoutProxy", func(t *testing.T) {
-		tdClearProxyEnv(t)
+		clearProxyEnv(t)
 		srv := wstest.NewServer(t, wstest.Echo)
-		dead := "http://" + tdDeadAddr(t)
+		dead := "http://" + testkit.RefusedAddr(t)
 		t.Setenv("HTTP_PROXY", dead)
 		t.Setenv("HTTPS_PROXY", dead)
-		d := &tdDialer{redirect: map[string]string{host + ":80": srv.Addr()}}
-		rec := tdRunReady(t, tdNew(t, "ws://"+host+"/", WithoutProxy(), WithDialer(d.dial)))
+		d := &loopbackDialer{redirect: map[string]string{host + ":80": srv.Addr()}}
+		rec := runUntilReady(t, mustNew(t, "ws://"+host+"/", WithoutProxy(), WithDialer(d.dial)))
 		if got := d.addrs(); !slices.Equal(got, []string{host + ":80"}) {
 			t.Errorf("dialer asked for %v, want [%s:80] directly", got, host)
 		}
-		if got := tdOne[*events.Connected](t, rec).Proxy; got != "" {
+		if got := testkit.First[*events.Connected](t, rec).Proxy; got != "" {
 			t.Errorf("Connected.Proxy = %q, want direct", got)
 		}
 	})
@@ -527,16 +507,16 @@ func TestDialTimeout(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	ws := tdNew(t, "ws://127.0.0.1:9/", WithDialer(block), WithDialTimeout(300*time.Millisecond), WithoutProxy())
-	rec, err := tdRun(t, ws, nil)
+	ws := mustNew(t, "ws://127.0.0.1:9/", WithDialer(block), WithDialTimeout(300*time.Millisecond), WithoutProxy())
+	rec, err := runRecorded(t, ws, nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Run = %v, want it to wrap context.DeadlineExceeded", err)
 	}
-	ev := tdOne[*events.ConnectFail](t, rec)
+	ev := testkit.First[*events.ConnectFail](t, rec)
 	if !errors.Is(ev.Err, context.DeadlineExceeded) {
 		t.Errorf("ConnectFail.Err = %v, want it to wrap context.DeadlineExceeded", ev.Err)
 	}
-	took := ev.ReceivedTime().Sub(tdOne[*events.Connecting](t, rec).ReceivedTime())
+	took := ev.ReceivedTime().Sub(testkit.First[*events.Connecting](t, rec).ReceivedTime())
 	if took < 290*time.Millisecond || took > 3*time.Second {
 		t.Errorf("ConnectFail after %v, want about 300ms", took)
 	}
@@ -550,9 +530,9 @@ func TestDialTimeout(t *testing.T) {
 func TestDialCustomDialer(t *testing.T) {
 	t.Run("ws", func(t *testing.T) {
 		reqs := make(chan *http.Request, 1)
-		srv := wstest.NewServer(t, tdCapture(reqs))
-		d := &tdDialer{redirect: map[string]string{"localhost:9": srv.Addr()}}
-		tdRunReady(t, tdNew(t, "ws://localhost:9/path?q=1", WithDialer(d.dial), WithoutProxy()))
+		srv := wstest.NewServer(t, captureRequests(reqs))
+		d := &loopbackDialer{redirect: map[string]string{"localhost:9": srv.Addr()}}
+		runUntilReady(t, mustNew(t, "ws://localhost:9/path?q=1", WithDialer(d.dial), WithoutProxy()))
 		if got := d.addrs(); !slices.Equal(got, []string{"localhost:9"}) {
 			t.Errorf("dialer asked for %v, want [localhost:9]", got)
 		}
@@ -563,8 +543,8 @@ func TestDialCustomDialer(t *testing.T) {
 	})
 	t.Run("wss", func(t *testing.T) {
 		srv := wstest.NewTLSServer(t, wstest.Echo)
-		d := &tdDialer{redirect: map[string]string{"localhost:9": srv.Addr()}}
-		tdRunReady(t, tdNew(t, "wss://localhost:9/", WithDialer(d.dial), WithRootCAs(srv.CertPool()), WithoutProxy()))
+		d := &loopbackDialer{redirect: map[string]string{"localhost:9": srv.Addr()}}
+		runUntilReady(t, mustNew(t, "wss://localhost:9/", WithDialer(d.dial), WithRootCAs(srv.CertPool()), WithoutProxy()))
 		if got := d.addrs(); !slices.Equal(got, []string{"localhost:9"}) {
 			t.Errorf("dialer asked for %v, want [localhost:9]", got)
 		}
@@ -573,8 +553,8 @@ func TestDialCustomDialer(t *testing.T) {
 		// The dialer reaches the proxy; the tunnel and TLS run over it.
 		srv := wstest.NewTLSServer(t, wstest.Echo)
 		proxy := wstest.NewProxy(t, "", "")
-		d := &tdDialer{}
-		tdRunReady(t, tdNew(t, srv.URL(), WithDialer(d.dial), WithRootCAs(srv.CertPool()), WithProxy(proxy.URL())))
+		d := &loopbackDialer{}
+		runUntilReady(t, mustNew(t, srv.URL(), WithDialer(d.dial), WithRootCAs(srv.CertPool()), WithProxy(proxy.URL())))
 		if got := d.addrs(); !slices.Equal(got, []string{proxy.Addr()}) {
 			t.Errorf("dialer asked for %v, want the proxy [%s]", got, proxy.Addr())
 		}
@@ -604,30 +584,30 @@ func TestDialReadLimit(t *testing.T) {
 
 	t.Run("NoReadLimit", func(t *testing.T) {
 		srv := wstest.NewServer(t, script)
-		ws := tdNew(t, srv.URL(), WithReadLimit(NoReadLimit))
-		rec, err := tdRun(t, ws, func(ws *WebSocket, ev events.Event) {
+		ws := mustNew(t, srv.URL(), WithReadLimit(NoReadLimit))
+		rec, err := runRecorded(t, ws, func(ws *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Binary); ok {
 				_ = ws.Close(StatusNormal, "bye")
 			}
 		})
 		if err != nil {
-			t.Fatalf("Run: %v; events: %v", err, rec.names())
+			t.Fatalf("Run: %v; events: %v", err, rec.Names())
 		}
-		if b := tdOne[*events.Binary](t, rec); !bytes.Equal(b.Data, payload) {
+		if b := testkit.First[*events.Binary](t, rec); !bytes.Equal(b.Data, payload) {
 			t.Errorf("got %d bytes, want the %d-byte message", len(b.Data), size)
 		}
 	})
 
 	t.Run("default limit", func(t *testing.T) {
 		srv := wstest.NewServer(t, script)
-		rec, err := tdRun(t, tdNew(t, srv.URL()), nil)
+		rec, err := runRecorded(t, mustNew(t, srv.URL()), nil)
 		if CloseStatus(err) != StatusMessageTooBig {
-			t.Fatalf("Run = %v, want a 1009 ProtocolError; events: %v", err, rec.names())
+			t.Fatalf("Run = %v, want a 1009 ProtocolError; events: %v", err, rec.Names())
 		}
-		if n := len(tdAll[*events.Binary](rec)); n != 0 {
+		if n := len(testkit.All[*events.Binary](rec)); n != 0 {
 			t.Errorf("a %d-byte message over the 16 MiB default was delivered", size)
 		}
-		if pe := tdOne[*events.ProtocolError](t, rec); pe.Code != StatusMessageTooBig {
+		if pe := testkit.First[*events.ProtocolError](t, rec); pe.Code != StatusMessageTooBig {
 			t.Errorf("ProtocolError code %d, want 1009", pe.Code)
 		}
 	})

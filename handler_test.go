@@ -1,118 +1,138 @@
 package lomond
 
 import (
-	"context"
-	"errors"
-	"net"
 	"reflect"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 )
 
-// htLog records handler calls, each as "id:method".
-type htLog struct {
-	calls []string
-}
+// Tests of handler.go: HandlerFunc, BaseHandler and Compose.
 
-// htRec is embedded by the single-interface test handlers below.
-type htRec struct {
-	log *htLog
+// callLog records handler calls, each as "id:method".
+type callLog = testkit.Recorder[string]
+
+// callRecorder is embedded by the single-interface test handlers below.
+type callRecorder struct {
+	log *callLog
 	id  string
 }
 
-func (r htRec) add(m string) { r.log.calls = append(r.log.calls, r.id+":"+m) }
+func (r callRecorder) add(m string) { r.log.Add(r.id + ":" + m) }
 
 // One type per handler interface, each implementing exactly that interface.
 type (
-	htObserver     struct{ htRec }
-	htEvents       struct{ htRec }
-	htConnecting   struct{ htRec }
-	htConnectFail  struct{ htRec }
-	htConnected    struct{ htRec }
-	htRejected     struct{ htRec }
-	htPoll         struct{ htRec }
-	htPing         struct{ htRec }
-	htPong         struct{ htRec }
-	htClosing      struct{ htRec }
-	htUnresponsive struct{ htRec }
-	htProtoErr     struct{ htRec }
-	htDisconnected struct{ htRec }
-	htBackOff      struct{ htRec }
-	htReady        struct{ htRec }
-	htText         struct{ htRec }
-	htBinary       struct{ htRec }
-	htClosed       struct{ htRec }
-	htSend         struct{ htRec }
+	onlyObserver      struct{ callRecorder }
+	onlyEvents        struct{ callRecorder }
+	onlyConnecting    struct{ callRecorder }
+	onlyConnectFail   struct{ callRecorder }
+	onlyConnected     struct{ callRecorder }
+	onlyRejected      struct{ callRecorder }
+	onlyPoll          struct{ callRecorder }
+	onlyPing          struct{ callRecorder }
+	onlyPong          struct{ callRecorder }
+	onlyClosing       struct{ callRecorder }
+	onlyUnresponsive  struct{ callRecorder }
+	onlyProtocolError struct{ callRecorder }
+	onlyDisconnected  struct{ callRecorder }
+	onlyBackOff       struct{ callRecorder }
+	onlyReady         struct{ callRecorder }
+	onlyText          struct{ callRecorder }
+	onlyBinary        struct{ callRecorder }
+	onlyClosed        struct{ callRecorder }
+	onlySend          struct{ callRecorder }
 )
 
-func (h htObserver) OnEvent(_ *WebSocket, ev events.Event)         { h.add("event " + ev.Name()) }
-func (h htEvents) OnReady(*WebSocket, *events.Ready)               { h.add("OnReady") }
-func (h htEvents) OnText(*WebSocket, *events.Text)                 { h.add("OnText") }
-func (h htEvents) OnBinary(*WebSocket, *events.Binary)             { h.add("OnBinary") }
-func (h htEvents) OnClosed(*WebSocket, *events.Closed)             { h.add("OnClosed") }
-func (h htConnecting) OnConnecting(*WebSocket, *events.Connecting) { h.add("OnConnecting") }
-func (h htConnectFail) OnConnectFail(*WebSocket, *events.ConnectFail) {
+func (h onlyObserver) OnEvent(_ *WebSocket, ev events.Event) { h.add("event " + ev.Name()) }
+
+func (h onlyEvents) OnReady(*WebSocket, *events.Ready) { h.add("OnReady") }
+
+func (h onlyEvents) OnText(*WebSocket, *events.Text) { h.add("OnText") }
+
+func (h onlyEvents) OnBinary(*WebSocket, *events.Binary) { h.add("OnBinary") }
+
+func (h onlyEvents) OnClosed(*WebSocket, *events.Closed) { h.add("OnClosed") }
+
+func (h onlyConnecting) OnConnecting(*WebSocket, *events.Connecting) { h.add("OnConnecting") }
+
+func (h onlyConnectFail) OnConnectFail(*WebSocket, *events.ConnectFail) {
 	h.add("OnConnectFail")
 }
-func (h htConnected) OnConnected(*WebSocket, *events.Connected) { h.add("OnConnected") }
-func (h htRejected) OnRejected(*WebSocket, *events.Rejected)    { h.add("OnRejected") }
-func (h htPoll) OnPoll(*WebSocket, *events.Poll)                { h.add("OnPoll") }
-func (h htPing) OnPing(*WebSocket, *events.Ping)                { h.add("OnPing") }
-func (h htPong) OnPong(*WebSocket, *events.Pong)                { h.add("OnPong") }
-func (h htClosing) OnClosing(*WebSocket, *events.Closing)       { h.add("OnClosing") }
-func (h htUnresponsive) OnUnresponsive(*WebSocket, *events.Unresponsive) {
+
+func (h onlyConnected) OnConnected(*WebSocket, *events.Connected) { h.add("OnConnected") }
+
+func (h onlyRejected) OnRejected(*WebSocket, *events.Rejected) { h.add("OnRejected") }
+
+func (h onlyPoll) OnPoll(*WebSocket, *events.Poll) { h.add("OnPoll") }
+
+func (h onlyPing) OnPing(*WebSocket, *events.Ping) { h.add("OnPing") }
+
+func (h onlyPong) OnPong(*WebSocket, *events.Pong) { h.add("OnPong") }
+
+func (h onlyClosing) OnClosing(*WebSocket, *events.Closing) { h.add("OnClosing") }
+
+func (h onlyUnresponsive) OnUnresponsive(*WebSocket, *events.Unresponsive) {
 	h.add("OnUnresponsive")
 }
-func (h htProtoErr) OnProtocolError(*WebSocket, *events.ProtocolError) { h.add("OnProtocolError") }
-func (h htDisconnected) OnDisconnected(*WebSocket, *events.Disconnected) {
+
+func (h onlyProtocolError) OnProtocolError(*WebSocket, *events.ProtocolError) {
+	h.add("OnProtocolError")
+}
+
+func (h onlyDisconnected) OnDisconnected(*WebSocket, *events.Disconnected) {
 	h.add("OnDisconnected")
 }
-func (h htBackOff) OnBackOff(*WebSocket, *events.BackOff) { h.add("OnBackOff") }
-func (h htReady) OnReady(*WebSocket, *events.Ready)       { h.add("OnReady") }
-func (h htText) OnText(*WebSocket, *events.Text)          { h.add("OnText") }
-func (h htBinary) OnBinary(*WebSocket, *events.Binary)    { h.add("OnBinary") }
-func (h htClosed) OnClosed(*WebSocket, *events.Closed)    { h.add("OnClosed") }
-func (h htSend) OnSend(*WebSocket, *events.Outbound)      { h.add("OnSend") }
 
-// htFull implements every handler interface, Observer included.
-type htFull struct {
-	htObserver
-	htEvents
-	htConnecting
-	htConnectFail
-	htConnected
-	htRejected
-	htPoll
-	htPing
-	htPong
-	htClosing
-	htUnresponsive
-	htProtoErr
-	htDisconnected
-	htBackOff
+func (h onlyBackOff) OnBackOff(*WebSocket, *events.BackOff) { h.add("OnBackOff") }
+
+func (h onlyReady) OnReady(*WebSocket, *events.Ready) { h.add("OnReady") }
+
+func (h onlyText) OnText(*WebSocket, *events.Text) { h.add("OnText") }
+
+func (h onlyBinary) OnBinary(*WebSocket, *events.Binary) { h.add("OnBinary") }
+
+func (h onlyClosed) OnClosed(*WebSocket, *events.Closed) { h.add("OnClosed") }
+
+func (h onlySend) OnSend(*WebSocket, *events.Outbound) { h.add("OnSend") }
+
+// fullHandler implements every handler interface, Observer included.
+type fullHandler struct {
+	onlyObserver
+	onlyEvents
+	onlyConnecting
+	onlyConnectFail
+	onlyConnected
+	onlyRejected
+	onlyPoll
+	onlyPing
+	onlyPong
+	onlyClosing
+	onlyUnresponsive
+	onlyProtocolError
+	onlyDisconnected
+	onlyBackOff
 }
 
-func newHTFull(log *htLog, id string) *htFull {
-	r := htRec{log: log, id: id}
-	return &htFull{
-		htObserver{r}, htEvents{r}, htConnecting{r}, htConnectFail{r}, htConnected{r},
-		htRejected{r}, htPoll{r}, htPing{r}, htPong{r}, htClosing{r}, htUnresponsive{r},
-		htProtoErr{r}, htDisconnected{r}, htBackOff{r},
+func newFullHandler(log *callLog, id string) *fullHandler {
+	r := callRecorder{log: log, id: id}
+	return &fullHandler{
+		onlyObserver{r}, onlyEvents{r}, onlyConnecting{r}, onlyConnectFail{r}, onlyConnected{r},
+		onlyRejected{r}, onlyPoll{r}, onlyPing{r}, onlyPong{r}, onlyClosing{r}, onlyUnresponsive{r},
+		onlyProtocolError{r}, onlyDisconnected{r}, onlyBackOff{r},
 	}
 }
 
-// htUnknownEvent is an Event type the dispatcher does not know.
-type htUnknownEvent struct{ events.Meta }
+// unknownEvent is an Event type the dispatcher does not know.
+type unknownEvent struct{ events.Meta }
 
-func (*htUnknownEvent) Name() string   { return "unknown" }
-func (*htUnknownEvent) String() string { return "Unknown()" }
+func (*unknownEvent) Name() string { return "unknown" }
 
-// htEventMethods maps one value of every event type to the method that
+func (*unknownEvent) String() string { return "Unknown()" }
+
+// eventMethods maps one value of every event type to the method that
 // receives it.
-var htEventMethods = []struct {
+var eventMethods = []struct {
 	ev     events.Event
 	method string
 }{
@@ -134,126 +154,6 @@ var htEventMethods = []struct {
 	{&events.BackOff{}, "OnBackOff"},
 }
 
-func TestDiscoverFullHandler(t *testing.T) {
-	log := &htLog{}
-	tb, err := discover(newHTFull(log, "h"))
-	if err != nil {
-		t.Fatalf("discover: %v", err)
-	}
-	for _, c := range htEventMethods {
-		log.calls = nil
-		tb.deliver(nil, c.ev)
-		want := []string{"h:event " + c.ev.Name(), "h:" + c.method}
-		if !reflect.DeepEqual(log.calls, want) {
-			t.Errorf("deliver %T: calls %q, want %q", c.ev, log.calls, want)
-		}
-	}
-	log.calls = nil
-	tb.deliver(nil, &htUnknownEvent{})
-	if want := []string{"h:event unknown"}; !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("deliver unknown event: calls %q, want %q", log.calls, want)
-	}
-}
-
-// TestDiscoverEachInterface checks that a handler implementing one interface
-// is accepted and receives exactly its event, once.
-func TestDiscoverEachInterface(t *testing.T) {
-	log := &htLog{}
-	r := htRec{log: log, id: "h"}
-	handlers := map[string]any{
-		"OnReady":         htReady{r},
-		"OnText":          htText{r},
-		"OnBinary":        htBinary{r},
-		"OnClosed":        htClosed{r},
-		"OnConnecting":    htConnecting{r},
-		"OnConnectFail":   htConnectFail{r},
-		"OnConnected":     htConnected{r},
-		"OnRejected":      htRejected{r},
-		"OnPoll":          htPoll{r},
-		"OnPing":          htPing{r},
-		"OnPong":          htPong{r},
-		"OnClosing":       htClosing{r},
-		"OnUnresponsive":  htUnresponsive{r},
-		"OnProtocolError": htProtoErr{r},
-		"OnDisconnected":  htDisconnected{r},
-		"OnBackOff":       htBackOff{r},
-	}
-	for method, h := range handlers {
-		tb, err := discover(h)
-		if err != nil {
-			t.Errorf("discover(%T): %v", h, err)
-			continue
-		}
-		log.calls = nil
-		for _, c := range htEventMethods {
-			tb.deliver(nil, c.ev)
-		}
-		tb.deliver(nil, &htUnknownEvent{})
-		if want := []string{"h:" + method}; !reflect.DeepEqual(log.calls, want) {
-			t.Errorf("%T got %q for all events, want %q", h, log.calls, want)
-		}
-	}
-
-	// EventHandler alone: its four methods, each once.
-	tb, err := discover(htEvents{r})
-	if err != nil {
-		t.Fatalf("discover(EventHandler): %v", err)
-	}
-	log.calls = nil
-	for _, c := range htEventMethods {
-		tb.deliver(nil, c.ev)
-	}
-	want := []string{"h:OnReady", "h:OnText", "h:OnBinary", "h:OnClosed"}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("EventHandler got %q, want %q", log.calls, want)
-	}
-
-	// Observer alone: every event once, in order.
-	tb, err = discover(htObserver{r})
-	if err != nil {
-		t.Fatalf("discover(Observer): %v", err)
-	}
-	log.calls = nil
-	want = nil
-	for _, c := range htEventMethods {
-		tb.deliver(nil, c.ev)
-		want = append(want, "h:event "+c.ev.Name())
-	}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("Observer got %q, want %q", log.calls, want)
-	}
-}
-
-func TestDeliverPassesWebSocketAndEvent(t *testing.T) {
-	ws, err := New("ws://127.0.0.1:1/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := &events.Text{Text: "hi"}
-	var gotWS []*WebSocket
-	var gotEv []events.Event
-	h := HandlerFunc(func(w *WebSocket, e events.Event) {
-		gotWS = append(gotWS, w)
-		gotEv = append(gotEv, e)
-	})
-	tb, err := discover(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb.deliver(ws, ev)
-	if len(gotWS) != 1 || gotWS[0] != ws || gotEv[0] != ev {
-		t.Fatalf("HandlerFunc got ws=%v ev=%v, want the same pointers once", gotWS, gotEv)
-	}
-}
-
-func TestDeliverEmptyTableDoesNothing(t *testing.T) {
-	tb := &table{}
-	for _, c := range htEventMethods {
-		tb.deliver(nil, c.ev) // must not panic
-	}
-	tb.deliver(nil, &htUnknownEvent{})
-}
-
 func TestHandlerFuncReceivesEveryEventOnce(t *testing.T) {
 	var got []events.Event
 	tb, err := discover(HandlerFunc(func(_ *WebSocket, ev events.Event) { got = append(got, ev) }))
@@ -261,7 +161,7 @@ func TestHandlerFuncReceivesEveryEventOnce(t *testing.T) {
 		t.Fatalf("discover(HandlerFunc): %v", err)
 	}
 	var want []events.Event
-	for _, c := range htEventMethods {
+	for _, c := range eventMethods {
 		tb.deliver(nil, c.ev)
 		want = append(want, c.ev)
 	}
@@ -281,34 +181,34 @@ func TestHandlerFuncReceivesEveryEventOnce(t *testing.T) {
 	f.OnClosed(nil, nil)
 }
 
-// htEmbedded embeds BaseHandler and overrides OnText, adding OnPing.
-type htEmbedded struct {
+// embeddedBase embeds BaseHandler and overrides OnText, adding OnPing.
+type embeddedBase struct {
 	BaseHandler
-	log *htLog
+	log *callLog
 }
 
-func (h *htEmbedded) OnText(_ *WebSocket, ev *events.Text) {
-	h.log.calls = append(h.log.calls, "OnText "+ev.Text)
+func (h *embeddedBase) OnText(_ *WebSocket, ev *events.Text) {
+	h.log.Add("OnText " + ev.Text)
 }
 
-func (h *htEmbedded) OnPing(*WebSocket, *events.Ping) {
-	h.log.calls = append(h.log.calls, "OnPing")
+func (h *embeddedBase) OnPing(*WebSocket, *events.Ping) {
+	h.log.Add("OnPing")
 }
 
 func TestBaseHandlerEmbedding(t *testing.T) {
-	log := &htLog{}
-	var h EventHandler = &htEmbedded{log: log}
+	log := new(callLog)
+	var h EventHandler = &embeddedBase{log: log}
 	tb, err := discover(h)
 	if err != nil {
 		t.Fatalf("discover: %v", err)
 	}
 	tb.deliver(nil, &events.Text{Text: "x"})
-	for _, c := range htEventMethods {
+	for _, c := range eventMethods {
 		tb.deliver(nil, c.ev)
 	}
 	want := []string{"OnText x", "OnPing", "OnText "}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("calls %q, want %q", log.calls, want)
+	if !reflect.DeepEqual(log.All(), want) {
+		t.Errorf("calls %q, want %q", log.All(), want)
 	}
 
 	// BaseHandler alone is a valid handler that ignores everything.
@@ -316,23 +216,23 @@ func TestBaseHandlerEmbedding(t *testing.T) {
 	if err != nil {
 		t.Fatalf("discover(BaseHandler{}): %v", err)
 	}
-	for _, c := range htEventMethods {
+	for _, c := range eventMethods {
 		tb.deliver(nil, c.ev)
 	}
 }
 
 func TestComposeOrder(t *testing.T) {
-	log := &htLog{}
-	a := newHTFull(log, "a")
-	b := htObserver{htRec{log, "b"}}
-	c := htEvents{htRec{log, "c"}}
-	d := htPing{htRec{log, "d"}}
+	log := new(callLog)
+	a := newFullHandler(log, "a")
+	b := onlyObserver{callRecorder{log, "b"}}
+	c := onlyEvents{callRecorder{log, "c"}}
+	d := onlyPing{callRecorder{log, "d"}}
 	tb, err := discover(Compose(a, b, c, d))
 	if err != nil {
 		t.Fatalf("discover(Compose): %v", err)
 	}
-	for _, ec := range htEventMethods {
-		log.calls = nil
+	for _, ec := range eventMethods {
+		log.Reset()
 		tb.deliver(nil, ec.ev)
 		want := []string{"a:event " + ec.ev.Name(), "a:" + ec.method, "b:event " + ec.ev.Name()}
 		switch ec.method {
@@ -341,152 +241,69 @@ func TestComposeOrder(t *testing.T) {
 		case "OnPing":
 			want = append(want, "d:OnPing")
 		}
-		if !reflect.DeepEqual(log.calls, want) {
-			t.Errorf("deliver %T:\n got %q\nwant %q", ec.ev, log.calls, want)
+		if !reflect.DeepEqual(log.All(), want) {
+			t.Errorf("deliver %T:\n got %q\nwant %q", ec.ev, log.All(), want)
 		}
 	}
 }
 
 func TestComposeNestedAndSingle(t *testing.T) {
-	log := &htLog{}
-	x := htObserver{htRec{log, "x"}}
-	y := htObserver{htRec{log, "y"}}
-	z := htObserver{htRec{log, "z"}}
+	log := new(callLog)
+	x := onlyObserver{callRecorder{log, "x"}}
+	y := onlyObserver{callRecorder{log, "y"}}
+	z := onlyObserver{callRecorder{log, "z"}}
 	tb, err := discover(Compose(Compose(x, y), z))
 	if err != nil {
 		t.Fatalf("discover: %v", err)
 	}
 	tb.deliver(nil, &events.Poll{})
 	want := []string{"x:event poll", "y:event poll", "z:event poll"}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("nested Compose: calls %q, want %q", log.calls, want)
+	if !reflect.DeepEqual(log.All(), want) {
+		t.Errorf("nested Compose: calls %q, want %q", log.All(), want)
 	}
 
-	log.calls = nil
-	tb, err = discover(Compose(newHTFull(log, "s")))
+	log.Reset()
+	tb, err = discover(Compose(newFullHandler(log, "s")))
 	if err != nil {
 		t.Fatalf("discover(Compose(one)): %v", err)
 	}
 	tb.deliver(nil, &events.Text{})
 	want = []string{"s:event text", "s:OnText"}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("Compose of one: calls %q, want %q", log.calls, want)
+	if !reflect.DeepEqual(log.All(), want) {
+		t.Errorf("Compose of one: calls %q, want %q", log.All(), want)
 	}
 
 	// The same handler twice receives every event twice.
-	log.calls = nil
+	log.Reset()
 	tb, err = discover(Compose(x, x))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tb.deliver(nil, &events.Poll{})
-	if len(log.calls) != 2 {
-		t.Errorf("Compose(x, x): calls %q, want 2", log.calls)
+	if len(log.All()) != 2 {
+		t.Errorf("Compose(x, x): calls %q, want 2", log.All())
 	}
 }
 
-func TestDiscoverInvalid(t *testing.T) {
-	cases := []struct {
-		name string
-		h    any
-		want string
-	}{
-		{"nil", nil, "nil handler"},
-		{"struct", struct{}{}, "struct {} has no handler method"},
-		{"int", 42, "int has no handler method"},
-		{"nil pointer", (*htEmbedded)(nil), "nil *lomond.htEmbedded"},
-		{"nil HandlerFunc", HandlerFunc(nil), "nil HandlerFunc"},
-		{"empty Compose", Compose(), "Compose with no handlers"},
-		{"nested empty Compose", Compose(BaseHandler{}, Compose()), "Compose argument 1: Compose with no handlers"},
-		{"Compose nil part", Compose(htObserver{htRec{&htLog{}, "a"}}, nil), "Compose argument 1"},
-		{"Compose empty part", Compose(BaseHandler{}, struct{}{}), "Compose argument 1"},
-		{"Compose string part", Compose("oops"), "Compose argument 0"},
-		{"nested Compose bad part", Compose(Compose(BaseHandler{}, 3.5)), "Compose argument 0"},
-	}
-	for _, c := range cases {
-		_, err := discover(c.h)
-		if !errors.Is(err, ErrInvalidHandler) {
-			t.Errorf("%s: discover err = %v, want ErrInvalidHandler", c.name, err)
-			continue
-		}
-		if !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: error %q does not mention %q", c.name, err, c.want)
-		}
-		if n := strings.Count(err.Error(), "lomond:"); n != 1 {
-			t.Errorf("%s: error %q says \"lomond:\" %d times, want once", c.name, err, n)
-		}
-	}
-}
+// textCounter is a plugin: only OnText and OnPong, no BaseHandler.
+type textCounter struct{ texts, pongs, events int }
 
-// TestRunRejectsInvalidHandlerBeforeIO checks that Run validates the
-// handler before dialing: the dialer must never be called, and the
-// WebSocket stays idle and reusable.
-func TestRunRejectsInvalidHandlerBeforeIO(t *testing.T) {
-	dialed := false
-	ws, err := New("ws://127.0.0.1:1/", WithDialer(func(context.Context, string, string) (net.Conn, error) {
-		dialed = true
-		return nil, errors.New("test: must not dial")
-	}), WithDialTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		name string
-		h    EventHandler
-	}{
-		{"nil", nil},
-		{"Compose of nothing useful", Compose(struct{}{})},
-		{"Compose with nil", Compose(nil)},
-		{"Compose with a bad second part", Compose(BaseHandler{}, 7)},
-	}
-	for _, c := range cases {
-		err := ws.Run(context.Background(), c.h)
-		if !errors.Is(err, ErrInvalidHandler) {
-			t.Errorf("%s: Run = %v, want an error wrapping ErrInvalidHandler", c.name, err)
-		}
-		if st := ws.State(); st != StateIdle {
-			t.Errorf("%s: State after Run = %v, want idle", c.name, st)
-		}
-	}
-	if dialed {
-		t.Error("Run dialed before validating the handler")
-	}
-}
+func (c *textCounter) OnText(*WebSocket, *events.Text) { c.texts++ }
 
-// TestSendObserverAloneIsAHandler: a value with only OnSend is a valid
-// plugin that receives no event.
-func TestSendObserverAloneIsAHandler(t *testing.T) {
-	log := &htLog{}
-	tb, err := discover(htSend{htRec{log, "s"}})
-	if err != nil {
-		t.Fatalf("discover(SendObserver): %v", err)
-	}
-	for _, c := range htEventMethods {
-		tb.deliver(nil, c.ev)
-	}
-	if len(log.calls) != 0 || len(tb.out) != 1 {
-		t.Errorf("SendObserver: calls %q and %d send observers, want none and 1", log.calls, len(tb.out))
-	}
-}
+func (c *textCounter) OnPong(*WebSocket, *events.Pong) { c.pongs++ }
 
-// htCounter is the plugin: only OnText and OnPong, no BaseHandler.
-type htCounter struct{ texts, pongs, events int }
+// textMeter is a metrics plugin: OnEvent, OnText and OnPong.
+type textMeter struct{ textCounter }
 
-func (c *htCounter) OnText(*WebSocket, *events.Text) { c.texts++ }
-func (c *htCounter) OnPong(*WebSocket, *events.Pong) { c.pongs++ }
-
-// htMeter is the metrics plugin: OnEvent, OnText and OnPong.
-type htMeter struct{ htCounter }
-
-func (m *htMeter) OnEvent(*WebSocket, events.Event) { m.events++ }
+func (m *textMeter) OnEvent(*WebSocket, events.Event) { m.events++ }
 
 // TestPartialPluginsReceiveTheirEvents: a plugin with some of the core
 // methods and no BaseHandler receives every event it has a method for,
 // composed with an application, in a mixed stream.
 func TestPartialPluginsReceiveTheirEvents(t *testing.T) {
-	counter, meter := &htCounter{}, &htMeter{}
-	log := &htLog{}
-	tb, err := discover(Compose(counter, meter, htEvents{htRec{log, "app"}}))
+	counter, meter := &textCounter{}, &textMeter{}
+	log := new(callLog)
+	tb, err := discover(Compose(counter, meter, onlyEvents{callRecorder{log, "app"}}))
 	if err != nil {
 		t.Fatalf("discover: %v", err)
 	}
@@ -501,7 +318,7 @@ func TestPartialPluginsReceiveTheirEvents(t *testing.T) {
 	for _, ev := range stream {
 		tb.deliver(nil, ev)
 	}
-	for _, c := range []*htCounter{counter, &meter.htCounter} {
+	for _, c := range []*textCounter{counter, &meter.textCounter} {
 		if c.texts != 50 || c.pongs != 10 {
 			t.Errorf("counter got texts=%d pongs=%d, want 50 and 10", c.texts, c.pongs)
 		}
@@ -509,109 +326,51 @@ func TestPartialPluginsReceiveTheirEvents(t *testing.T) {
 	if meter.events != len(stream) {
 		t.Errorf("OnEvent saw %d events, want %d", meter.events, len(stream))
 	}
-	if n := len(log.calls); n != 1+50+50+1 {
+	if n := len(log.All()); n != 1+50+50+1 {
 		t.Errorf("the application got %d calls, want %d", n, 102)
 	}
 }
 
-// htPtrApp is the mistake: OnDisconnected has a pointer receiver,
-// and the application passes a value.
-type htPtrApp struct {
+// pointerApp is the mistake: OnDisconnected has a pointer receiver, and the
+// application passes a value.
+type pointerApp struct {
 	BaseHandler
 	disconnects int
 }
 
-func (a *htPtrApp) OnDisconnected(*WebSocket, *events.Disconnected) { a.disconnects++ }
+func (a *pointerApp) OnDisconnected(*WebSocket, *events.Disconnected) { a.disconnects++ }
 
-// htPtrPlugin has only pointer-receiver methods.
-type htPtrPlugin struct{ n int }
+// pointerPlugin has only pointer-receiver methods.
+type pointerPlugin struct{ n int }
 
-func (p *htPtrPlugin) OnText(*WebSocket, *events.Text) { p.n++ }
-func (p *htPtrPlugin) OnPong(*WebSocket, *events.Pong) { p.n++ }
+func (p *pointerPlugin) OnText(*WebSocket, *events.Text) { p.n++ }
 
-// htPtrCount is not a struct: the hint cannot be &T{}.
-type htPtrCount int
+func (p *pointerPlugin) OnPong(*WebSocket, *events.Pong) { p.n++ }
 
-func (c *htPtrCount) OnText(*WebSocket, *events.Text) { *c++ }
+// pointerCount is not a struct: the hint cannot be &T{}.
+type pointerCount int
 
-// htWrongSig has an OnPong that takes the event by value: never called.
-type htWrongSig struct{ BaseHandler }
+func (c *pointerCount) OnText(*WebSocket, *events.Text) { *c++ }
 
-func (htWrongSig) OnPong(*WebSocket, events.Pong) {}
+// wrongSignature has an OnPong that takes the event by value: never called.
+type wrongSignature struct{ BaseHandler }
 
-func TestPointerReceiverMistakeNamesTheFix(t *testing.T) {
-	cases := []struct {
-		name string
-		h    any
-		want []string
-	}{
-		{"value with a pointer-receiver hook", htPtrApp{}, []string{
-			"lomond: invalid handler: OnDisconnected has a pointer receiver and would never be called on a lomond.htPtrApp value: pass a pointer (&lomond.htPtrApp{})"}},
-		{"Compose part with pointer methods only", Compose(htObserver{htRec{&htLog{}, "a"}}, htPtrPlugin{}), []string{
-			"lomond: invalid handler: Compose argument 1: OnPong, OnText have pointer receivers", "pass a pointer (&lomond.htPtrPlugin{})"}},
-		{"non-struct type", htPtrCount(0), []string{"pass a pointer (a *lomond.htPtrCount)"}},
-		{"wrong signature", htWrongSig{}, []string{
-			"lomond.htWrongSig.OnPong has the signature func(*lomond.WebSocket, events.Pong), want func(*lomond.WebSocket, *events.Pong)"}},
-	}
-	for _, c := range cases {
-		_, err := discover(c.h)
-		if !errors.Is(err, ErrInvalidHandler) {
-			t.Errorf("%s: discover = %v, want ErrInvalidHandler", c.name, err)
-			continue
-		}
-		for _, w := range c.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error %q\ndoes not contain %q", c.name, err, w)
-			}
-		}
-		if n := strings.Count(err.Error(), "lomond:"); n != 1 {
-			t.Errorf("%s: error %q says \"lomond:\" %d times", c.name, err, n)
-		}
-	}
-	// The pointers are fine.
-	for _, h := range []any{&htPtrApp{}, &htPtrPlugin{}, new(htPtrCount)} {
-		if _, err := discover(h); err != nil {
-			t.Errorf("discover(%T): %v", h, err)
-		}
-	}
-}
-
-// TestRunAndPersistRejectPointerMistakeBeforeIO: the mistake is an error
-// from Run and Persist before anything is dialed.
-func TestRunAndPersistRejectPointerMistakeBeforeIO(t *testing.T) {
-	dialed := false
-	ws, err := New("ws://127.0.0.1:1/", WithDialer(func(context.Context, string, string) (net.Conn, error) {
-		dialed = true
-		return nil, errors.New("test: must not dial")
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ws.Run(context.Background(), htPtrApp{}); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "pass a pointer") {
-		t.Errorf("Run(value) = %v, want ErrInvalidHandler naming the fix", err)
-	}
-	if err := ws.Persist(context.Background(), Compose(htPtrPlugin{}, BaseHandler{})); !errors.Is(err, ErrInvalidHandler) || !strings.Contains(err.Error(), "pass a pointer") {
-		t.Errorf("Persist(Compose(value)) = %v, want ErrInvalidHandler naming the fix", err)
-	}
-	if dialed {
-		t.Error("a handler mistake was found only after dialing")
-	}
-}
+func (wrongSignature) OnPong(*WebSocket, events.Pong) {}
 
 // TestComposeFlattensNesting: nested Compose is delivered as one list, in
 // argument order, observer before own method within each part.
 func TestComposeFlattensNesting(t *testing.T) {
-	log := &htLog{}
-	a := htObserver{htRec{log, "a"}}
-	b := htText{htRec{log, "b"}}
-	c := newHTFull(log, "c")
+	log := new(callLog)
+	a := onlyObserver{callRecorder{log, "a"}}
+	b := onlyText{callRecorder{log, "b"}}
+	c := newFullHandler(log, "c")
 	tb, err := discover(Compose(Compose(a, Compose(b)), c))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tb.deliver(nil, &events.Text{})
 	want := []string{"a:event text", "b:OnText", "c:event text", "c:OnText"}
-	if !reflect.DeepEqual(log.calls, want) {
-		t.Errorf("calls %q, want %q", log.calls, want)
+	if !reflect.DeepEqual(log.All(), want) {
+		t.Errorf("calls %q, want %q", log.All(), want)
 	}
 }

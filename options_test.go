@@ -10,8 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"fmt"
-	"github.com/lomond-go/lomond/internal/protocol"
 	"log/slog"
 	"math"
 	"math/big"
@@ -22,6 +20,9 @@ import (
 	"testing"
 	"time"
 )
+
+// Tests of options.go: every option's validation and its effect on the
+// configuration.
 
 func TestNewRejectsBadURLs(t *testing.T) {
 	bad := []string{
@@ -298,21 +299,6 @@ func TestWithOrigin(t *testing.T) {
 	}
 }
 
-func TestWithCompression(t *testing.T) {
-	for _, m := range []Compression{CompressionOff, CompressionNoContextTakeover, CompressionContextTakeover} {
-		c := newWith(t, WithCompression(m))
-		if (c.compression == nil) != (m == CompressionOff) {
-			t.Errorf("compression %d: options %+v", m, c.compression)
-		}
-		if m == CompressionNoContextTakeover && (!c.compression.ClientNoContextTakeover || !c.compression.ServerNoContextTakeover) {
-			t.Errorf("no context takeover: options %+v", c.compression)
-		}
-	}
-	for _, m := range []Compression{-1, 3, 100} {
-		wantInvalidOption(t, "compression", WithCompression(m))
-	}
-}
-
 func TestWithTLSConfig(t *testing.T) {
 	orig := &tls.Config{ServerName: "a.example", MinVersion: tls.VersionTLS13}
 	c := newWith(t, WithTLSConfig(orig))
@@ -557,22 +543,5 @@ func TestFirstBadOptionWins(t *testing.T) {
 	_, err = New("ftp://example.com/", WithAutoPong(true))
 	if !errors.Is(err, ErrInvalidURL) {
 		t.Errorf("err = %v, want ErrInvalidURL", err)
-	}
-}
-
-func TestWithCompressionOptions(t *testing.T) {
-	c := newWith(t, WithCompressionOptions(CompressionOptions{ServerMaxWindowBits: 10, ServerNoContextTakeover: true, Threshold: -1, Level: 6}))
-	if c.compression == nil || c.compression.ServerMaxWindowBits != 10 || c.compression.threshold() != 0 || c.compression.level() != 6 {
-		t.Errorf("options %+v", c.compression)
-	}
-	offer := c.deflateOffer()
-	if offer == nil || offer.ServerMaxWindowBits != 10 || !offer.ServerNoContextTakeover || offer.ClientNoContextTakeover {
-		t.Errorf("offer %+v", offer)
-	}
-	if d := newWith(t, WithCompressionOptions(CompressionOptions{})).compression; d.threshold() != 128 || d.level() != protocol.DefaultDeflateLevel {
-		t.Errorf("zero options: threshold %d, level %d; want 128 and the codec's choice", d.threshold(), d.level())
-	}
-	for _, bad := range []CompressionOptions{{ServerMaxWindowBits: 7}, {ServerMaxWindowBits: 16}, {Level: -1}, {Level: 10}} {
-		wantInvalidOption(t, fmt.Sprintf("%+v", bad), WithCompressionOptions(bad))
 	}
 }

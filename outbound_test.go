@@ -14,33 +14,29 @@ import (
 	"time"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
 // Send observers over real sessions: sends from handlers, from other
 // goroutines, the library's own frames, and Persist's send queue.
 
-// obRec is a SendObserver that keeps a copy of every report.
-type obRec struct {
-	mu  sync.Mutex
-	evs []events.Outbound
+// sentLog is a SendObserver that keeps a copy of every report.
+type sentLog struct {
+	testkit.Recorder[events.Outbound]
 }
 
-func (r *obRec) OnSend(_ *WebSocket, ev *events.Outbound) {
+func (r *sentLog) OnSend(_ *WebSocket, ev *events.Outbound) {
 	c := *ev
 	c.Data = bytes.Clone(ev.Data)
-	r.mu.Lock()
-	r.evs = append(r.evs, c)
-	r.mu.Unlock()
+	r.Add(c)
 }
 
-// lines renders the reports as "kind result payload [flags]", skipping
+// Lines renders the reports as "kind result payload [flags]", skipping
 // kinds in skip.
-func (r *obRec) lines(skip ...events.OutboundKind) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (r *sentLog) Lines(skip ...events.OutboundKind) []string {
 	var out []string
-	for _, ev := range r.evs {
+	for _, ev := range r.All() {
 		if slices.Contains(skip, ev.Kind) {
 			continue
 		}
@@ -68,14 +64,25 @@ func (r *obRec) lines(skip ...events.OutboundKind) []string {
 	return out
 }
 
-// obApp sends from OnReady and from a goroutine it starts, then, once the
+// count returns how many reports of a text message data had result res.
+func (r *sentLog) count(data string, res events.OutboundResult) int {
+	n := 0
+	for _, ev := range r.All() {
+		if ev.Kind == events.KindText && string(ev.Data) == data && ev.Result == res {
+			n++
+		}
+	}
+	return n
+}
+
+// sendingApp sends from OnReady and from a goroutine it starts, then, once the
 // server's ping arrived, a ping, a pong and Close.
-type obApp struct {
+type sendingApp struct {
 	BaseHandler
 	wg sync.WaitGroup
 }
 
-func (a *obApp) OnReady(ws *WebSocket, _ *events.Ready) {
+func (a *sendingApp) OnReady(ws *WebSocket, _ *events.Ready) {
 	_ = ws.SendText("from-handler")
 	a.wg.Add(1)
 	go func() {
@@ -84,7 +91,7 @@ func (a *obApp) OnReady(ws *WebSocket, _ *events.Ready) {
 	}()
 }
 
-func (a *obApp) OnPing(ws *WebSocket, _ *events.Ping) {
+func (a *sendingApp) OnPing(ws *WebSocket, _ *events.Ping) {
 	_ = ws.SendPing([]byte("cp"))
 	_ = ws.SendPong([]byte("cu"))
 	a.wg.Wait()
@@ -92,22 +99,22 @@ func (a *obApp) OnPing(ws *WebSocket, _ *events.Ping) {
 }
 
 func TestSendObserverSeesSendsFromHandlersAndGoroutines(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) || !srvWrite(t, c, wstest.Ping([]byte("p1"))) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) || !testkit.Write(t, c, wstest.Ping([]byte("p1"))) {
 			return
 		}
 		if code, reason, err := c.ExpectClose(); err == nil {
 			_ = c.WriteFrame(wstest.Close(code, reason))
 		}
 	})
-	installed, composed := &obRec{}, &obRec{}
+	installed, composed := &sentLog{}, &sentLog{}
 	ws := newTestWS(t, srv.URL(), WithPlugins(installed))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := ws.Run(ctx, Compose(composed, &obApp{})); err != nil {
+	if err := ws.Run(ctx, Compose(composed, &sendingApp{})); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	want := []string{
 		`binary sent "from-goroutine"`,
 		`close sent 1000 "bye"`,
@@ -116,8 +123,8 @@ func TestSendObserverSeesSendsFromHandlersAndGoroutines(t *testing.T) {
 		`pong sent "p1" auto`,
 		`text sent "from-handler"`,
 	}
-	for name, r := range map[string]*obRec{"WithPlugins": installed, "Compose": composed} {
-		got := r.lines()
+	for name, r := range map[string]*sentLog{"WithPlugins": installed, "Compose": composed} {
+		got := r.Lines()
 		slices.Sort(got) // the goroutine's send may come at any point
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s observer:\n got %q\nwant %q", name, got, want)
@@ -133,17 +140,17 @@ func TestSendObserverSeesSendsFromHandlersAndGoroutines(t *testing.T) {
 		t.Fatalf("Close after Run = %v", err)
 	}
 	// A Close that sends nothing is not reported.
-	if got := installed.lines()[6:]; !reflect.DeepEqual(got, []string{`text failed "late" err=lomond: not connected`}) {
+	if got := installed.Lines()[6:]; !reflect.DeepEqual(got, []string{`text failed "late" err=lomond: not connected`}) {
 		t.Errorf("WithPlugins observer after Run: %q", got)
 	}
-	if n := len(composed.lines()); n != len(want) {
+	if n := len(composed.Lines()); n != len(want) {
 		t.Errorf("the Compose observer got %d reports, want %d (none after Run)", n, len(want))
 	}
 }
 
 func TestSendObserverSeesTheLibrarysOwnFrames(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) {
 			return
 		}
 		// Wait for the keep-alive ping, then break the protocol.
@@ -151,14 +158,14 @@ func TestSendObserverSeesTheLibrarysOwnFrames(t *testing.T) {
 			t.Errorf("server: got %v %v, want the keep-alive ping", f.Opcode, err)
 			return
 		}
-		if !srvWrite(t, c, wstest.Frame{Fin: true, Opcode: wstest.OpText, Payload: []byte{0xff}}) {
+		if !testkit.Write(t, c, wstest.Frame{Fin: true, Opcode: wstest.OpText, Payload: []byte{0xff}}) {
 			return
 		}
 		if code, reason, err := c.ExpectClose(); err == nil {
 			_ = c.WriteFrame(wstest.Close(code, reason))
 		}
 	})
-	rec := &obRec{}
+	rec := &sentLog{}
 	ws := newTestWS(t, srv.URL(), WithPlugins(rec), WithPingRate(20*time.Millisecond), WithPingTimeout(0))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -166,8 +173,8 @@ func TestSendObserverSeesTheLibrarysOwnFrames(t *testing.T) {
 	if err := ws.Run(ctx, BaseHandler{}); !errors.As(err, &pe) {
 		t.Fatalf("Run = %v, want a *ProtocolError", err)
 	}
-	waitScript(t, done)
-	got := rec.lines()
+	testkit.WaitScript(t, done)
+	got := rec.Lines()
 	if len(got) < 2 || got[len(got)-1] != `close sent 1007 "invalid UTF-8 in text" auto` {
 		t.Fatalf("reports %q, want keep-alive pings then the protocol error's close", got)
 	}
@@ -181,15 +188,15 @@ func TestSendObserverSeesTheLibrarysOwnFrames(t *testing.T) {
 // TestSendObserverSeesTheSendQueue: queued, dropped, flushed after Ready,
 // and left unsent when Persist returns.
 func TestSendObserverSeesTheSendQueue(t *testing.T) {
-	rcNoLeak(t)
+	testkit.NoLeak(t)
 	var conns atomic.Int32
 	flushed := make(chan string, 4)
-	srv, _ := scriptServer(t, func(c *wstest.Conn) {
+	srv, _ := testkit.ScriptServer(t, func(c *wstest.Conn) {
 		if conns.Add(1) != 2 {
-			rcReject(http.StatusServiceUnavailable, nil)(c)
+			testkit.Reject(http.StatusServiceUnavailable, nil)(c)
 			return
 		}
-		if !srvHandshake(t, c) {
+		if !testkit.Handshake(t, c) {
 			return
 		}
 		for i := 0; i < 2; i++ {
@@ -200,13 +207,13 @@ func TestSendObserverSeesTheSendQueue(t *testing.T) {
 			}
 			flushed <- string(p)
 		}
-		if srvWrite(t, c, wstest.Close(StatusNormal, "enough")) {
+		if testkit.Write(t, c, wstest.Close(StatusNormal, "enough")) {
 			_, _, _ = c.ExpectClose()
 		}
 	})
-	installed, composed := &obRec{}, &obRec{}
-	ws := rcNew(t, srv.URL(), WithPlugins(installed), WithSendQueue(2, DropOldest))
-	ctx, stop := context.WithTimeout(context.Background(), rcTimeout)
+	installed, composed := &sentLog{}, &sentLog{}
+	ws := newQuietWS(t, srv.URL(), WithPlugins(installed), WithSendQueue(2, DropOldest))
+	ctx, stop := context.WithTimeout(context.Background(), testkit.Timeout)
 	defer stop()
 	backOffs := 0
 	app := HandlerFunc(func(ws *WebSocket, ev events.Event) {
@@ -223,11 +230,11 @@ func TestSendObserverSeesTheSendQueue(t *testing.T) {
 			stop()
 		}
 	})
-	err := ws.Persist(ctx, Compose(composed, app), rcConst(time.Millisecond))
+	err := ws.Persist(ctx, Compose(composed, app), constantBackOff(time.Millisecond))
 	if err != nil {
 		t.Fatalf("Persist = %v", err)
 	}
-	if a, b := rcRecv(t, flushed, "the first flushed message"), rcRecv(t, flushed, "the second"); a != "q2" || b != "q3" {
+	if a, b := testkit.Recv(t, flushed, "the first flushed message"), testkit.Recv(t, flushed, "the second"); a != "q2" || b != "q3" {
 		t.Errorf("server got %q %q, want q2 q3", a, b)
 	}
 	want := []string{
@@ -243,31 +250,31 @@ func TestSendObserverSeesTheSendQueue(t *testing.T) {
 	// The queue outlives Persist: "left" waits for the next run until
 	// Unsent takes it, which only the WebSocket's own plugins still see.
 	if u := ws.Unsent(); len(u) != 1 || string(u[0].Data) != "left" {
-		t.Errorf("Unsent = %v, want [left]", rcMsgs(u))
+		t.Errorf("Unsent = %v, want [left]", messageTexts(u))
 	}
 	// Close frames are checked elsewhere.
-	if got := installed.lines(events.KindClose); !reflect.DeepEqual(got, want) {
+	if got := installed.Lines(events.KindClose); !reflect.DeepEqual(got, want) {
 		t.Errorf("WithPlugins observer:\n got %q\nwant %q", got, want)
 	}
-	if got := composed.lines(events.KindClose); !reflect.DeepEqual(got, want[:len(want)-1]) {
+	if got := composed.Lines(events.KindClose); !reflect.DeepEqual(got, want[:len(want)-1]) {
 		t.Errorf("Compose observer:\n got %q\nwant %q", got, want[:len(want)-1])
 	}
 }
 
 func TestSendObserverSeesAFullQueueRefuse(t *testing.T) {
-	rcNoLeak(t)
-	rec := &obRec{}
-	ws := rcNew(t, "ws://"+rcRefusedAddr(t)+"/", WithPlugins(rec), WithSendQueue(1, RejectNewest))
+	testkit.NoLeak(t)
+	rec := &sentLog{}
+	ws := newQuietWS(t, "ws://"+testkit.RefusedAddr(t)+"/", WithPlugins(rec), WithSendQueue(1, RejectNewest))
 	var errs []error
-	_, err := rcPersist(t, ws, rcSendOnFirstBackOff(func(ws *WebSocket) {
+	_, err := runPersist(t, ws, sendOnFirstBackOff(func(ws *WebSocket) {
 		errs = []error{ws.SendText("q1"), ws.SendText("q2")}
-	}, true), rcConst(time.Hour))
+	}, true), constantBackOff(time.Hour))
 	if err != nil || errs[0] != nil || !errors.Is(errs[1], ErrQueueFull) {
 		t.Fatalf("Persist = %v, sends = %v", err, errs)
 	}
 	_ = ws.Unsent()
 	want := []string{`text queued "q1"`, `text failed "q2" err=lomond: send queue full`, `text unsent "q1"`}
-	if got := rec.lines(); !reflect.DeepEqual(got, want) {
+	if got := rec.Lines(); !reflect.DeepEqual(got, want) {
 		t.Errorf("reports %q, want %q", got, want)
 	}
 }
@@ -276,8 +283,8 @@ func TestSendObserverSeesAFullQueueRefuse(t *testing.T) {
 // reported exactly once (run with -race).
 func TestSendObserverConcurrentSenders(t *testing.T) {
 	const senders, each = 4, 50
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) {
 			return
 		}
 		if code, reason, err := c.ExpectClose(); err == nil {
@@ -317,7 +324,7 @@ func TestSendObserverConcurrentSenders(t *testing.T) {
 	if err := ws.Run(ctx, Compose(counter, app)); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	if s, f := sent.Load(), failed.Load(); s != senders*each || f != 0 {
 		t.Errorf("observer counted %d sent and %d failed texts, want %d and 0", s, f, senders*each)
 	}
@@ -340,11 +347,27 @@ func TestObserveSentCostsNothingUnobserved(t *testing.T) {
 		t.Errorf("observeSent with no observer: %v allocs, want 0", a)
 	}
 	// An installed plugin that does not observe sends costs nothing either.
-	ws, err = New("ws://127.0.0.1:1/", WithPlugins(&pgTexts{}))
+	ws, err = New("ws://127.0.0.1:1/", WithPlugins(&textPlugin{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a := testing.AllocsPerRun(1000, func() { ws.observeSent(opText, p, 0, nil) }); a != 0 {
 		t.Errorf("observeSent with a plugin that has no OnSend: %v allocs, want 0", a)
+	}
+}
+
+// TestSendObserverAloneIsAHandler: a value with only OnSend is a valid
+// plugin that receives no event.
+func TestSendObserverAloneIsAHandler(t *testing.T) {
+	log := new(callLog)
+	tb, err := discover(onlySend{callRecorder{log, "s"}})
+	if err != nil {
+		t.Fatalf("discover(SendObserver): %v", err)
+	}
+	for _, c := range eventMethods {
+		tb.deliver(nil, c.ev)
+	}
+	if len(log.All()) != 0 || len(tb.out) != 1 {
+		t.Errorf("SendObserver: calls %q and %d send observers, want none and 1", log.All(), len(tb.out))
 	}
 }

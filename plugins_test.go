@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -22,33 +23,26 @@ import (
 // text, composed with Compose (Run, Persist) or installed with WithPlugins
 // (also for range loops), in order, before the handler.
 
-// pgTexts is the plugin: OnText only, no BaseHandler.
-type pgTexts struct {
-	mu    sync.Mutex
-	texts []string
+// textPlugin is a plugin with OnText only, no BaseHandler.
+type textPlugin struct {
+	texts testkit.Recorder[string]
 	log   *[]string // shared order log, if set
 }
 
-func (p *pgTexts) OnText(_ *WebSocket, ev *events.Text) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.texts = append(p.texts, ev.Text)
+func (p *textPlugin) OnText(_ *WebSocket, ev *events.Text) {
+	p.texts.Add(ev.Text)
 	if p.log != nil {
 		*p.log = append(*p.log, "plugin "+ev.Text)
 	}
 }
 
-func (p *pgTexts) got() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.texts...)
-}
+func (p *textPlugin) got() []string { return p.texts.All() }
 
-// pgMixedStream is a server script: n texts, mixed with binaries, pings and
+// mixedStream is a server script: n texts, mixed with binaries, pings and
 // pongs, then a close it starts (1000) and the client's reply.
-func pgMixedStream(t *testing.T, n int) func(c *wstest.Conn) {
+func mixedStream(t *testing.T, n int) func(c *wstest.Conn) {
 	return func(c *wstest.Conn) {
-		if !srvHandshake(t, c) {
+		if !testkit.Handshake(t, c) {
 			return
 		}
 		var frames []wstest.Frame
@@ -59,7 +53,7 @@ func pgMixedStream(t *testing.T, n int) func(c *wstest.Conn) {
 			}
 		}
 		frames = append(frames, wstest.Close(StatusNormal, "done"))
-		if !srvWrite(t, c, frames...) {
+		if !testkit.Write(t, c, frames...) {
 			return
 		}
 		// The client's pongs and its close reply.
@@ -72,7 +66,7 @@ func pgMixedStream(t *testing.T, n int) func(c *wstest.Conn) {
 	}
 }
 
-func pgWantTexts(n int) []string {
+func wantTexts(n int) []string {
 	var want []string
 	for i := 0; i < n; i++ {
 		want = append(want, fmt.Sprint("t", i))
@@ -80,28 +74,28 @@ func pgWantTexts(n int) []string {
 	return want
 }
 
-// pgApp is an application that records texts in the shared order log.
-type pgApp struct {
+// pluginApp is an application that records texts in the shared order log.
+type pluginApp struct {
 	BaseHandler
 	log *[]string
 }
 
-func (a pgApp) OnText(_ *WebSocket, ev *events.Text) { *a.log = append(*a.log, "app "+ev.Text) }
+func (a pluginApp) OnText(_ *WebSocket, ev *events.Text) { *a.log = append(*a.log, "app "+ev.Text) }
 
 func TestTextOnlyPluginReceivesEveryTextThroughCompose(t *testing.T) {
 	const n = 40
-	srv, done := scriptServer(t, pgMixedStream(t, n))
+	srv, done := testkit.ScriptServer(t, mixedStream(t, n))
 	ws := newTestWS(t, srv.URL())
 	var order []string
-	plugin := &pgTexts{log: &order}
+	plugin := &textPlugin{log: &order}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := ws.Run(ctx, Compose(plugin, pgApp{log: &order}))
+	err := ws.Run(ctx, Compose(plugin, pluginApp{log: &order}))
 	if CloseStatus(err) != StatusNormal {
 		t.Fatalf("Run = %v, want the server's close 1000", err)
 	}
-	waitScript(t, done)
-	if got := plugin.got(); !reflect.DeepEqual(got, pgWantTexts(n)) {
+	testkit.WaitScript(t, done)
+	if got := plugin.got(); !reflect.DeepEqual(got, wantTexts(n)) {
 		t.Fatalf("the OnText-only plugin got %d texts %q, want %d", len(got), got, n)
 	}
 	// Each text reached the plugin, then the application.
@@ -115,9 +109,9 @@ func TestTextOnlyPluginReceivesEveryTextThroughCompose(t *testing.T) {
 
 func TestWithPluginsSeesEveryTextOfARangeLoop(t *testing.T) {
 	const n = 25
-	srv, done := scriptServer(t, pgMixedStream(t, n))
+	srv, done := testkit.ScriptServer(t, mixedStream(t, n))
 	var order []string
-	plugin := &pgTexts{log: &order}
+	plugin := &textPlugin{log: &order}
 	ws := newTestWS(t, srv.URL(), WithPlugins(plugin))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -126,8 +120,8 @@ func TestWithPluginsSeesEveryTextOfARangeLoop(t *testing.T) {
 			order = append(order, "loop "+ev.Text)
 		}
 	}
-	waitScript(t, done)
-	if got := plugin.got(); !reflect.DeepEqual(got, pgWantTexts(n)) {
+	testkit.WaitScript(t, done)
+	if got := plugin.got(); !reflect.DeepEqual(got, wantTexts(n)) {
 		t.Fatalf("the WithPlugins plugin got %q, want %d texts", got, n)
 	}
 	for i := 0; i < n; i++ {
@@ -138,23 +132,23 @@ func TestWithPluginsSeesEveryTextOfARangeLoop(t *testing.T) {
 	}
 }
 
-// pgBackOffs is a plugin with only OnBackOff and OnReady.
-type pgBackOffs struct{ backOffs, readies atomic.Int32 }
+// backOffCounter is a plugin with only OnBackOff and OnReady.
+type backOffCounter struct{ backOffs, readies atomic.Int32 }
 
-func (p *pgBackOffs) OnBackOff(*WebSocket, *events.BackOff) { p.backOffs.Add(1) }
-func (p *pgBackOffs) OnReady(*WebSocket, *events.Ready)     { p.readies.Add(1) }
+func (p *backOffCounter) OnBackOff(*WebSocket, *events.BackOff) { p.backOffs.Add(1) }
+func (p *backOffCounter) OnReady(*WebSocket, *events.Ready)     { p.readies.Add(1) }
 
 // TestPluginsAcrossPersistSessions: plugins composed with the Persist
 // handler and installed with WithPlugins see every session's texts and
 // every BackOff.
 func TestPluginsAcrossPersistSessions(t *testing.T) {
-	rcNoLeak(t)
+	testkit.NoLeak(t)
 	const n, sessions = 10, 3
-	srv, _ := scriptServer(t, pgMixedStream(t, n))
-	composed, installed := &pgTexts{}, &pgTexts{}
-	lifecycle := &pgBackOffs{}
-	ws := rcNew(t, srv.URL(), WithPlugins(installed, lifecycle))
-	ctx, cancel := context.WithTimeout(context.Background(), rcTimeout)
+	srv, _ := testkit.ScriptServer(t, mixedStream(t, n))
+	composed, installed := &textPlugin{}, &textPlugin{}
+	lifecycle := &backOffCounter{}
+	ws := newQuietWS(t, srv.URL(), WithPlugins(installed, lifecycle))
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 	defer cancel()
 	readies := 0
 	app := HandlerFunc(func(_ *WebSocket, ev events.Event) {
@@ -164,14 +158,14 @@ func TestPluginsAcrossPersistSessions(t *testing.T) {
 			}
 		}
 	})
-	if err := ws.Persist(ctx, Compose(composed, app), rcConst(time.Millisecond)); err != nil {
+	if err := ws.Persist(ctx, Compose(composed, app), constantBackOff(time.Millisecond)); err != nil {
 		t.Fatalf("Persist = %v", err)
 	}
 	var want []string
 	for i := 0; i < sessions; i++ {
-		want = append(want, pgWantTexts(n)...)
+		want = append(want, wantTexts(n)...)
 	}
-	for name, p := range map[string]*pgTexts{"composed": composed, "installed": installed} {
+	for name, p := range map[string]*textPlugin{"composed": composed, "installed": installed} {
 		if got := p.got(); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s plugin got %d texts, want %d over %d sessions", name, len(got), len(want), sessions)
 		}
@@ -182,11 +176,11 @@ func TestPluginsAcrossPersistSessions(t *testing.T) {
 }
 
 func TestWithPluginsRejectsMistakesInNew(t *testing.T) {
-	_, err := New("ws://127.0.0.1:1/", WithPlugins(&pgTexts{}, pgTexts{}))
+	_, err := New("ws://127.0.0.1:1/", WithPlugins(&textPlugin{}, textPlugin{}))
 	if !errors.Is(err, ErrInvalidOption) || !errors.Is(err, ErrInvalidHandler) {
 		t.Fatalf("New(WithPlugins(value with pointer methods)) = %v, want ErrInvalidOption and ErrInvalidHandler", err)
 	}
-	for _, want := range []string{"WithPlugins argument 1", "pass a pointer (&lomond.pgTexts{})"} {
+	for _, want := range []string{"WithPlugins argument 1", "pass a pointer (&lomond.textPlugin{})"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
@@ -203,8 +197,8 @@ func TestWithPluginsRejectsMistakesInNew(t *testing.T) {
 // every send of a session, redacted, through slog.NewJSONHandler, and the
 // three records the dispatcher used to write itself are gone.
 func TestWithLoggerInstallsTheLoggingPlugin(t *testing.T) {
-	srv, done := scriptServer(t, func(c *wstest.Conn) {
-		if !srvHandshake(t, c) || !srvWrite(t, c, wstest.Text("hi")) {
+	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
+		if !testkit.Handshake(t, c) || !testkit.Write(t, c, wstest.Text("hi")) {
 			return
 		}
 		if code, reason, err := c.ExpectClose(); err == nil {
@@ -225,7 +219,7 @@ func TestWithLoggerInstallsTheLoggingPlugin(t *testing.T) {
 	if err := ws.Run(ctx, app); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	waitScript(t, done)
+	testkit.WaitScript(t, done)
 	mu.Lock()
 	text := out.String()
 	mu.Unlock()

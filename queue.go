@@ -294,7 +294,10 @@ func (q *sendQueue) flush(ctx context.Context, ws *WebSocket, s *session) {
 		q.inflightBytes += len(m.Data)
 		q.mu.Unlock()
 		started, err := s.write(ctx, m.typ(), m.Data)
-		q.reportMu.Lock() // m's "queued" was reported
+		// A barrier, not a critical section: m's Queued report is made
+		// under reportMu, and its Sent report must not overtake it.
+		q.reportMu.Lock()
+		//lint:ignore SA2001 the empty section waits for the Queued report
 		q.reportMu.Unlock()
 		ws.observeSent(m.typ(), m.Data, outFromQueue, err)
 		q.mu.Lock()

@@ -57,18 +57,6 @@ func (b *tokenBucket) refill(now time.Time) {
 	b.last = now
 }
 
-// take takes a token if one is there now.
-func (b *tokenBucket) take() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.refill(time.Now())
-	if b.tokens >= 1 {
-		b.tokens--
-		return true
-	}
-	return false
-}
-
 // wait takes a token, waiting for it if needed, however long it takes when
 // ctx cannot end (context.Background()); when ctx ends first, the token is
 // given back and ctx's error returned.

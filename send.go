@@ -86,7 +86,7 @@ func (s *session) writeControl(op byte, payload []byte) error {
 	if err := s.ready(); err != nil {
 		return err
 	}
-	if err := s.w.acquire(nil); err != nil {
+	if err := s.w.acquire(context.Background()); err != nil {
 		return err
 	}
 	err := s.w.control(op, payload)

@@ -31,15 +31,15 @@ import (
 	"github.com/lomond-go/lomond/internal/testconn"
 )
 
-// The soak of issue #15: six goroutines send 1 B to 200 KiB messages, some
-// bounded by contexts of 0.1 to 50 ms, through a proxy that pauses now and
-// then and cuts each connection once, to an independent server
-// (coder/websocket), with compression off, with and without context
-// takeover, under Run and under Persist with a send queue. The client's
-// transport is a testconn.Conn, so every byte it wrote is known: decoded
-// per connection, it proves that every acknowledged message (its send
-// returned nil and its observer said "sent") was written whole and intact,
-// and the server checks every message it reads.
+// The soak: six goroutines send 1 B to 200 KiB messages, some bounded by
+// contexts of 0.1 to 50 ms, through a proxy that pauses now and then and
+// cuts each connection once, to an independent server (coder/websocket),
+// with compression off, with and without context takeover, under Run and
+// under Persist with a send queue. The client's transport is a
+// testconn.Conn, so every byte it wrote is known: decoded per connection,
+// it proves that every acknowledged message (its send returned nil and its
+// observer said "sent") was written whole and intact, and the server checks
+// every message it reads.
 //
 // Every message carries a 34-byte header (sender, sequence number, body
 // length, CRC-32 of the body), so the smallest is 34 bytes, not 1.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -149,9 +150,9 @@ func socksConnect(atyp byte, addr []byte) []byte {
 
 // noSecret fails the test if any event, the run's error or extra text shows
 // secret.
-func noSecret(t *testing.T, secret string, rec *tdRec, texts ...string) {
+func noSecret(t *testing.T, secret string, rec *testkit.EventRecorder, texts ...string) {
 	t.Helper()
-	for _, ev := range rec.all() {
+	for _, ev := range rec.All() {
 		if s := ev.String(); strings.Contains(s, secret) {
 			t.Errorf("the %s event shows a secret: %s", ev.Name(), s)
 		}
@@ -170,7 +171,7 @@ func noSecret(t *testing.T, secret string, rec *tdRec, texts ...string) {
 // and without authentication. With socks5:// the client resolves the name
 // and asks for the address; with socks5h:// the proxy gets the name.
 func TestSocks5Proxy(t *testing.T) {
-	tdClearProxyEnv(t)
+	clearProxyEnv(t)
 	const user, pass = "sockuser", "S0cks-pa55"
 	open := startSOCKS(t, "", "")
 	authed := startSOCKS(t, user, pass)
@@ -198,8 +199,8 @@ func TestSocks5Proxy(t *testing.T) {
 					_, port, _ := net.SplitHostPort(srv.Addr())
 					d := &tapDialer{}
 					opts := append(opts, WithProxy(proxy.url(scheme, auth)), WithDialer(d.dial))
-					rec := tdRunReady(t, tdNew(t, target, opts...))
-					if got, want := tdOne[*events.Connected](t, rec).Proxy, scheme+"://"+proxy.addr; got != want {
+					rec := runUntilReady(t, mustNew(t, target, opts...))
+					if got, want := testkit.First[*events.Connected](t, rec).Proxy, scheme+"://"+proxy.addr; got != want {
 						t.Errorf("Connected.Proxy = %q, want %q", got, want)
 					}
 					if got := d.addrs(); !slices.Equal(got, []string{proxy.addr}) {
@@ -235,7 +236,7 @@ func TestSocks5Proxy(t *testing.T) {
 // TestSocks5ProxyRefusals: what the proxy refuses is a ConnectFail whose
 // Err is a *ProxyError saying what, never showing the password.
 func TestSocks5ProxyRefusals(t *testing.T) {
-	tdClearProxyEnv(t)
+	clearProxyEnv(t)
 	const user, pass = "sockuser", "S0cks-pa55"
 	authed := startSOCKS(t, user, pass)
 	srv := wstest.NewServer(t, wstest.Echo)
@@ -244,8 +245,8 @@ func TestSocks5ProxyRefusals(t *testing.T) {
 		t.Run(scheme+"/wrong password", func(t *testing.T) {
 			const wrong = "n0t-the-Pa55word"
 			proxy := scheme + "://" + user + ":" + wrong + "@" + authed.addr
-			rec, err := tdRun(t, tdNew(t, srv.URL(), WithProxy(proxy)), nil)
-			ev := tdOne[*events.ConnectFail](t, rec)
+			rec, err := runRecorded(t, mustNew(t, srv.URL(), WithProxy(proxy)), nil)
+			ev := testkit.First[*events.ConnectFail](t, rec)
 			var pe *ProxyError
 			if !errors.As(err, &pe) || !errors.As(ev.Err, &pe) {
 				t.Fatalf("Run = %v, ConnectFail.Err = %v; want a *ProxyError", err, ev.Err)
@@ -265,19 +266,19 @@ func TestSocks5ProxyRefusals(t *testing.T) {
 	}
 
 	t.Run("no credentials", func(t *testing.T) {
-		rec, err := tdRun(t, tdNew(t, srv.URL(), WithProxy("socks5://"+authed.addr)), nil)
+		rec, err := runRecorded(t, mustNew(t, srv.URL(), WithProxy("socks5://"+authed.addr)), nil)
 		var pe *ProxyError
 		if !errors.As(err, &pe) || pe.Status != "no acceptable authentication methods" {
-			t.Errorf("Run = %v, want a *ProxyError: no acceptable authentication methods; events %v", err, rec.names())
+			t.Errorf("Run = %v, want a *ProxyError: no acceptable authentication methods; events %v", err, rec.Names())
 		}
 	})
 
 	t.Run("target refused", func(t *testing.T) {
-		dead := tdDeadAddr(t)
-		rec, err := tdRun(t, tdNew(t, "ws://"+dead+"/", WithProxy(authed.url("socks5", true))), nil)
+		dead := testkit.RefusedAddr(t)
+		rec, err := runRecorded(t, mustNew(t, "ws://"+dead+"/", WithProxy(authed.url("socks5", true))), nil)
 		var pe *ProxyError
 		if !errors.As(err, &pe) || pe.Status == "" {
-			t.Fatalf("Run = %v, want a *ProxyError with the proxy's reply; events %v", err, rec.names())
+			t.Fatalf("Run = %v, want a *ProxyError with the proxy's reply; events %v", err, rec.Names())
 		}
 		if strings.HasPrefix(pe.Status, "unknown error") {
 			t.Errorf("ProxyError.Status = %q, want the reply without x/net's prefix", pe.Status)
@@ -286,9 +287,9 @@ func TestSocks5ProxyRefusals(t *testing.T) {
 	})
 
 	t.Run("proxy unreachable", func(t *testing.T) {
-		dead := tdDeadAddr(t)
-		rec, err := tdRun(t, tdNew(t, srv.URL(), WithProxy("socks5h://"+user+":"+pass+"@"+dead)), nil)
-		ev := tdOne[*events.ConnectFail](t, rec)
+		dead := testkit.RefusedAddr(t)
+		rec, err := runRecorded(t, mustNew(t, srv.URL(), WithProxy("socks5h://"+user+":"+pass+"@"+dead)), nil)
+		ev := testkit.First[*events.ConnectFail](t, rec)
 		var pe *ProxyError
 		if errors.As(err, &pe) {
 			t.Errorf("Run = %v: an unreachable proxy refused nothing", err)
@@ -314,11 +315,11 @@ func TestSocks5FromEnvironment(t *testing.T) {
 
 	for _, name := range []string{"ALL_PROXY", "all_proxy"} {
 		t.Run(name, func(t *testing.T) {
-			tdClearProxyEnv(t)
+			clearProxyEnv(t)
 			t.Setenv(name, proxy.url("socks5h", true))
 			d := &tapDialer{}
-			rec := tdRunReady(t, tdNew(t, target, WithDialer(d.dial)))
-			if got, want := tdOne[*events.Connected](t, rec).Proxy, "socks5h://"+proxy.addr; got != want {
+			rec := runUntilReady(t, mustNew(t, target, WithDialer(d.dial)))
+			if got, want := testkit.First[*events.Connected](t, rec).Proxy, "socks5h://"+proxy.addr; got != want {
 				t.Errorf("Connected.Proxy = %q, want %q", got, want)
 			}
 			if got := d.addrs(); !slices.Equal(got, []string{proxy.addr}) {
@@ -329,12 +330,12 @@ func TestSocks5FromEnvironment(t *testing.T) {
 	}
 
 	t.Run("NO_PROXY", func(t *testing.T) {
-		tdClearProxyEnv(t)
+		clearProxyEnv(t)
 		t.Setenv("ALL_PROXY", proxy.url("socks5", true))
 		t.Setenv("NO_PROXY", "10.0.0.0/8, 0.0.0.0")
 		d := &tapDialer{}
-		rec := tdRunReady(t, tdNew(t, target, WithDialer(d.dial)))
-		if got := tdOne[*events.Connected](t, rec).Proxy; got != "" {
+		rec := runUntilReady(t, mustNew(t, target, WithDialer(d.dial)))
+		if got := testkit.First[*events.Connected](t, rec).Proxy; got != "" {
 			t.Errorf("Connected.Proxy = %q, want direct (NO_PROXY)", got)
 		}
 		if got := d.addrs(); !slices.Equal(got, []string{"0.0.0.0:" + port}) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond/events"
+	"github.com/lomond-go/lomond/internal/testkit"
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
@@ -85,7 +86,7 @@ func startBlockedSend(t *testing.T, ws *WebSocket, link *blockingLink) <-chan er
 	case <-link.bigWrite:
 	case err := <-done:
 		t.Fatalf("the large send returned %v before it could block", err)
-	case <-time.After(rcTimeout):
+	case <-time.After(testkit.Timeout):
 		t.Fatal("the large send never started writing")
 	}
 	return done
@@ -104,7 +105,7 @@ func runInBackground(t *testing.T, ctx context.Context, ws *WebSocket, h EventHa
 	t.Cleanup(func() {
 		select {
 		case <-finished:
-		case <-time.After(3 * rcTimeout):
+		case <-time.After(3 * testkit.Timeout):
 			t.Error("Run did not return by the end of the test")
 		}
 	})
@@ -296,7 +297,7 @@ func TestWriterContextSendKeepsCompressionInStep(t *testing.T) {
 		ws := newTestWS(t, srv.url, WithCompression(CompressionContextTakeover), WithDialer(link.dial))
 		ready := make(chan struct{})
 		runDone := runInBackground(t, context.Background(), ws, readyHandler(ready, nil))
-		rcRecv(t, ready, "Ready")
+		testkit.Recv(t, ready, "Ready")
 
 		// Fill the link with small compressed messages until one cannot be
 		// written before its context ends; the server resumes reading then.
@@ -330,10 +331,10 @@ func TestWriterContextSendKeepsCompressionInStep(t *testing.T) {
 		if err := ws.Close(StatusNormal, "done"); err != nil {
 			t.Errorf("Close = %v", err)
 		}
-		if err := rcRecv(t, runDone, "Run's return"); err != nil {
+		if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
 			t.Errorf("Run = %v, want nil (the client's close completed)", err)
 		}
-		rd := rcRecv(t, srv.done, "the server's reading")
+		rd := testkit.Recv(t, srv.done, "the server's reading")
 		rd.checkCleanEnd(t)
 		checkReceivedInOrder(t, sent, rd.texts)
 	})
@@ -344,7 +345,7 @@ func TestWriterContextSendKeepsCompressionInStep(t *testing.T) {
 		ws := newTestWS(t, srv.url, WithCompression(CompressionContextTakeover), WithReadLimit(NoReadLimit))
 		ready := make(chan struct{})
 		runDone := runInBackground(t, context.Background(), ws, readyHandler(ready, nil))
-		rcRecv(t, ready, "Ready")
+		testkit.Recv(t, ready, "Ready")
 
 		big := variedText(1 << 20)
 		var sent []sendOutcome
@@ -361,46 +362,13 @@ func TestWriterContextSendKeepsCompressionInStep(t *testing.T) {
 		if err := ws.Close(StatusNormal, "done"); err != nil {
 			t.Errorf("Close = %v", err)
 		}
-		if err := rcRecv(t, runDone, "Run's return"); err != nil {
+		if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
 			t.Errorf("Run = %v, want nil (the client's close completed)", err)
 		}
-		rd := rcRecv(t, srv.done, "the server's reading")
+		rd := testkit.Recv(t, srv.done, "the server's reading")
 		rd.checkCleanEnd(t)
 		checkReceivedInOrder(t, sent, rd.texts)
 	})
-}
-
-// outboundRecorder is a send observer that keeps every report, with a copy
-// of its payload.
-type outboundRecorder struct {
-	mu      sync.Mutex
-	reports []outboundReport
-}
-
-type outboundReport struct {
-	kind      events.OutboundKind
-	result    events.OutboundResult
-	fromQueue bool
-	data      string
-}
-
-func (r *outboundRecorder) OnSend(_ *WebSocket, ev *events.Outbound) {
-	r.mu.Lock()
-	r.reports = append(r.reports, outboundReport{ev.Kind, ev.Result, ev.FromQueue, string(ev.Data)})
-	r.mu.Unlock()
-}
-
-// count returns how many reports of a text message data had result res.
-func (r *outboundRecorder) count(data string, res events.OutboundResult) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, rep := range r.reports {
-		if rep.kind == events.KindText && rep.data == data && rep.result == res {
-			n++
-		}
-	}
-	return n
 }
 
 // holdThenStopReading is a server script: it sends the text "hold" (the
@@ -452,12 +420,12 @@ func TestWriterBrokenStreamFailsLaterSends(t *testing.T) {
 	t.Run("PlainSendReturnsAnError", func(t *testing.T) {
 		srv := wstest.NewServer(t, holdThenStopReading)
 		link := newBlockingLink()
-		obs := &outboundRecorder{}
+		obs := &sentLog{}
 		ws := newTestWS(t, srv.URL(), WithDialer(link.dial), WithPingTimeout(500*time.Millisecond),
 			WithCloseTimeout(time.Second), WithPlugins(obs))
 		held, release := make(chan struct{}), make(chan struct{})
 		runDone := runInBackground(t, context.Background(), ws, HandlerFunc(holdOnce(held, release)))
-		rcRecv(t, held, "the server's hold message")
+		testkit.Recv(t, held, "the server's hold message")
 
 		breakWriteStream(t, ws)
 		err := ws.SendText(after)
@@ -469,7 +437,7 @@ func TestWriterBrokenStreamFailsLaterSends(t *testing.T) {
 		if sentReports != 0 {
 			t.Errorf("send observers were told %q was sent %d times; it was never written", after, sentReports)
 		}
-		rcRecv(t, runDone, "Run's return")
+		testkit.Recv(t, runDone, "Run's return")
 	})
 
 	t.Run("QueuedSendIsQueuedNotReportedSent", func(t *testing.T) {
@@ -498,14 +466,14 @@ func TestWriterBrokenStreamFailsLaterSends(t *testing.T) {
 			}
 		})
 		link := newBlockingLink()
-		obs := &outboundRecorder{}
-		ws := rcNew(t, srv.URL(), WithDialer(link.dial), WithPingTimeout(500*time.Millisecond),
+		obs := &sentLog{}
+		ws := newQuietWS(t, srv.URL(), WithDialer(link.dial), WithPingTimeout(500*time.Millisecond),
 			WithCloseTimeout(time.Second), WithSendQueue(8, RejectNewest), WithPlugins(obs))
 		held, release := make(chan struct{}), make(chan struct{})
 		hold := holdOnce(held, release)
-		run := rcGo(t, ws, func(ws *WebSocket, ev events.Event, _ context.CancelFunc) { hold(ws, ev) },
-			rcConst(10*time.Millisecond))
-		rcRecv(t, held, "the server's hold message")
+		run := goPersist(t, ws, func(ws *WebSocket, ev events.Event, _ context.CancelFunc) { hold(ws, ev) },
+			constantBackOff(10*time.Millisecond))
+		testkit.Recv(t, held, "the server's hold message")
 
 		breakWriteStream(t, ws)
 		err := ws.SendText(after)
@@ -659,8 +627,8 @@ func TestWriterLateContextTimerLeavesConnectionHealthy(t *testing.T) {
 	ws := newTestWS(t, srv.URL(), WithPingRate(0), WithPingTimeout(0), WithCloseTimeout(2*time.Second))
 	ready := make(chan struct{})
 	runDone := runInBackground(t, context.Background(), ws, readyHandler(ready, nil))
-	rcRecv(t, ready, "Ready")
-	c := rcRecv(t, conns, "the server's connection")
+	testkit.Recv(t, ready, "Ready")
+	c := testkit.Recv(t, conns, "the server's connection")
 
 	// Contexts that end around the time the send completes: by deadlines
 	// of a few microseconds, or cancelled by another goroutine.
@@ -704,7 +672,7 @@ func TestWriterLateContextTimerLeavesConnectionHealthy(t *testing.T) {
 	}
 	log.mu.Unlock()
 	_ = ws.Close(StatusNormal, "done")
-	rcRecv(t, runDone, "Run's return")
+	testkit.Recv(t, runDone, "Run's return")
 }
 
 // TestWriterContextCutNeverTruncatesAnotherFrame: pings and context-bound
@@ -734,7 +702,7 @@ func TestWriterContextCutNeverTruncatesAnotherFrame(t *testing.T) {
 	ws := newTestWS(t, srv.URL(), WithDialer(link.dial), WithPingTimeout(0), WithCloseTimeout(2*time.Second))
 	ready := make(chan struct{})
 	runDone := runInBackground(t, context.Background(), ws, readyHandler(ready, nil))
-	rcRecv(t, ready, "Ready")
+	testkit.Recv(t, ready, "Ready")
 
 	const pingers, pings, texters, texts = 4, 500, 2, 5
 	pingSent := make([][]sendOutcome, pingers)
@@ -781,9 +749,9 @@ func TestWriterContextCutNeverTruncatesAnotherFrame(t *testing.T) {
 		textWG.Wait()
 		close(sendersDone)
 	}()
-	rcRecv(t, sendersDone, "the senders' return")
+	testkit.Recv(t, sendersDone, "the senders' return")
 	_ = ws.Close(StatusNormal, "done")
-	rcRecv(t, runDone, "Run's return")
+	testkit.Recv(t, runDone, "Run's return")
 	log.waitFor(5*time.Second, func() bool { return log.closed || log.err != nil })
 
 	log.mu.Lock()
@@ -863,7 +831,7 @@ func TestWriterStuckSendDoesNotDelayServerClose(t *testing.T) {
 			closing <- time.Now()
 		}
 	}))
-	rcRecv(t, ready, "Ready")
+	testkit.Recv(t, ready, "Ready")
 	sendDone := startBlockedSend(t, ws, link)
 
 	start := time.Now()
@@ -886,10 +854,10 @@ func TestWriterStuckSendDoesNotDelayServerClose(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Error("Run returned only when the caller's context ended")
 		}
-	case <-time.After(rcTimeout):
+	case <-time.After(testkit.Timeout):
 		t.Fatal("Run did not return")
 	}
-	if err := rcRecv(t, sendDone, "the stuck send's return"); err == nil {
+	if err := testkit.Recv(t, sendDone, "the stuck send's return"); err == nil {
 		t.Error("the stuck 4 MiB send reported success")
 	}
 }
@@ -931,8 +899,8 @@ func TestWriterQueueFlushDoesNotStarveReading(t *testing.T) {
 			}
 		}
 	})
-	ws := rcNew(t, srv.URL(), WithSendQueue(256, DropOldest), WithDialer(newBlockingLink().dial))
-	run := rcGo(t, ws, nil, rcConst(10*time.Millisecond))
+	ws := newQuietWS(t, srv.URL(), WithSendQueue(256, DropOldest), WithDialer(newBlockingLink().dial))
+	run := goPersist(t, ws, nil, constantBackOff(10*time.Millisecond))
 
 	stopProducing := make(chan struct{})
 	producerDone := make(chan struct{})
@@ -953,24 +921,17 @@ func TestWriterQueueFlushDoesNotStarveReading(t *testing.T) {
 		<-producerDone
 	}()
 
-	run.rec.waitCount(t, events.NameConnected, 2)
+	run.rec.WaitCount(t, events.NameConnected, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := ws.WaitReady(ctx); err != nil {
 		t.Errorf("WaitReady after the reconnection = %v: the queue's flush keeps the session from being ready", err)
 	}
-	deadline := time.NewTimer(5 * time.Second)
-	defer deadline.Stop()
-	for run.rec.count(events.NameText) == 0 {
-		select {
-		case <-run.rec.changed:
-		case <-deadline.C:
-			t.Fatal("the server's message was never delivered: the queue's flush keeps the session from reading")
-		}
-	}
-	texts := rcAll[*events.Text](run.rec)
-	if texts[0].Text != "hello after the reconnection" {
-		t.Errorf("Text = %q, want the server's message", texts[0].Text)
+	// Timing out here means the queue's flush keeps the session from
+	// reading: the server's message is never delivered.
+	text := testkit.WaitFor[*events.Text](t, run.rec)
+	if text.Text != "hello after the reconnection" {
+		t.Errorf("Text = %q, want the server's message", text.Text)
 	}
 }
 
@@ -992,7 +953,7 @@ func TestWriterCloseWithBlockedSend(t *testing.T) {
 		ws := newTestWS(t, srv.URL(), WithDialer(link.dial), WithCloseTimeout(time.Second))
 		ready := make(chan struct{})
 		runDone := runInBackground(t, context.Background(), ws, readyHandler(ready, nil))
-		rcRecv(t, ready, "Ready")
+		testkit.Recv(t, ready, "Ready")
 		sendDone := startBlockedSend(t, ws, link)
 
 		start := time.Now()
@@ -1011,10 +972,10 @@ func TestWriterCloseWithBlockedSend(t *testing.T) {
 			if !errors.Is(err, ErrCloseTimeout) {
 				t.Errorf("Run = %v, want ErrCloseTimeout (the server never replied)", err)
 			}
-		case <-time.After(rcTimeout):
+		case <-time.After(testkit.Timeout):
 			t.Fatal("Run did not return after Close")
 		}
-		err = rcRecv(t, sendDone, "the blocked send's return")
+		err = testkit.Recv(t, sendDone, "the blocked send's return")
 		if err == nil {
 			t.Error("the blocked 4 MiB send reported success")
 		} else if strings.Contains(err.Error(), "i/o timeout") {
@@ -1115,7 +1076,7 @@ func TestWriterCancelDuringOnConnected(t *testing.T) {
 			if errors.Is(err, ErrHandshakeTimeout) {
 				t.Errorf("Run = %v, want the cancellation, not the handshake timeout", err)
 			}
-		case <-time.After(rcTimeout + 5*time.Second):
+		case <-time.After(testkit.Timeout + 5*time.Second):
 			t.Fatal("Run did not return")
 		}
 	})
@@ -1125,7 +1086,7 @@ func TestWriterCancelDuringOnConnected(t *testing.T) {
 		cw := newCutWatcher()
 		ws := newTestWS(t, srv.URL(), WithDialer(cw.dial))
 		var returned time.Time
-		run := rcGo(t, ws, func(ws *WebSocket, ev events.Event, _ context.CancelFunc) {
+		run := goPersist(t, ws, func(ws *WebSocket, ev events.Event, _ context.CancelFunc) {
 			if ev.Name() == events.NameConnected {
 				if err := ws.Stop(StatusNormal, "bye"); err != nil {
 					t.Errorf("Stop = %v", err)
@@ -1146,7 +1107,7 @@ func TestWriterCancelDuringOnConnected(t *testing.T) {
 		case <-time.After(4 * time.Second):
 			t.Fatal("Persist did not return within 4s of OnConnected calling Stop")
 		}
-		if n := run.rec.count(events.NameConnected); n != 1 {
+		if n := run.rec.Count(events.NameConnected); n != 1 {
 			t.Errorf("%d Connected events, want 1 (no reconnection after Stop)", n)
 		}
 	})
@@ -1208,3 +1169,81 @@ func TestWriteLockContention(t *testing.T) {
 		t.Errorf("after the last unlock: locked %v, %d waiters", w.locked(), w.waiters.Load())
 	}
 }
+
+// TestStuckWriterCannotHangTheSession: a server that stops reading while
+// the client sends a large message, and then pings, must not hang the
+// session: the read loop does not wait for the stuck send (the pong is owed,
+// not waited for), and cancelling the context ends Run within about the
+// close timeout, failing the stuck send.
+func TestStuckWriterCannotHangTheSession(t *testing.T) {
+	pingNow := make(chan struct{})
+	srv := wstest.NewServer(t, func(c *wstest.Conn) {
+		if _, err := c.Handshake(); err != nil {
+			return
+		}
+		select {
+		case <-pingNow:
+		case <-c.Done():
+			return
+		}
+		if c.WriteFrame(wstest.Ping([]byte("are you there"))) != nil {
+			return
+		}
+		<-c.Done() // never read: the client's send stays stuck
+	})
+	ws, err := New(srv.URL(), WithPollInterval(0), WithPingRate(0), WithoutProxy(),
+		WithCloseTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sendDone := make(chan error, 1)
+	gotPing := make(chan struct{})
+	runDone := make(chan error, 1)
+	go func() {
+		runDone <- ws.Run(ctx, HandlerFunc(func(ws *WebSocket, ev events.Event) {
+			switch ev.(type) {
+			case *events.Ready:
+				go func() { sendDone <- ws.SendBinary(make([]byte, 16<<20)) }()
+			case *events.Ping:
+				close(gotPing)
+			}
+		}))
+	}()
+	testkit.Eventually(t, "the big send holds the send lock", func() bool {
+		s := ws.sess.Load()
+		return s != nil && State(s.state.Load()) == StateReady && s.w.locked()
+	})
+	close(pingNow)
+	select {
+	case <-gotPing: // the read loop did not wait for the stuck send
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Ping event never came: the read loop is stuck behind the send")
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case <-runDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the context was cancelled")
+	}
+	// Bounded: the stuck send by the close timeout, then the close frame,
+	// then the wait for the reply (3 x 500 ms), plus the race detector's
+	// slow masking of 16 MiB.
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("Run took %v after cancel, want a few close timeouts", d)
+	}
+	select {
+	case err := <-sendDone:
+		if err == nil {
+			t.Error("the stuck 16 MiB send reported success")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stuck send never returned")
+	}
+}
+
+// locked reports whether the write lock is taken: for tests that must wait
+// until a send holds it.
+func (w *writer) locked() bool { return w.held.Load() }

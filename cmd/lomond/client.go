@@ -149,7 +149,7 @@ func usageFailure(stderr io.Writer, err error) int {
 // onEvent is the session's handler: it sees every event, in order, on the
 // goroutine running the session.
 func (c *client) onEvent(ws *lomond.WebSocket, ev events.Event) {
-	switch ev.(type) {
+	switch e := ev.(type) {
 	case *events.Text, *events.Binary:
 		c.onMessage(ws, ev)
 		return
@@ -158,7 +158,7 @@ func (c *client) onEvent(ws *lomond.WebSocket, ev events.Event) {
 	case *events.Ready:
 		c.reachedReady = true
 	case *events.Closed:
-		c.closed = ev.(*events.Closed)
+		c.closed = e
 	}
 	c.out.event(ev)
 	switch ev.(type) {

@@ -190,3 +190,30 @@ func TestExitPersistMaxAttempts(t *testing.T) {
 		t.Fatalf("final line:\n%s", r.stderr)
 	}
 }
+
+// The client started the close (--send, or the end of input) and the server
+// answered with 4003: exit 7, and the final line says so even with -q.
+func TestExitServerCloseReplyToClientClose(t *testing.T) {
+	srv := closeReplyServer(t, 4003, "bad subscription")
+	for _, args := range [][]string{
+		{"-q", "--send", `{"subscribe":"x"}`, srv.URL()},
+		{"-q", srv.URL()}, // the end of standard input closes
+		{"--json", "-q", srv.URL()},
+	} {
+		r := runCLI(t, `{"subscribe":"x"}`+"\n", args...)
+		r.expectCode(t, exitServerClose)
+		if want := `lomond: closed by the server: 4003 "bad subscription"` + "\n"; r.stderr != want {
+			t.Fatalf("%v: stderr %q, want only %q", args, r.stderr, want)
+		}
+	}
+	// A close reply with 1000, or with no code (0: an empty close frame,
+	// 1005 to lomond), is a normal end.
+	for _, code := range []int{1000, 0} {
+		srv := closeReplyServer(t, code, "")
+		r := runCLI(t, "", "-q", "--send", "x", srv.URL())
+		r.expectCode(t, exitOK)
+		if r.stderr != "" {
+			t.Fatalf("close reply %d: stderr %q", code, r.stderr)
+		}
+	}
+}

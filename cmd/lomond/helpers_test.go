@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/lomond-go/lomond/internal/wstest"
 )
 
 // runTimeout bounds every run of the command: a hang fails the test.
@@ -311,4 +312,19 @@ func lines(s string) []string {
 		return nil
 	}
 	return strings.Split(s, "\n")
+}
+
+// closeReplyServer reads what the client sends until its close frame and
+// answers the close with code and reason: a server that refuses a
+// subscription when the client ends the session.
+func closeReplyServer(t *testing.T, code int, reason string) *wstest.Server {
+	t.Helper()
+	return wstest.NewServer(t, func(c *wstest.Conn) {
+		if _, err := c.Handshake(); err != nil {
+			return
+		}
+		if _, _, err := c.ExpectClose(); err == nil {
+			c.WriteFrame(wstest.Close(code, reason))
+		}
+	})
 }

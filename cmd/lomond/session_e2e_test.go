@@ -16,7 +16,7 @@ import (
 	"github.com/lomond-go/lomond/internal/wstest"
 )
 
-// The issue's own example: echo hi | lomond --count 1 URL prints the echo
+// The simplest use: echo hi | lomond --count 1 URL prints the echo
 // and exits 0, with stdout a pipe.
 func TestPipeCountOne(t *testing.T) {
 	url, closes := echoServer(t)
@@ -368,6 +368,25 @@ func TestControlCharactersOnPipe(t *testing.T) {
 	r := runCLI(t, "a\x1b[31mb\n", url)
 	r.expectCode(t, exitOK)
 	if !bytes.Equal([]byte(r.stdout), []byte("a\x1b[31mb\n")) {
+		t.Fatalf("stdout %q", r.stdout)
+	}
+}
+
+// A line that cannot be sent is reported once, with its line number, and
+// without the library's prefix doubled.
+func TestNotSentWarningNamesTheLine(t *testing.T) {
+	url, _ := echoServer(t)
+	r := runCLI(t, "ok\n\xff\xfe\nafter\n", "-q", url)
+	r.expectCode(t, exitOK)
+	if want := "lomond: line 2 not sent: text is not valid UTF-8\n"; r.stderr != want {
+		t.Fatalf("stderr %q, want %q", r.stderr, want)
+	}
+	r = runCLI(t, "", "-q", "--send", "ok", "--send", "\xff", url)
+	r.expectCode(t, exitOK)
+	if want := "lomond: --send #2 not sent: text is not valid UTF-8\n"; r.stderr != want {
+		t.Fatalf("stderr %q, want %q", r.stderr, want)
+	}
+	if strings.Contains(r.stdout, "\xff") || r.stdout != "ok\n" {
 		t.Fatalf("stdout %q", r.stdout)
 	}
 }

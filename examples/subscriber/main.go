@@ -89,11 +89,11 @@ func run() error {
 		case <-sub.enough:
 			step()
 		case err := <-done:
-			return fmt.Errorf("Persist ended early: %v", err)
+			return fmt.Errorf("persist ended early: %v", err)
 		}
 	}
 	if err := <-done; err != nil {
-		return fmt.Errorf("Persist: %w", err)
+		return fmt.Errorf("persist: %w", err)
 	}
 	sub.note(fmt.Sprintf("done: %d sessions, %d messages", sub.sessions, sub.messages))
 	return nil

@@ -34,7 +34,7 @@ func deflateTestMessages() [][]byte {
 // previous output as dictionary when the sender took over its context.
 func stdlibInflate(t *testing.T, payloads [][]byte, takeover bool) [][]byte {
 	t.Helper()
-	var history, out [][]byte
+	var out [][]byte
 	var window []byte
 	for i, p := range payloads {
 		var dict []byte
@@ -47,7 +47,6 @@ func stdlibInflate(t *testing.T, payloads [][]byte, takeover bool) [][]byte {
 			t.Fatalf("message %d: compress/flate read ended with %v", i, err)
 		}
 		out = append(out, got)
-		history = append(history, got)
 		window = append(window, got...)
 		window = window[max(0, len(window)-32768):]
 	}

@@ -1,7 +1,0 @@
-//go:build race
-
-package lomond
-
-// streamRace: the tests run with -race, whose own bookkeeping grows with the
-// frames a stream takes (the bound on the peak RSS allows for it).
-const streamRace = true

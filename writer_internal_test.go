@@ -1,3 +1,0 @@
-package lomond
-
-func (w *writer) locked() bool { return w.held.Load() }
