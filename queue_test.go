@@ -546,7 +546,7 @@ func TestQueueBoundHoldsDuringFlush(t *testing.T) {
 		q.push(txt(m))
 	}
 	s.w.init(nil, 0)
-	_ = s.w.acquire(nil) // another send is writing
+	_ = s.w.acquire(context.Background()) // another send is writing
 	q.flushing = true
 	flushed := make(chan struct{})
 	go func() {
