@@ -380,12 +380,14 @@ func (w *writer) frame(fin, rsv1 bool, op byte, payload []byte) error {
 	return nil
 }
 
-// refreshDeadline sets the write deadline a stall timeout ahead. A timer
-// marks it stale a quarter of the timeout later, so a frame starts with
-// three quarters of the timeout ahead of it (at least half, should the
-// timer fire late), without a clock reading per frame. Under the lock.
+// refreshDeadline sets the write deadline a stall timeout and a quarter
+// ahead. A timer marks it stale a quarter of the timeout later, so a frame
+// starts with at least the whole timeout ahead of it (a stalled write never
+// fails early; should the timer fire late, a frame gets that much less),
+// and at most a quarter more, without a clock reading per frame. Under the
+// lock.
 func (w *writer) refreshDeadline() {
-	_ = w.conn.SetWriteDeadline(time.Now().Add(w.stall))
+	_ = w.conn.SetWriteDeadline(time.Now().Add(w.stall + w.stall/4))
 	w.stale.Store(false)
 	if t := w.refresh.Load(); t != nil {
 		t.Reset(w.stall / 4)
