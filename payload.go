@@ -10,37 +10,52 @@ import (
 // Owned payloads. A handler owns every Text and Binary event it receives
 // (unless WithBorrowedBinary lends the binary ones), for as long as it
 // likes. Allocating each event and its payload on its own costs more than
-// reading the message, so small messages are carved out of blocks:
+// reading the message, so small and medium messages are carved out of
+// blocks:
 //
-//   - a payload of at most carveMax bytes is a piece of a payload block of
-//     payloadBlock bytes, and its event one element of an event block that
+//   - a payload of at most carveMax bytes is a piece of a small block of
+//     payloadBlock bytes;
+//   - a payload of at most mediumMax bytes is a piece of a medium block of
+//     16 times its size, at most mediumBlockMax bytes (so at least four
+//     payloads a block);
+//   - in either case its event is one element of an event block that
 //     belongs to that payload block only (a new payload block starts a new
 //     event block);
 //   - a larger payload is an allocation of its own, with an event of its own
 //     (so a kept small event never pins a large payload).
 //
 // So a kept message of at most carveMax bytes retains its payload block
-// (16 KiB) and its event block (at most eventBlockMax events, 3 KiB); a
-// larger one retains its payload and its event. Each piece is capped at its
-// length: no event can reach another's bytes.
+// (16 KiB) and its event block (at most eventBlockMax events, 3 KiB); one of
+// at most mediumMax bytes its block (at most 16 times its size and 256 KiB)
+// and its event block (at most 17 events); a larger one its payload and its
+// event. Each piece is capped at its length: no event can reach another's
+// bytes.
 //
 // Payload memory is not zeroed before it is read into: every byte a
 // handler can see is written by the read first (a payload slice is capped
 // at its length), which saves a pass over large messages.
 
 const (
-	carveMax      = 2 << 10  // the largest payload carved out of a block
-	payloadBlock  = 16 << 10 // bytes per payload block
-	eventBlockMax = 64       // events per event block, at most
-	eventBlockMin = 4
+	carveMax       = 2 << 10  // the largest payload carved out of a small block
+	payloadBlock   = 16 << 10 // bytes per small block
+	mediumMax      = 64 << 10 // the largest payload carved out of a medium block
+	mediumBlockMax = 256 << 10
+	eventBlockMax  = 64 // events per event block, at most
+	eventBlockMin  = 4
 )
 
-// carver hands out payloads and events. Session goroutine only. The
-// blocks are kept with offsets into them, so that handing out a piece
-// writes no pointer into the session (a pointer write costs a write
-// barrier while the GC runs, which it often does at millions of messages
-// a second).
+// carver hands out payloads and events. Session goroutine only.
 type carver struct {
+	slab        // small payloads
+	medium slab // medium payloads
+}
+
+// slab is a payload block being carved and the event blocks that go with
+// it. The blocks are kept with offsets into them, so that handing out a
+// piece writes no pointer into the session (a pointer write costs a write
+// barrier while the GC runs, which it often does at millions of messages a
+// second).
+type slab struct {
 	block []byte          // the current payload block
 	used  int             // bytes of it handed out
 	bins  []events.Binary // binary events that go with it
@@ -59,24 +74,39 @@ type message struct {
 // newMessage returns an event and a payload buffer of exactly n bytes
 // (whose contents are undefined until read into).
 func (c *carver) newMessage(text bool, n int) message {
-	if n > carveMax {
-		if n <= maxBoxed {
-			if text {
-				ev, buf := allocBox(textBoxes, n)
-				return message{text: ev, buf: buf}
-			}
-			ev, buf := allocBox(binaryBoxes, n)
-			return message{binary: ev, buf: buf}
-		}
+	switch {
+	case n <= carveMax:
+		return c.slab.carve(text, n, payloadBlock)
+	case n <= mediumMax:
+		return c.medium.carve(text, n, mediumBlock(n))
+	case n <= maxBoxed:
 		if text {
-			return message{text: new(events.Text), buf: makeNoZero(n)}
+			ev, buf := allocBox(textBoxes, n)
+			return message{text: ev, buf: buf}
 		}
+		ev, buf := allocBox(binaryBoxes, n)
+		return message{binary: ev, buf: buf}
+	case text:
+		return message{text: new(events.Text), buf: makeNoZero(n)}
+	default:
 		return message{binary: new(events.Binary), buf: makeNoZero(n)}
 	}
+}
+
+// mediumBlock is the size of a new medium block for a payload of n bytes:
+// 16 times it, in whole 8 KiB pages, at most mediumBlockMax.
+func mediumBlock(n int) int {
+	const page = 8 << 10
+	return min((16*n+page-1)/page*page, mediumBlockMax)
+}
+
+// carve cuts a payload of n bytes and its event out of the slab, starting a
+// new payload block of size bytes when n does not fit.
+func (c *slab) carve(text bool, n, size int) message {
 	if n > len(c.block)-c.used {
 		// A new payload block, and with it new event blocks: an event
 		// block's events all point into one payload block.
-		c.block, c.used = makeNoZero(payloadBlock), 0
+		c.block, c.used = makeNoZero(size), 0
 		c.bins, c.nbin, c.texts, c.ntext = nil, 0, nil, 0
 	}
 	buf := c.block[c.used : c.used+n : c.used+n]
@@ -99,7 +129,7 @@ func (c *carver) newMessage(text bool, n int) message {
 
 // eventBlock sizes an event block for what the payload block can still
 // hold of messages of about n bytes: no more events than payloads.
-func (c *carver) eventBlock(n int) int {
+func (c *slab) eventBlock(n int) int {
 	return min(max((len(c.block)-c.used)/max(n, 1)+1, eventBlockMin), eventBlockMax)
 }
 
@@ -130,14 +160,11 @@ type boxClass[E any] struct {
 // maxBoxed is the largest payload boxed with its event.
 const maxBoxed = 1 << 20
 
-// boxClasses are the payload sizes boxes come in above carveMax: steps of
+// boxClasses are the payload sizes boxes come in above mediumMax: steps of
 // about 1.5x, so at most a third of a box is slack.
 func boxClasses[E any]() []boxClass[E] {
 	return []boxClass[E]{
-		{3 << 10, boxed[E, [3 << 10]byte]}, {4 << 10, boxed[E, [4 << 10]byte]}, {6 << 10, boxed[E, [6 << 10]byte]},
-		{8 << 10, boxed[E, [8 << 10]byte]}, {12 << 10, boxed[E, [12 << 10]byte]}, {16 << 10, boxed[E, [16 << 10]byte]},
-		{24 << 10, boxed[E, [24 << 10]byte]}, {32 << 10, boxed[E, [32 << 10]byte]}, {48 << 10, boxed[E, [48 << 10]byte]},
-		{64 << 10, boxed[E, [64 << 10]byte]}, {96 << 10, boxed[E, [96 << 10]byte]}, {128 << 10, boxed[E, [128 << 10]byte]},
+		{96 << 10, boxed[E, [96 << 10]byte]}, {128 << 10, boxed[E, [128 << 10]byte]},
 		{192 << 10, boxed[E, [192 << 10]byte]}, {256 << 10, boxed[E, [256 << 10]byte]}, {384 << 10, boxed[E, [384 << 10]byte]},
 		{512 << 10, boxed[E, [512 << 10]byte]}, {768 << 10, boxed[E, [768 << 10]byte]}, {1 << 20, boxed[E, [1 << 20]byte]},
 	}

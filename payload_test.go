@@ -133,10 +133,12 @@ func TestAllocationsPerMessage(t *testing.T) {
 	}{
 		{"owned binary 16 B", protocol.OpBinary, 16, false, 0.1},
 		{"owned binary 1 KiB", protocol.OpBinary, 1 << 10, false, 0.25},
-		{"owned binary 64 KiB", protocol.OpBinary, 64 << 10, false, 1},
+		{"owned binary 16 KiB", protocol.OpBinary, 16 << 10, false, 0.2},
+		{"owned binary 64 KiB", protocol.OpBinary, 64 << 10, false, 0.6},
 		{"owned binary 1 MiB", protocol.OpBinary, 1 << 20, false, 1},
 		{"owned text 16 B", protocol.OpText, 16, false, 0.1},
-		{"owned text 64 KiB", protocol.OpText, 64 << 10, false, 1},
+		{"owned text 64 KiB", protocol.OpText, 64 << 10, false, 0.6},
+		{"owned text 100 KiB", protocol.OpText, 100 << 10, false, 1},
 		{"borrowed binary 16 B", protocol.OpBinary, 16, true, 0},
 		{"borrowed binary 1 KiB", protocol.OpBinary, 1 << 10, true, 0},
 		{"borrowed binary 64 KiB", protocol.OpBinary, 64 << 10, true, 0},
@@ -263,34 +265,68 @@ func (h *keepSome) OnBinary(ws *WebSocket, ev *events.Binary) {
 	}
 }
 
-// What a kept small message retains is bounded: its payload block and its
-// event block, however many messages were carved after it.
-func TestKeptSmallMessageRetainsBoundedBlock(t *testing.T) {
-	const size, every, limit = 16, 5000, 500000
-	conn := (&memConn{}).setFrames(numberedFrames(protocol.OpBinary, size, 64))
-	ws, err := New("ws://127.0.0.1:1/", WithDialer(conn.dial), WithoutProxy(), WithPingRate(0), WithPollInterval(0))
-	if err != nil {
-		t.Fatal(err)
+// What a kept message retains is bounded by its blocks: a small one its
+// payload block and its event block, a medium one its medium block (16
+// times its size, at most 256 KiB) and its event block, however many
+// messages were carved after it; and a kept message's bytes stay its own.
+func TestKeptMessageRetainsBoundedBlock(t *testing.T) {
+	for _, c := range []struct {
+		name               string
+		size, every, limit int
+		block, events      int
+	}{
+		{"small 16 B", 16, 5000, 500000, payloadBlock, eventBlockMax},
+		{"medium 3 KiB", 3 << 10, 500, 50000, mediumBlock(3 << 10), 17},
+		{"medium 16 KiB", 16 << 10, 50, 5000, mediumBlock(16 << 10), 17},
+		{"medium 64 KiB", 64 << 10, 20, 2000, mediumBlock(64 << 10), 17},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn := (&memConn{}).setFrames(numberedFrames(protocol.OpBinary, c.size, 64))
+			ws, err := New("ws://127.0.0.1:1/", WithDialer(conn.dial), WithoutProxy(), WithPingRate(0), WithPollInterval(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			runtime.GC()
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
+			h := &keepSome{every: c.every, limit: c.limit}
+			if err := ws.Run(context.Background(), h); err != nil {
+				t.Fatal(err)
+			}
+			runtime.GC()
+			runtime.GC()
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			kept := len(h.kept)
+			bound := kept * (c.block + c.events*int(unsafeSizeofBinary) + 1024)
+			grew := int(after.HeapAlloc) - int(before.HeapAlloc)
+			t.Logf("%d kept messages of %d: heap grew %d bytes (%d per kept message; bound %d)", kept, c.limit, grew, grew/kept, bound/kept)
+			if grew > bound {
+				t.Errorf("heap grew %d bytes for %d kept messages, more than their blocks (%d)", grew, kept, bound)
+			}
+			for i, ev := range h.kept {
+				if want := numberedPayload(i*c.every%64, c.size); !bytes.Equal(ev.Data, want) || cap(ev.Data) != c.size {
+					t.Fatalf("kept message %d: %d bytes (cap %d) starting %q, want its own %d starting %q",
+						i, len(ev.Data), cap(ev.Data), ev.Data[:min(8, len(ev.Data))], c.size, want[:8])
+				}
+			}
+			runtime.KeepAlive(h.kept)
+		})
 	}
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
-	h := &keepSome{every: every, limit: limit}
-	if err := ws.Run(context.Background(), h); err != nil {
-		t.Fatal(err)
+}
+
+// A medium block holds at least four payloads and at most 256 KiB, in
+// whole 8 KiB pages.
+func TestMediumBlock(t *testing.T) {
+	for _, n := range []int{carveMax + 1, 3 << 10, 10000, 16 << 10, 16<<10 + 1, mediumMax} {
+		b := mediumBlock(n)
+		if b%(8<<10) != 0 || b > mediumBlockMax || b < 4*n {
+			t.Errorf("mediumBlock(%d) = %d: want whole 8 KiB pages, at most %d, room for 4", n, b, mediumBlockMax)
+		}
 	}
-	runtime.GC()
-	runtime.GC()
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
-	kept := len(h.kept)
-	bound := kept * (payloadBlock + eventBlockMax*int(unsafeSizeofBinary) + 1024)
-	grew := int(after.HeapAlloc) - int(before.HeapAlloc)
-	t.Logf("%d kept messages of %d: heap grew %d bytes (%d per kept message; bound %d)", kept, limit, grew, grew/kept, bound/kept)
-	if grew > bound {
-		t.Errorf("heap grew %d bytes for %d kept messages, more than their blocks (%d)", grew, kept, bound)
+	if b := mediumBlock(3 << 10); b != 48<<10 {
+		t.Errorf("mediumBlock(3 KiB) = %d, want 16 times it (48 KiB)", b)
 	}
-	runtime.KeepAlive(h.kept)
 }
 
 func TestMakeNoZero(t *testing.T) {

@@ -57,7 +57,8 @@ var clients = []*client{
 	gobwasClient(),
 	gorillaClient(),
 	coderClient(),
-	floorClient(),
+	floorClient(false),
+	floorClient(true),
 }
 
 func clientNamed(name string) *client {

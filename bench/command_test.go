@@ -26,6 +26,7 @@ func TestCommand(t *testing.T) {
 		"### Failures\n\nnone\n",
 		"| 16 B | gws |", "| 1 KiB | coder |", "| push | 1 KiB | lomond-borrowed |", "| echo | 16 B | lomond |",
 		"| gorilla |", "| 16 B | gobwas |", "| 16 B | floor |", "lomond allocations per pushed message ≤ 1",
+		"| 1 KiB | floor-owned |", " ÷ owned floor |", "lomond (default options) ≥ 1.0x the owned floor, push 1 KiB",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
