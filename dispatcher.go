@@ -155,27 +155,33 @@ type session struct {
 	rb        readBuffer // readbuf.go
 	pay       carver     // owned payloads (payload.go)
 	in        inMessage
-	inflater  *protocol.Inflater
-	zin, zout []byte         // a compressed message and its inflated bytes
+	z         *inflateState  // permessage-deflate agreed: the inflater and its buffers
 	lastStamp time.Time      // ReceivedTime of the last event emit delivered
-	ahead     bool           // lastStamp is after cr.lastRead: messageMeta must compare
-	direct    bool           // only the handler listens: deliverMessage may call it directly
 	scratch   []byte         // borrowed binary messages
 	borrowed  *events.Binary // the reused event of WithBorrowedBinary
 	tm        timers
+	stopErr   error          // why the handler stopped: ErrStopped or a *PanicError
+	failure   *ProtocolError // the client failed the connection
+	ahead     bool           // lastStamp is after cr.lastRead: messageMeta must compare
+	direct    bool           // only the handler listens: deliverMessage may call it directly
 	cancelled bool           // the caller's context ended
 	silent    bool           // the handler stopped: events go to plugins only
-	stopErr   error          // why the handler stopped: ErrStopped or a *PanicError
 	stopNow   bool           // the handler just stopped: close the session
 	inHandler bool           // deliverMessage is in the handler: readLoop recovers its panic
-	failure   *ProtocolError // the client failed the connection
 
 	// A message delivered as a stream (stream_reader.go): non-nil while
 	// OnStream runs; the events that happen meanwhile wait in pending.
 	stream         *streamIn
 	pending        []events.Event
-	pendingControl int    // Pings and Pongs in pending
-	drain          []byte // reads the unread rest of a stream
+	pendingControl int              // Pings and Pongs in pending
+	drain          *[drainSize]byte // reads the unread rest of a stream
+}
+
+// inflateState is the read side of permessage-deflate, allocated when it
+// is agreed: most sessions do without it, and their struct stays small.
+type inflateState struct {
+	inflater  *protocol.Inflater
+	zin, zout []byte // a compressed message and its inflated bytes
 }
 
 // mail is what other goroutines tell the session goroutine.
@@ -362,7 +368,7 @@ func (s *session) setup(res *handshakeResult) {
 	s.w.report = func(op byte, p []byte, flags outFlags, err error) { s.ws.observeSent(op, p, flags, err) }
 	s.w.broke = func(err error) { s.post(func(m *mail) { m.broken = err }) }
 	if d := res.deflate; d != nil {
-		s.inflater = protocol.NewInflater(*d)
+		s.z = &inflateState{inflater: protocol.NewInflater(*d)}
 		s.w.deflater = protocol.NewDeflater(*d, cfg.compression.level())
 		s.w.threshold = cfg.compression.threshold()
 	}

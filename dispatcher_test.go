@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/coder/websocket"
@@ -1700,3 +1701,12 @@ func (h *panicOnSecond) OnBinary(_ *WebSocket, ev *events.Binary) {
 }
 
 func (h *panicOnSecond) OnDisconnected(_ *WebSocket, ev *events.Disconnected) { *h.reason = ev.Reason }
+
+// The session struct is most of an idle connection's heap: it stays in the
+// 1280-byte size class (state that only some sessions need, compression,
+// medium payloads and streams, hangs off pointers).
+func TestSessionStructSize(t *testing.T) {
+	if n := unsafe.Sizeof(session{}); n > 1280 {
+		t.Errorf("session is %d bytes, want at most 1280 (the next size class costs 128 bytes per connection)", n)
+	}
+}

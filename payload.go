@@ -46,8 +46,8 @@ const (
 
 // carver hands out payloads and events. Session goroutine only.
 type carver struct {
-	slab        // small payloads
-	medium slab // medium payloads
+	slab         // small payloads
+	medium *slab // medium payloads; allocated at the first (an idle session's struct stays small)
 }
 
 // slab is a payload block being carved and the event blocks that go with
@@ -78,6 +78,9 @@ func (c *carver) newMessage(text bool, n int) message {
 	case n <= carveMax:
 		return c.slab.carve(text, n, payloadBlock)
 	case n <= mediumMax:
+		if c.medium == nil {
+			c.medium = new(slab)
+		}
 		return c.medium.carve(text, n, mediumBlock(n))
 	case n <= maxBoxed:
 		if text {

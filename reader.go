@@ -164,7 +164,7 @@ func (s *session) readHeader() (protocol.Header, error) {
 		}
 		b = s.buffered()
 	}
-	h, perr := protocol.ParseHeader(b[:n], s.inflater != nil)
+	h, perr := protocol.ParseHeader(b[:n], s.z != nil)
 	s.rb.pos += n
 	if perr != nil {
 		return h, perr
@@ -398,13 +398,13 @@ func (s *session) emitBorrowed(data []byte) {
 // bytes that arrive.
 func (s *session) readCompressed(h protocol.Header) error {
 	for left := h.Length; left > 0; {
-		if len(s.zin) == cap(s.zin) {
-			s.zin = append(s.zin, 0)[:len(s.zin)]
+		if len(s.z.zin) == cap(s.z.zin) {
+			s.z.zin = append(s.z.zin, 0)[:len(s.z.zin)]
 		}
-		n := min(left, uint64(cap(s.zin)-len(s.zin)), maxUpfront)
-		start := len(s.zin)
-		s.zin = s.zin[:start+int(n)]
-		if err := s.readFull(s.zin[start:]); err != nil {
+		n := min(left, uint64(cap(s.z.zin)-len(s.z.zin)), maxUpfront)
+		start := len(s.z.zin)
+		s.z.zin = s.z.zin[:start+int(n)]
+		if err := s.readFull(s.z.zin[start:]); err != nil {
 			return err
 		}
 		left -= n
@@ -421,8 +421,8 @@ func (s *session) inflate() error {
 	if s.cfg.readLimit >= 0 && uint64(s.cfg.readLimit) < maxMessageSize {
 		limit = int(s.cfg.readLimit)
 	}
-	out, err := s.inflater.Inflate(s.zout[:0], s.zin, limit)
-	s.zin = keep(s.zin)
+	out, err := s.z.inflater.Inflate(s.z.zout[:0], s.z.zin, limit)
+	s.z.zin = keep(s.z.zin)
 	if err != nil {
 		if errors.Is(err, protocol.ErrInflateLimit) {
 			s.fail(&protocol.Error{Code: protocol.CloseMessageTooBig,
@@ -432,7 +432,7 @@ func (s *session) inflate() error {
 		}
 		return nil
 	}
-	s.zout = keep(out)
+	s.z.zout = keep(out)
 	if in.text && !in.utf8.Write(out) || in.text && !in.utf8.Done() {
 		s.fail(&protocol.Error{Code: protocol.CloseInvalidPayload, Reason: "invalid UTF-8 in text"})
 		return nil

@@ -61,7 +61,7 @@ func (s *session) readStream(h protocol.Header) error {
 	in := &s.in
 	st := &streamIn{s: s, left: h.Length, fin: h.Fin, text: in.text}
 	if in.compressed {
-		st.z = s.inflater.Stream((*rawStream)(st))
+		st.z = s.z.inflater.Stream((*rawStream)(st))
 		defer st.z.Close()
 	}
 	ev := &events.Stream{Meta: s.messageMeta(), Binary: !in.text, Compressed: in.compressed, Reader: (*streamReader)(st)}
@@ -112,21 +112,24 @@ func (s *session) endStream(st *streamIn) error {
 	}
 }
 
+// drainSize is the buffer that discards what OnStream left unread.
+const drainSize = 32 << 10
+
 // discardStream reads the rest of an abandoned stream, at most the read
 // limit of it, and returns when it ended or the session failed.
 func (s *session) discardStream(st *streamIn) {
 	if s.drain == nil {
-		s.drain = make([]byte, 32<<10)
+		s.drain = new([drainSize]byte)
 	}
-	inflate := st.z != nil && s.inflater.Takeover()
+	inflate := st.z != nil && s.z.inflater.Takeover()
 	var dropped uint64
 	for {
 		var n int
 		var err error
 		if inflate {
-			n, err = st.z.Read(s.drain)
+			n, err = st.z.Read(s.drain[:])
 		} else {
-			n, err = (*rawStream)(st).Read(s.drain)
+			n, err = (*rawStream)(st).Read(s.drain[:])
 		}
 		dropped += uint64(n)
 		switch {
