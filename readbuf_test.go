@@ -98,6 +98,20 @@ func (c *readSizes) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// recordReads returns a dialer whose connection records its reads, and
+// that connection (once dialled).
+func recordReads() (conn *readSizes, dial func(ctx context.Context, network, addr string) (net.Conn, error)) {
+	conn = &readSizes{}
+	return conn, func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		conn.Conn = c
+		return conn, nil
+	}
+}
+
 // A large payload's bytes past the read buffer are read straight into the
 // message (a read asks for more than the buffer holds), and arrive intact
 // whether they come in one piece or many.
@@ -125,15 +139,7 @@ func TestLargePayloadReadDirectly(t *testing.T) {
 					_ = c.WriteFrame(wstest.Close(code, reason))
 				}
 			})
-			var conn *readSizes
-			dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-				if err != nil {
-					return nil, err
-				}
-				conn = &readSizes{Conn: c}
-				return conn, nil
-			}
+			conn, dial := recordReads()
 			opts := []Option{WithDialer(dial), WithReadLimit(2 << 20)}
 			if borrowed {
 				opts = append(opts, WithBorrowedBinary())
@@ -187,15 +193,7 @@ func TestMediumMessagesReadThroughTheBuffer(t *testing.T) {
 			_ = c.WriteFrame(wstest.Close(code, reason))
 		}
 	})
-	var conn *readSizes
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		conn = &readSizes{Conn: c}
-		return conn, nil
-	}
+	conn, dial := recordReads()
 	ws := newTestWS(t, srv.URL(), WithDialer(dial), WithPingRate(0))
 	got, reads := 0, 0
 	h := HandlerFunc(func(ws *WebSocket, ev events.Event) {
