@@ -26,11 +26,12 @@ const (
 	// frames that follow them.
 	directReadMin = 4 << 10
 
-	// headerWindow bounds a read for the next frame header after a large
+	// headerWindow bounds the reads for the next frame headers once a large
 	// remainder (at least windowAfter) was read directly: the bytes after
-	// the header are likely the next large payload, better read directly
-	// too than copied. After a smaller one the next read fills the buffer:
-	// a window there would cost a read(2) per message (at 16 KiB, four
+	// a header are likely the next large payload, better read directly too
+	// than copied. A header announcing less than windowAfter ends the
+	// window (readHeader), and reads fill the buffer again: a window over
+	// medium frames would cost a read(2) per message (at 16 KiB, four
 	// times the reads of a full buffer, and a third of the speed).
 	headerWindow = 4 << 10
 	windowAfter  = busyReadBufferSize / 2
@@ -157,14 +158,15 @@ func (s *session) read(p []byte) (int, error) {
 		if len(p) >= directReadMin {
 			n, err = s.cr.Read(p)
 			if n > 0 {
-				rb.window = 0
 				if len(p) >= windowAfter {
+					// Until a frame header says the next payload is
+					// smaller (readHeader), past the payload's last
+					// pieces.
 					rb.window = headerWindow
 				}
 				return n, nil
 			}
 		} else {
-			rb.window = 0
 			n, err = s.readMore()
 			if n > 0 {
 				continue

@@ -174,54 +174,68 @@ func TestLargePayloadReadDirectly(t *testing.T) {
 // Medium messages (16 KiB here) are read through the buffer, several in a
 // read: a payload remainder read directly is followed by a read that fills
 // the buffer, not by a small one for the next header (which cost 1.5 reads
-// a message; a full buffer holds about four).
+// a message; a full buffer holds about four). After a large message (read
+// with small header reads, so that the next large payload is read
+// directly), the first medium frame ends the small reads.
 func TestMediumMessagesReadThroughTheBuffer(t *testing.T) {
 	const size, count = 16 << 10, 200
 	payload := bytes.Repeat([]byte{'m'}, size)
-	srv := wstest.NewServer(t, func(c *wstest.Conn) {
-		if _, err := c.Handshake(); err != nil {
-			return
-		}
-		frames := make([]wstest.Frame, count)
-		for i := range frames {
-			frames[i] = wstest.Binary(payload)
-		}
-		if c.WriteRaw(wstest.EncodeAll(frames...)) != nil {
-			return
-		}
-		if code, reason, err := c.ExpectClose(); err == nil {
-			_ = c.WriteFrame(wstest.Close(code, reason))
-		}
-	})
-	conn, dial := recordReads()
-	ws := newTestWS(t, srv.URL(), WithDialer(dial), WithPingRate(0))
-	got, reads := 0, 0
-	h := HandlerFunc(func(ws *WebSocket, ev events.Event) {
-		switch ev := ev.(type) {
-		case *events.Ready:
-			conn.mu.Lock()
-			reads = -len(conn.sizes) // count from here: the frames only
-			conn.mu.Unlock()
-		case *events.Binary:
-			if !bytes.Equal(ev.Data, payload) {
-				t.Errorf("message %d differs from what was sent", got)
-			}
-			if got++; got == count {
+	for _, large := range []bool{false, true} {
+		t.Run(fmt.Sprintf("after a large message=%v", large), func(t *testing.T) {
+			srv := wstest.NewServer(t, func(c *wstest.Conn) {
+				if _, err := c.Handshake(); err != nil {
+					return
+				}
+				var frames []wstest.Frame
+				if large {
+					frames = append(frames, wstest.Binary(bytes.Repeat([]byte{'L'}, 1<<20)))
+				}
+				for range count {
+					frames = append(frames, wstest.Binary(payload))
+				}
+				if c.WriteRaw(wstest.EncodeAll(frames...)) != nil {
+					return
+				}
+				if code, reason, err := c.ExpectClose(); err == nil {
+					_ = c.WriteFrame(wstest.Close(code, reason))
+				}
+			})
+			conn, dial := recordReads()
+			ws := newTestWS(t, srv.URL(), WithDialer(dial), WithPingRate(0), WithReadLimit(2<<20))
+			got, reads := 0, 0
+			readsSoFar := func() int {
 				conn.mu.Lock()
-				reads += len(conn.sizes)
-				conn.mu.Unlock()
-				_ = ws.Close(StatusNormal, "")
+				defer conn.mu.Unlock()
+				return len(conn.sizes)
 			}
-		}
-	})
-	if err := ws.Run(context.Background(), h); err != nil {
-		t.Fatal(err)
-	}
-	if got != count {
-		t.Fatalf("%d messages, want %d", got, count)
-	}
-	t.Logf("%d reads for %d messages of %d bytes", reads, count, size)
-	if reads > count {
-		t.Errorf("%d reads for %d messages: a small read per message", reads, count)
+			h := HandlerFunc(func(ws *WebSocket, ev events.Event) {
+				switch ev := ev.(type) {
+				case *events.Ready:
+					reads = -readsSoFar() // count from here: the frames only
+				case *events.Binary:
+					if len(ev.Data) == 1<<20 {
+						reads = -readsSoFar() // the medium frames only
+						return
+					}
+					if !bytes.Equal(ev.Data, payload) {
+						t.Errorf("message %d differs from what was sent", got)
+					}
+					if got++; got == count {
+						reads += readsSoFar()
+						_ = ws.Close(StatusNormal, "")
+					}
+				}
+			})
+			if err := ws.Run(context.Background(), h); err != nil {
+				t.Fatal(err)
+			}
+			if got != count {
+				t.Fatalf("%d medium messages, want %d", got, count)
+			}
+			t.Logf("%d reads for %d messages of %d bytes", reads, count, size)
+			if reads > count {
+				t.Errorf("%d reads for %d messages: a small read per message", reads, count)
+			}
+		})
 	}
 }

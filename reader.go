@@ -169,8 +169,8 @@ func (s *session) readHeader() (protocol.Header, error) {
 	if perr != nil {
 		return h, perr
 	}
-	if h.Length < directReadMin {
-		s.rb.window = 0 // small frames: read as much as the buffer holds
+	if h.Length < windowAfter {
+		s.rb.window = 0 // small and medium frames: read as much as the buffer holds
 	}
 	return h, nil
 }
