@@ -78,19 +78,11 @@ func captureRequests(reqs chan<- *http.Request) func(c *wstest.Conn) {
 		if err := c.Accept(req, extra); err != nil {
 			return
 		}
-		for {
-			op, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			switch op {
-			case wstest.OpText, wstest.OpBinary:
+		testkit.ServeMessages(c, func(op byte, p []byte) {
+			if op == wstest.OpText || op == wstest.OpBinary {
 				_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: op, Payload: p})
-			case wstest.OpClose:
-				_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
-				return
 			}
-		}
+		})
 	}
 }
 

@@ -872,8 +872,6 @@ func TestSessionServerClose(t *testing.T) {
 			testkit.ExpectEOF(t, c)
 		}
 	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
 	lHook := func(ws *WebSocket, ev events.Event) {
 		switch ev.(type) {
 		case *events.Closing:
@@ -891,8 +889,7 @@ func TestSessionServerClose(t *testing.T) {
 			}
 		}
 	}
-	err := ws.Run(context.Background(), recording(l, lHook))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, lHook)
 	var ce *CloseError
 	if !errors.As(err, &ce) || *ce != (CloseError{Code: 4001, Reason: "bye"}) {
 		t.Fatalf("Run = %v, want *CloseError{4001, bye}", err)
@@ -910,10 +907,7 @@ func TestSessionServerCloseNoStatus(t *testing.T) {
 			testkit.ExpectEOF(t, c)
 		}
 	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
-	err := ws.Run(context.Background(), recording(l, nil))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, nil)
 	var ce *CloseError
 	if !errors.As(err, &ce) || *ce != (CloseError{Code: StatusNoStatus}) {
 		t.Fatalf("Run = %v, want *CloseError{1005}", err)
@@ -944,8 +938,6 @@ func TestSessionClientCloseLossless(t *testing.T) {
 			testkit.ExpectEOF(t, c)
 		}
 	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
 	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Ready); ok {
 			if err := ws.Close(1000, "client bye"); err != nil {
@@ -953,8 +945,7 @@ func TestSessionClientCloseLossless(t *testing.T) {
 			}
 		}
 	}
-	err := ws.Run(context.Background(), recording(l, lHook))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, lHook)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
@@ -1038,8 +1029,6 @@ func TestSessionPingPong(t *testing.T) {
 				testkit.ExpectEOF(t, c)
 			}
 		})
-		ws := newTestWS(t, srv.URL())
-		l := new(testkit.EventRecorder)
 		lHook := func(ws *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Ready); ok {
 				if err := ws.SendPing([]byte("are you there")); err != nil {
@@ -1053,8 +1042,7 @@ func TestSessionPingPong(t *testing.T) {
 				}
 			}
 		}
-		err := ws.Run(context.Background(), recording(l, lHook))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, lHook)
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
@@ -1081,8 +1069,6 @@ func TestSessionPingPong(t *testing.T) {
 				testkit.ExpectEOF(t, c)
 			}
 		})
-		ws := newTestWS(t, srv.URL(), WithAutoPong(autoPong))
-		l := new(testkit.EventRecorder)
 		lHook := func(ws *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Ping); ok {
 				if err := ws.SendText("saw ping"); err != nil {
@@ -1090,8 +1076,7 @@ func TestSessionPingPong(t *testing.T) {
 				}
 			}
 		}
-		err := ws.Run(context.Background(), recording(l, lHook))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, lHook, WithAutoPong(autoPong))
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
@@ -1116,10 +1101,7 @@ func TestSessionPingPong(t *testing.T) {
 				testkit.ExpectEOF(t, c)
 			}
 		})
-		ws := newTestWS(t, srv.URL())
-		l := new(testkit.EventRecorder)
-		err := ws.Run(context.Background(), recording(l, nil))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, nil)
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
@@ -1136,10 +1118,7 @@ func TestSessionPingPong(t *testing.T) {
 				testkit.ExpectEOF(t, c)
 			}
 		})
-		ws := newTestWS(t, srv.URL())
-		l := new(testkit.EventRecorder)
-		err := ws.Run(context.Background(), recording(l, nil))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, nil)
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
@@ -1193,10 +1172,7 @@ func TestSessionTCPDrop(t *testing.T) {
 				testkit.Write(t, c, wstest.Text("last words"))
 			}
 		}) // the script returns: the connection is closed with no close frame
-		ws := newTestWS(t, srv.URL())
-		l := new(testkit.EventRecorder)
-		err := ws.Run(context.Background(), recording(l, nil))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, nil)
 		if err == nil || CloseStatus(err) != -1 {
 			t.Fatalf("Run = %v, want a transport error", err)
 		}
@@ -1208,10 +1184,7 @@ func TestSessionTCPDrop(t *testing.T) {
 				t.Errorf("server: %v", err)
 			}
 		})
-		ws := newTestWS(t, srv.URL())
-		l := new(testkit.EventRecorder)
-		err := ws.Run(context.Background(), recording(l, nil))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, nil)
 		var re *RejectedError
 		if err == nil || errors.As(err, &re) {
 			t.Fatalf("Run = %v, want a transport error", err)
@@ -1354,8 +1327,6 @@ func TestSessionAlreadyRunning(t *testing.T) {
 			testkit.ExpectEOF(t, c)
 		}
 	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
 	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Ready); ok {
 			second := new(testkit.EventRecorder)
@@ -1386,8 +1357,7 @@ func TestSessionAlreadyRunning(t *testing.T) {
 			}
 		}
 	}
-	err := ws.Run(context.Background(), recording(l, lHook))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, lHook)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
@@ -1490,8 +1460,6 @@ func TestSessionCloseDuringHandshake(t *testing.T) {
 			testkit.ExpectEOF(t, c)
 		}
 	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
 	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Connected); ok {
 			if err := ws.SendText("too soon"); !errors.Is(err, ErrNotConnected) {
@@ -1505,8 +1473,7 @@ func TestSessionCloseDuringHandshake(t *testing.T) {
 			}
 		}
 	}
-	err := ws.Run(context.Background(), recording(l, lHook))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, lHook)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}

@@ -296,3 +296,31 @@ func ExpectFrame(t testing.TB, c *wstest.Conn, op byte, fin bool, n int, want []
 	}
 	return true
 }
+
+// ReadMessages is the read loop of a server script after its handshake: it
+// reads the client's messages and passes each one but a close frame to
+// onMessage (nil: discard them), until the client's close frame, whose
+// payload it returns with closed true, or until reading fails (closed
+// false).
+func ReadMessages(c *wstest.Conn, onMessage func(op byte, p []byte)) (closePayload []byte, closed bool) {
+	for {
+		op, p, err := c.ReadMessage()
+		if err != nil {
+			return nil, false
+		}
+		if op == wstest.OpClose {
+			return p, true
+		}
+		if onMessage != nil {
+			onMessage(op, p)
+		}
+	}
+}
+
+// ServeMessages is ReadMessages that answers the client's close frame with
+// a close frame carrying the same payload.
+func ServeMessages(c *wstest.Conn, onMessage func(op byte, p []byte)) {
+	if p, ok := ReadMessages(c, onMessage); ok {
+		_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
+	}
+}
