@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log"
 	"net"
 	"net/http"
@@ -223,25 +224,25 @@ func TestRangeLoopLeftEarlyEndsThePluginsSession(t *testing.T) {
 			t.Errorf("Err() = %v after leaving the loop, want nil", err)
 		}
 	}
-	t.Run("BreakOnReadyInEvents", func(t *testing.T) {
+	// breakOnReady ranges over the events of loop (ws.Events or
+	// ws.PersistEvents) against an echoCloseServer, leaves the loop at Ready
+	// and checks the plugin's view of the session.
+	breakOnReady := func(t *testing.T, loop func(ws *WebSocket) iter.Seq[events.Event]) {
+		t.Helper()
 		plug := &pluginLog{}
 		ws := newTestWS(t, echoCloseServer(t).URL(), WithPlugins(plug))
-		for ev := range ws.Events(context.Background()) {
+		for ev := range loop(ws) {
 			if _, ok := ev.(*events.Ready); ok {
 				break
 			}
 		}
 		check(t, plug, ws)
+	}
+	t.Run("BreakOnReadyInEvents", func(t *testing.T) {
+		breakOnReady(t, func(ws *WebSocket) iter.Seq[events.Event] { return ws.Events(context.Background()) })
 	})
 	t.Run("BreakOnReadyInPersistEvents", func(t *testing.T) {
-		plug := &pluginLog{}
-		ws := newTestWS(t, echoCloseServer(t).URL(), WithPlugins(plug))
-		for ev := range ws.PersistEvents(context.Background()) {
-			if _, ok := ev.(*events.Ready); ok {
-				break
-			}
-		}
-		check(t, plug, ws)
+		breakOnReady(t, func(ws *WebSocket) iter.Seq[events.Event] { return ws.PersistEvents(context.Background()) })
 	})
 }
 
@@ -957,11 +958,7 @@ func TestSessionClientCloseLossless(t *testing.T) {
 
 // TestSessionSendErrors checks what sends and Close return in each phase.
 func TestSessionSendErrors(t *testing.T) {
-	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
-		if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1000, "bye") && testkit.Write(t, c, wstest.Close(1000, "bye")) {
-			testkit.ExpectEOF(t, c)
-		}
-	})
+	srv, done := testkit.ScriptServer(t, testkit.AnswerClientClose(t, 1000, "bye", 1000, "bye"))
 	ws := newTestWS(t, srv.URL())
 	if err := ws.SendText("x"); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("SendText before Run = %v, want ErrNotConnected", err)
@@ -1197,12 +1194,7 @@ func TestSessionTCPDrop(t *testing.T) {
 // handshake that never completes, and before Run.
 func TestSessionContextCancelled(t *testing.T) {
 	t.Run("while ready", func(t *testing.T) {
-		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
-			if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1001, "going away") &&
-				testkit.Write(t, c, wstest.Close(1001, "going away")) {
-				testkit.ExpectEOF(t, c)
-			}
-		})
+		srv, done := testkit.ScriptServer(t, testkit.AnswerClientClose(t, 1001, "going away", 1001, "going away"))
 		ws := newTestWS(t, srv.URL())
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -1322,11 +1314,7 @@ func TestSessionRunTwice(t *testing.T) {
 
 // TestSessionAlreadyRunning starts Run and Events while a session runs.
 func TestSessionAlreadyRunning(t *testing.T) {
-	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
-		if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1000, "") && testkit.Write(t, c, wstest.Close(1000, "")) {
-			testkit.ExpectEOF(t, c)
-		}
-	})
+	srv, done := testkit.ScriptServer(t, testkit.AnswerClientClose(t, 1000, "", 1000, ""))
 	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Ready); ok {
 			second := new(testkit.EventRecorder)
@@ -1455,11 +1443,7 @@ func TestSessionEventsBreakNoReply(t *testing.T) {
 // TestSessionCloseDuringHandshake: Close from OnConnected is sent once the
 // session is ready.
 func TestSessionCloseDuringHandshake(t *testing.T) {
-	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
-		if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1000, "early") && testkit.Write(t, c, wstest.Close(1000, "early ack")) {
-			testkit.ExpectEOF(t, c)
-		}
-	})
+	srv, done := testkit.ScriptServer(t, testkit.AnswerClientClose(t, 1000, "early", 1000, "early ack"))
 	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Connected); ok {
 			if err := ws.SendText("too soon"); !errors.Is(err, ErrNotConnected) {

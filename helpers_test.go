@@ -320,6 +320,46 @@ func maxGrowth(size int64) int64 {
 	return 48 << 20
 }
 
+// coderWriteMessages is a coderServer script that sends each of msgs, read
+// to its end, as a message of type typ (coder/websocket fragments it),
+// and then waits for the client's close; reading in the background answers
+// pings and sees the close.
+func coderWriteMessages(typ websocket.MessageType, msgs ...io.Reader) func(c *websocket.Conn) error {
+	return func(c *websocket.Conn) error {
+		ctx := c.CloseRead(context.Background())
+		for _, m := range msgs {
+			w, err := c.Writer(ctx, typ)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(w, m); err != nil {
+				return err
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+		}
+		<-ctx.Done()
+		return nil
+	}
+}
+
+// closeStreamSession closes ws with 1000 "done" and checks, waiting up to
+// streamTimeout for each, that Run (reporting on done) and the
+// coderServer's script (reporting on result) both end without error.
+func closeStreamSession(t *testing.T, ws *WebSocket, done, result <-chan error) {
+	t.Helper()
+	if err := ws.Close(StatusNormal, "done"); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if err := testkit.RecvWithin(t, streamTimeout, done, "Run's return"); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if err := testkit.RecvWithin(t, streamTimeout, result, "the server's end"); err != nil {
+		t.Errorf("server: %v", err)
+	}
+}
+
 // coderServer runs coder/websocket's server on 127.0.0.1 with script.
 func coderServer(t *testing.T, opts *websocket.AcceptOptions, script func(c *websocket.Conn) error) (url string, result <-chan error) {
 	t.Helper()

@@ -136,6 +136,18 @@ func AnswerClose(c *wstest.Conn) {
 	}
 }
 
+// AnswerClientClose is a script that accepts the handshake, expects the
+// client's close frame with code and reason, answers it with a close frame
+// of replyCode and replyReason, and checks that the client then ends the
+// TCP connection cleanly. It reports failures with t.Errorf.
+func AnswerClientClose(t testing.TB, code int, reason string, replyCode int, replyReason string) func(*wstest.Conn) {
+	return func(c *wstest.Conn) {
+		if Handshake(t, c) && ExpectClose(t, c, code, reason) && Write(t, c, wstest.Close(replyCode, replyReason)) {
+			ExpectEOF(t, c)
+		}
+	}
+}
+
 // CloseCodes is AnswerClose that also reports the client's close code on
 // codes.
 func CloseCodes(codes chan<- int) func(*wstest.Conn) {
