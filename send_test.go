@@ -23,12 +23,7 @@ func TestSendContextWaitingBehindBlockedSend(t *testing.T) {
 	resume := make(chan struct{})
 	got := make(chan string, 4)
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
-		if _, err := c.Handshake(); err != nil {
-			return
-		}
-		select {
-		case <-resume:
-		case <-c.Done():
+		if !testkit.HandshakeThenAwait(c, resume) {
 			return
 		}
 		testkit.ServeMessages(c, func(op byte, p []byte) {

@@ -635,12 +635,7 @@ func TestWriterContextCutNeverTruncatesAnotherFrame(t *testing.T) {
 	resumeReading := func() { resumeOnce.Do(func() { close(resume) }) }
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
 		shrinkReadBuffer(c.NetConn())
-		if _, err := c.Handshake(); err != nil {
-			return
-		}
-		select {
-		case <-resume:
-		case <-c.Done():
+		if !testkit.HandshakeThenAwait(c, resume) {
 			return
 		}
 		readCheckedFrames(c, log)
@@ -753,12 +748,7 @@ func TestWriterStuckSendDoesNotDelayServerClose(t *testing.T) {
 	closeNow := make(chan struct{})
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
 		shrinkReadBuffer(c.NetConn())
-		if _, err := c.Handshake(); err != nil {
-			return
-		}
-		select {
-		case <-closeNow:
-		case <-c.Done():
+		if !testkit.HandshakeThenAwait(c, closeNow) {
 			return
 		}
 		if c.WriteFrame(wstest.Close(StatusNormal, "bye")) != nil {
@@ -1125,12 +1115,7 @@ func TestWriteLockContention(t *testing.T) {
 func TestStuckWriterCannotHangTheSession(t *testing.T) {
 	pingNow := make(chan struct{})
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
-		if _, err := c.Handshake(); err != nil {
-			return
-		}
-		select {
-		case <-pingNow:
-		case <-c.Done():
+		if !testkit.HandshakeThenAwait(c, pingNow) {
 			return
 		}
 		if c.WriteFrame(wstest.Ping([]byte("are you there"))) != nil {

@@ -309,6 +309,21 @@ func ExpectFrame(t testing.TB, c *wstest.Conn, op byte, fin bool, n int, want []
 	return true
 }
 
+// HandshakeThenAwait accepts the client's opening handshake and then waits
+// until ch is closed or yields. It returns false, for the script to
+// return, when the handshake fails or the connection ends first.
+func HandshakeThenAwait(c *wstest.Conn, ch <-chan struct{}) bool {
+	if _, err := c.Handshake(); err != nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	case <-c.Done():
+		return false
+	}
+}
+
 // ReadMessages is the read loop of a server script after its handshake: it
 // reads the client's messages and passes each one but a close frame to
 // onMessage (nil: discard them), until the client's close frame, whose
