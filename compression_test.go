@@ -186,15 +186,7 @@ func coderEchoServer(t *testing.T, mode websocket.CompressionMode) string {
 		}
 		defer c.CloseNow()
 		c.SetReadLimit(-1)
-		for {
-			typ, b, err := c.Read(context.Background())
-			if err != nil {
-				return // the client's close was answered by Read
-			}
-			if err := c.Write(context.Background(), typ, b); err != nil {
-				return
-			}
-		}
+		coderEcho(c)
 	}))
 	t.Cleanup(func() {
 		hs.Close()

@@ -237,15 +237,7 @@ func TestDialCompressionRoundTrip(t *testing.T) {
 					return
 				}
 				defer c.CloseNow()
-				for {
-					typ, b, err := c.Read(context.Background())
-					if err != nil {
-						return // the client's close was answered by Read
-					}
-					if err := c.Write(context.Background(), typ, b); err != nil {
-						return
-					}
-				}
+				coderEcho(c)
 			}))
 			defer hs.Close()
 

@@ -478,6 +478,21 @@ func closeAndRead(t *testing.T, ws *WebSocket, runDone <-chan error, reading <-c
 	return rd
 }
 
+// coderEcho is the loop of a coder/websocket echo server: it sends each
+// message read on c back with its type, until reading or writing fails
+// (Read answers the client's close).
+func coderEcho(c *websocket.Conn) {
+	for {
+		typ, b, err := c.Read(context.Background())
+		if err != nil {
+			return
+		}
+		if err := c.Write(context.Background(), typ, b); err != nil {
+			return
+		}
+	}
+}
+
 // checkCleanEnd checks that the server read until the client's close 1000.
 func (r coderReading) checkCleanEnd(t *testing.T) {
 	t.Helper()
