@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -185,15 +186,7 @@ func coderEchoServer(t *testing.T, mode websocket.CompressionMode) string {
 		}
 		defer c.CloseNow()
 		c.SetReadLimit(-1)
-		for {
-			typ, b, err := c.Read(context.Background())
-			if err != nil {
-				return // the client's close was answered by Read
-			}
-			if err := c.Write(context.Background(), typ, b); err != nil {
-				return
-			}
-		}
+		coderEcho(c)
 	}))
 	t.Cleanup(func() {
 		hs.Close()
@@ -219,28 +212,16 @@ func TestBlocksAfterFinalBlockAreDelivered(t *testing.T) {
 	payload := append(bytes.Clone(finalHello), deflateMessage(t, w, &buf, " World")...)
 	for _, params := range []string{"", "; server_no_context_takeover"} {
 		t.Run("params="+params, func(t *testing.T) {
-			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
-				if !deflateAccept(t, c, params) {
-					return
-				}
-				testkit.Write(t, c,
-					wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: payload},
-					wstest.Frame{Fin: false, RSV1: true, Opcode: wstest.OpText, Payload: payload[:len(finalHello)]},
-					wstest.Frame{Fin: true, Opcode: wstest.OpContinuation, Payload: payload[len(finalHello):]},
-					wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: rfc7692Hello},
-					wstest.Close(1000, "done"))
-				testkit.ExpectClose(t, c, 1000, "done")
-			})
-			ws := newTestWS(t, srv.URL(), WithCompression(CompressionContextTakeover))
-			l := new(testkit.EventRecorder)
-			err := ws.Run(context.Background(), recording(l, nil))
-			testkit.WaitScript(t, done)
+			srv, done := testkit.ScriptServer(t, deflateFramesThenClose(t, params,
+				wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: payload},
+				wstest.Frame{Fin: false, RSV1: true, Opcode: wstest.OpText, Payload: payload[:len(finalHello)]},
+				wstest.Frame{Fin: true, Opcode: wstest.OpContinuation, Payload: payload[len(finalHello):]},
+				wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: rfc7692Hello}))
+			l, err := runAgainstScript(t, srv, done, nil, WithCompression(CompressionContextTakeover))
 			if CloseStatus(err) != 1000 {
 				t.Errorf("Run = %v, want the server's close 1000", err)
 			}
-			want := testkit.Opening(srv.URL())
-			want[2] = `ready 101 protocol="" extensions=["permessage-deflate"]`
-			testkit.ExpectLines(t, l, testkit.Seq(want, []string{`text "Hello World"`, `text "Hello World"`, `text "Hello"`,
+			testkit.ExpectLines(t, l, testkit.Seq(deflateOpening(srv.URL()), []string{`text "Hello World"`, `text "Hello World"`, `text "Hello"`,
 				`closing 1000 "done"`, `closed 1000 "done"`, "disconnected graceful=true err=false"}))
 		})
 	}
@@ -271,10 +252,7 @@ func TestInvalidDataAfterFinalBlockFails1007(t *testing.T) {
 					t.Errorf("server saw close %d (%v), want 1007", code, err)
 				}
 			})
-			ws := newTestWS(t, srv.URL(), WithCompression(CompressionContextTakeover))
-			l := new(testkit.EventRecorder)
-			err := ws.Run(context.Background(), recording(l, nil))
-			testkit.WaitScript(t, done)
+			l, err := runAgainstScript(t, srv, done, nil, WithCompression(CompressionContextTakeover))
 			var pe *ProtocolError
 			if !errors.As(err, &pe) || pe.Code != 1007 {
 				t.Fatalf("Run = %v, want a *ProtocolError 1007", err)
@@ -336,36 +314,45 @@ func deflateAccept(t *testing.T, c *wstest.Conn, params string) bool {
 	return c.Accept(req, http.Header{"Sec-WebSocket-Extensions": {"permessage-deflate" + params}}) == nil
 }
 
+// deflateFramesThenClose is a server script that answers a
+// permessage-deflate offer with params, writes frames and a close 1000
+// "done" in one write, and expects the client's close 1000 "done".
+func deflateFramesThenClose(t *testing.T, params string, frames ...wstest.Frame) func(c *wstest.Conn) {
+	return func(c *wstest.Conn) {
+		if !deflateAccept(t, c, params) {
+			return
+		}
+		testkit.Write(t, c, append(slices.Clip(frames), wstest.Close(1000, "done"))...)
+		testkit.ExpectClose(t, c, 1000, "done")
+	}
+}
+
+// deflateOpening is testkit.Opening(url) with permessage-deflate agreed in
+// the Ready event.
+func deflateOpening(url string) []string {
+	want := testkit.Opening(url)
+	want[2] = `ready 101 protocol="" extensions=["permessage-deflate"]`
+	return want
+}
+
 // TestRFC7692FinalBlockMessages: the RFC's own example payload works sent
 // twice, with and without context takeover, and a final block that ends
 // before the message's last frame is not the end of the message.
 func TestRFC7692FinalBlockMessages(t *testing.T) {
 	for _, params := range []string{"", "; server_no_context_takeover"} {
 		t.Run("params="+params, func(t *testing.T) {
-			srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
-				if !deflateAccept(t, c, params) {
-					return
-				}
-				testkit.Write(t, c,
-					wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: rfc7692Hello},
-					wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: rfc7692Hello},
-					// The final block in the first frame, padding in the last.
-					wstest.Frame{Fin: false, RSV1: true, Opcode: wstest.OpText, Payload: rfc7692Hello[:7]},
-					wstest.Frame{Fin: true, Opcode: wstest.OpContinuation, Payload: rfc7692Hello[7:]},
-					wstest.Text("plain"),
-					wstest.Close(1000, "done"))
-				testkit.ExpectClose(t, c, 1000, "done")
-			})
-			ws := newTestWS(t, srv.URL(), WithCompression(CompressionContextTakeover))
-			l := new(testkit.EventRecorder)
-			err := ws.Run(context.Background(), recording(l, nil))
-			testkit.WaitScript(t, done)
+			srv, done := testkit.ScriptServer(t, deflateFramesThenClose(t, params,
+				wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: rfc7692Hello},
+				wstest.Frame{Fin: true, RSV1: true, Opcode: wstest.OpText, Payload: rfc7692Hello},
+				// The final block in the first frame, padding in the last.
+				wstest.Frame{Fin: false, RSV1: true, Opcode: wstest.OpText, Payload: rfc7692Hello[:7]},
+				wstest.Frame{Fin: true, Opcode: wstest.OpContinuation, Payload: rfc7692Hello[7:]},
+				wstest.Text("plain")))
+			l, err := runAgainstScript(t, srv, done, nil, WithCompression(CompressionContextTakeover))
 			if CloseStatus(err) != 1000 {
 				t.Errorf("Run = %v, want the server's close 1000", err)
 			}
-			want := testkit.Opening(srv.URL())
-			want[2] = `ready 101 protocol="" extensions=["permessage-deflate"]`
-			testkit.ExpectLines(t, l, testkit.Seq(want, []string{`text "Hello"`, `text "Hello"`, `text "Hello"`, `text "plain"`,
+			testkit.ExpectLines(t, l, testkit.Seq(deflateOpening(srv.URL()), []string{`text "Hello"`, `text "Hello"`, `text "Hello"`, `text "plain"`,
 				`closing 1000 "done"`, `closed 1000 "done"`, "disconnected graceful=true err=false"}))
 		})
 	}
@@ -385,10 +372,7 @@ func TestCorruptCompressedData(t *testing.T) {
 		}
 		_ = c.WriteFrame(wstest.Close(1007, ""))
 	})
-	ws := newTestWS(t, srv.URL(), WithCompression(CompressionContextTakeover))
-	l := new(testkit.EventRecorder)
-	err := ws.Run(context.Background(), recording(l, nil))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, nil, WithCompression(CompressionContextTakeover))
 	var pe *ProtocolError
 	if !errors.As(err, &pe) || pe.Code != 1007 {
 		t.Fatalf("Run = %v, want a *ProtocolError 1007", err)

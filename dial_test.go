@@ -78,19 +78,11 @@ func captureRequests(reqs chan<- *http.Request) func(c *wstest.Conn) {
 		if err := c.Accept(req, extra); err != nil {
 			return
 		}
-		for {
-			op, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			switch op {
-			case wstest.OpText, wstest.OpBinary:
+		testkit.ServeMessages(c, func(op byte, p []byte) {
+			if op == wstest.OpText || op == wstest.OpBinary {
 				_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: op, Payload: p})
-			case wstest.OpClose:
-				_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
-				return
 			}
-		}
+		})
 	}
 }
 
@@ -245,15 +237,7 @@ func TestDialCompressionRoundTrip(t *testing.T) {
 					return
 				}
 				defer c.CloseNow()
-				for {
-					typ, b, err := c.Read(context.Background())
-					if err != nil {
-						return // the client's close was answered by Read
-					}
-					if err := c.Write(context.Background(), typ, b); err != nil {
-						return
-					}
-				}
+				coderEcho(c)
 			}))
 			defer hs.Close()
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log"
 	"net"
 	"net/http"
@@ -223,25 +224,25 @@ func TestRangeLoopLeftEarlyEndsThePluginsSession(t *testing.T) {
 			t.Errorf("Err() = %v after leaving the loop, want nil", err)
 		}
 	}
-	t.Run("BreakOnReadyInEvents", func(t *testing.T) {
+	// breakOnReady ranges over the events of loop (ws.Events or
+	// ws.PersistEvents) against an echoCloseServer, leaves the loop at Ready
+	// and checks the plugin's view of the session.
+	breakOnReady := func(t *testing.T, loop func(ws *WebSocket) iter.Seq[events.Event]) {
+		t.Helper()
 		plug := &pluginLog{}
 		ws := newTestWS(t, echoCloseServer(t).URL(), WithPlugins(plug))
-		for ev := range ws.Events(context.Background()) {
+		for ev := range loop(ws) {
 			if _, ok := ev.(*events.Ready); ok {
 				break
 			}
 		}
 		check(t, plug, ws)
+	}
+	t.Run("BreakOnReadyInEvents", func(t *testing.T) {
+		breakOnReady(t, func(ws *WebSocket) iter.Seq[events.Event] { return ws.Events(context.Background()) })
 	})
 	t.Run("BreakOnReadyInPersistEvents", func(t *testing.T) {
-		plug := &pluginLog{}
-		ws := newTestWS(t, echoCloseServer(t).URL(), WithPlugins(plug))
-		for ev := range ws.PersistEvents(context.Background()) {
-			if _, ok := ev.(*events.Ready); ok {
-				break
-			}
-		}
-		check(t, plug, ws)
+		breakOnReady(t, func(ws *WebSocket) iter.Seq[events.Event] { return ws.PersistEvents(context.Background()) })
 	})
 }
 
@@ -872,8 +873,6 @@ func TestSessionServerClose(t *testing.T) {
 			testkit.ExpectEOF(t, c)
 		}
 	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
 	lHook := func(ws *WebSocket, ev events.Event) {
 		switch ev.(type) {
 		case *events.Closing:
@@ -891,8 +890,7 @@ func TestSessionServerClose(t *testing.T) {
 			}
 		}
 	}
-	err := ws.Run(context.Background(), recording(l, lHook))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, lHook)
 	var ce *CloseError
 	if !errors.As(err, &ce) || *ce != (CloseError{Code: 4001, Reason: "bye"}) {
 		t.Fatalf("Run = %v, want *CloseError{4001, bye}", err)
@@ -910,10 +908,7 @@ func TestSessionServerCloseNoStatus(t *testing.T) {
 			testkit.ExpectEOF(t, c)
 		}
 	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
-	err := ws.Run(context.Background(), recording(l, nil))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, nil)
 	var ce *CloseError
 	if !errors.As(err, &ce) || *ce != (CloseError{Code: StatusNoStatus}) {
 		t.Fatalf("Run = %v, want *CloseError{1005}", err)
@@ -944,8 +939,6 @@ func TestSessionClientCloseLossless(t *testing.T) {
 			testkit.ExpectEOF(t, c)
 		}
 	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
 	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Ready); ok {
 			if err := ws.Close(1000, "client bye"); err != nil {
@@ -953,8 +946,7 @@ func TestSessionClientCloseLossless(t *testing.T) {
 			}
 		}
 	}
-	err := ws.Run(context.Background(), recording(l, lHook))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, lHook)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
@@ -966,11 +958,7 @@ func TestSessionClientCloseLossless(t *testing.T) {
 
 // TestSessionSendErrors checks what sends and Close return in each phase.
 func TestSessionSendErrors(t *testing.T) {
-	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
-		if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1000, "bye") && testkit.Write(t, c, wstest.Close(1000, "bye")) {
-			testkit.ExpectEOF(t, c)
-		}
-	})
+	srv, done := testkit.ScriptServer(t, testkit.AnswerClientClose(t, 1000, "bye", 1000, "bye"))
 	ws := newTestWS(t, srv.URL())
 	if err := ws.SendText("x"); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("SendText before Run = %v, want ErrNotConnected", err)
@@ -1038,8 +1026,6 @@ func TestSessionPingPong(t *testing.T) {
 				testkit.ExpectEOF(t, c)
 			}
 		})
-		ws := newTestWS(t, srv.URL())
-		l := new(testkit.EventRecorder)
 		lHook := func(ws *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Ready); ok {
 				if err := ws.SendPing([]byte("are you there")); err != nil {
@@ -1053,8 +1039,7 @@ func TestSessionPingPong(t *testing.T) {
 				}
 			}
 		}
-		err := ws.Run(context.Background(), recording(l, lHook))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, lHook)
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
@@ -1081,8 +1066,6 @@ func TestSessionPingPong(t *testing.T) {
 				testkit.ExpectEOF(t, c)
 			}
 		})
-		ws := newTestWS(t, srv.URL(), WithAutoPong(autoPong))
-		l := new(testkit.EventRecorder)
 		lHook := func(ws *WebSocket, ev events.Event) {
 			if _, ok := ev.(*events.Ping); ok {
 				if err := ws.SendText("saw ping"); err != nil {
@@ -1090,8 +1073,7 @@ func TestSessionPingPong(t *testing.T) {
 				}
 			}
 		}
-		err := ws.Run(context.Background(), recording(l, lHook))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, lHook, WithAutoPong(autoPong))
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
@@ -1116,10 +1098,7 @@ func TestSessionPingPong(t *testing.T) {
 				testkit.ExpectEOF(t, c)
 			}
 		})
-		ws := newTestWS(t, srv.URL())
-		l := new(testkit.EventRecorder)
-		err := ws.Run(context.Background(), recording(l, nil))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, nil)
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
@@ -1136,10 +1115,7 @@ func TestSessionPingPong(t *testing.T) {
 				testkit.ExpectEOF(t, c)
 			}
 		})
-		ws := newTestWS(t, srv.URL())
-		l := new(testkit.EventRecorder)
-		err := ws.Run(context.Background(), recording(l, nil))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, nil)
 		if CloseStatus(err) != 1000 {
 			t.Fatalf("Run = %v, want *CloseError 1000", err)
 		}
@@ -1193,10 +1169,7 @@ func TestSessionTCPDrop(t *testing.T) {
 				testkit.Write(t, c, wstest.Text("last words"))
 			}
 		}) // the script returns: the connection is closed with no close frame
-		ws := newTestWS(t, srv.URL())
-		l := new(testkit.EventRecorder)
-		err := ws.Run(context.Background(), recording(l, nil))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, nil)
 		if err == nil || CloseStatus(err) != -1 {
 			t.Fatalf("Run = %v, want a transport error", err)
 		}
@@ -1208,10 +1181,7 @@ func TestSessionTCPDrop(t *testing.T) {
 				t.Errorf("server: %v", err)
 			}
 		})
-		ws := newTestWS(t, srv.URL())
-		l := new(testkit.EventRecorder)
-		err := ws.Run(context.Background(), recording(l, nil))
-		testkit.WaitScript(t, done)
+		l, err := runAgainstScript(t, srv, done, nil)
 		var re *RejectedError
 		if err == nil || errors.As(err, &re) {
 			t.Fatalf("Run = %v, want a transport error", err)
@@ -1224,12 +1194,7 @@ func TestSessionTCPDrop(t *testing.T) {
 // handshake that never completes, and before Run.
 func TestSessionContextCancelled(t *testing.T) {
 	t.Run("while ready", func(t *testing.T) {
-		srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
-			if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1001, "going away") &&
-				testkit.Write(t, c, wstest.Close(1001, "going away")) {
-				testkit.ExpectEOF(t, c)
-			}
-		})
+		srv, done := testkit.ScriptServer(t, testkit.AnswerClientClose(t, 1001, "going away", 1001, "going away"))
 		ws := newTestWS(t, srv.URL())
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -1349,13 +1314,7 @@ func TestSessionRunTwice(t *testing.T) {
 
 // TestSessionAlreadyRunning starts Run and Events while a session runs.
 func TestSessionAlreadyRunning(t *testing.T) {
-	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
-		if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1000, "") && testkit.Write(t, c, wstest.Close(1000, "")) {
-			testkit.ExpectEOF(t, c)
-		}
-	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
+	srv, done := testkit.ScriptServer(t, testkit.AnswerClientClose(t, 1000, "", 1000, ""))
 	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Ready); ok {
 			second := new(testkit.EventRecorder)
@@ -1386,8 +1345,7 @@ func TestSessionAlreadyRunning(t *testing.T) {
 			}
 		}
 	}
-	err := ws.Run(context.Background(), recording(l, lHook))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, lHook)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
@@ -1485,13 +1443,7 @@ func TestSessionEventsBreakNoReply(t *testing.T) {
 // TestSessionCloseDuringHandshake: Close from OnConnected is sent once the
 // session is ready.
 func TestSessionCloseDuringHandshake(t *testing.T) {
-	srv, done := testkit.ScriptServer(t, func(c *wstest.Conn) {
-		if testkit.Handshake(t, c) && testkit.ExpectClose(t, c, 1000, "early") && testkit.Write(t, c, wstest.Close(1000, "early ack")) {
-			testkit.ExpectEOF(t, c)
-		}
-	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
+	srv, done := testkit.ScriptServer(t, testkit.AnswerClientClose(t, 1000, "early", 1000, "early ack"))
 	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Connected); ok {
 			if err := ws.SendText("too soon"); !errors.Is(err, ErrNotConnected) {
@@ -1505,8 +1457,7 @@ func TestSessionCloseDuringHandshake(t *testing.T) {
 			}
 		}
 	}
-	err := ws.Run(context.Background(), recording(l, lHook))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, lHook)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}

@@ -351,15 +351,12 @@ func TestHandshakeResponsesNetHTTPAccepts(t *testing.T) {
 					_ = c.WriteFrame(wstest.Close(code, ""))
 				}
 			})
-			ws := newTestWS(t, srv.URL())
-			l := new(testkit.EventRecorder)
 			lHook := func(ws *WebSocket, ev events.Event) {
 				if _, ok := ev.(*events.Text); ok {
 					_ = ws.Close(1000, "")
 				}
 			}
-			err := ws.Run(context.Background(), recording(l, lHook))
-			testkit.WaitScript(t, done)
+			l, err := runAgainstScript(t, srv, done, lHook)
 			if tc.wantText {
 				if err != nil {
 					t.Errorf("Run = %v, want nil", err)
@@ -520,8 +517,6 @@ func TestHandshakeSubprotocol(t *testing.T) {
 			testkit.ExpectEOF(t, c)
 		}
 	})
-	ws := newTestWS(t, srv.URL(), WithProtocols("v1.alpha", "v2.beta"))
-	l := new(testkit.EventRecorder)
 	lHook := func(ws *WebSocket, ev events.Event) {
 		if _, ok := ev.(*events.Ready); ok {
 			if p := ws.Subprotocol(); p != "v2.beta" {
@@ -532,8 +527,7 @@ func TestHandshakeSubprotocol(t *testing.T) {
 			}
 		}
 	}
-	err := ws.Run(context.Background(), recording(l, lHook))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, lHook, WithProtocols("v1.alpha", "v2.beta"))
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
@@ -595,10 +589,7 @@ func TestHandshakeFramesWithResponse(t *testing.T) {
 			testkit.ExpectEOF(t, c)
 		}
 	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
-	err := ws.Run(context.Background(), recording(l, nil))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, nil)
 	if CloseStatus(err) != 1000 {
 		t.Fatalf("Run = %v, want *CloseError 1000", err)
 	}

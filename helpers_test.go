@@ -2,6 +2,7 @@ package lomond
 
 import (
 	"context"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/lomond-go/lomond/events"
 	"github.com/lomond-go/lomond/internal/testkit"
+	"github.com/lomond-go/lomond/internal/wstest"
 )
 
 // Helpers of the package's tests that need the package itself (a
@@ -149,6 +151,21 @@ func runRecorded(t *testing.T, ws *WebSocket, fn func(ws *WebSocket, ev events.E
 	defer cancel()
 	rec := new(testkit.EventRecorder)
 	err := ws.Run(ctx, recording(rec, fn))
+	return rec, err
+}
+
+// runAgainstScript runs one session of newTestWS(t, srv.URL(), opts...) with
+// context.Background, recording every event and then passing it to fn (if
+// not nil), and waits for the server's script to finish (done is the
+// channel testkit.ScriptServer returned with srv). It returns the events
+// and Run's error.
+func runAgainstScript(t *testing.T, srv *wstest.Server, done <-chan struct{}, fn func(ws *WebSocket, ev events.Event),
+	opts ...Option) (*testkit.EventRecorder, error) {
+	t.Helper()
+	ws := newTestWS(t, srv.URL(), opts...)
+	rec := new(testkit.EventRecorder)
+	err := ws.Run(context.Background(), recording(rec, fn))
+	testkit.WaitScript(t, done)
 	return rec, err
 }
 
@@ -303,6 +320,46 @@ func maxGrowth(size int64) int64 {
 	return 48 << 20
 }
 
+// coderWriteMessages is a coderServer script that sends each of msgs, read
+// to its end, as a message of type typ (coder/websocket fragments it),
+// and then waits for the client's close; reading in the background answers
+// pings and sees the close.
+func coderWriteMessages(typ websocket.MessageType, msgs ...io.Reader) func(c *websocket.Conn) error {
+	return func(c *websocket.Conn) error {
+		ctx := c.CloseRead(context.Background())
+		for _, m := range msgs {
+			w, err := c.Writer(ctx, typ)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(w, m); err != nil {
+				return err
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+		}
+		<-ctx.Done()
+		return nil
+	}
+}
+
+// closeStreamSession closes ws with 1000 "done" and checks, waiting up to
+// streamTimeout for each, that Run (reporting on done) and the
+// coderServer's script (reporting on result) both end without error.
+func closeStreamSession(t *testing.T, ws *WebSocket, done, result <-chan error) {
+	t.Helper()
+	if err := ws.Close(StatusNormal, "done"); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if err := testkit.RecvWithin(t, streamTimeout, done, "Run's return"); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if err := testkit.RecvWithin(t, streamTimeout, result, "the server's end"); err != nil {
+		t.Errorf("server: %v", err)
+	}
+}
+
 // coderServer runs coder/websocket's server on 127.0.0.1 with script.
 func coderServer(t *testing.T, opts *websocket.AcceptOptions, script func(c *websocket.Conn) error) (url string, result <-chan error) {
 	t.Helper()
@@ -376,4 +433,70 @@ func (d *countingDialer) dial(ctx context.Context, network, addr string) (net.Co
 		return nil, err
 	}
 	return countingConn{Conn: c, read: new(atomic.Int64), written: &d.n}, nil
+}
+
+// coderReading is what a coder/websocket server (a queueServer, a
+// pausedCoderServer) read: the text messages, and the error that ended
+// reading (a close 1000 from the client is the clean end).
+type coderReading struct {
+	texts []string
+	err   error
+}
+
+// readCoderTexts reads every message on the server's end c until reading
+// fails or a message is not text, and returns the texts and the error that
+// ended reading.
+func readCoderTexts(c *websocket.Conn) coderReading {
+	var rd coderReading
+	for {
+		typ, b, err := c.Read(context.Background())
+		if err != nil {
+			rd.err = err
+			return rd
+		}
+		if typ != websocket.MessageText {
+			rd.err = fmt.Errorf("a %v message", typ)
+			return rd
+		}
+		rd.texts = append(rd.texts, string(b))
+	}
+}
+
+// closeAndRead closes ws with 1000 "done", checks that Run (reporting on
+// runDone) returns nil, waits for the coder/websocket server's reading on
+// reading, checks that it ended at the client's close 1000, and returns it.
+func closeAndRead(t *testing.T, ws *WebSocket, runDone <-chan error, reading <-chan coderReading) coderReading {
+	t.Helper()
+	if err := ws.Close(StatusNormal, "done"); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
+		t.Errorf("Run = %v, want nil (the client's close completed)", err)
+	}
+	rd := testkit.Recv(t, reading, "the server's reading")
+	rd.checkCleanEnd(t)
+	return rd
+}
+
+// coderEcho is the loop of a coder/websocket echo server: it sends each
+// message read on c back with its type, until reading or writing fails
+// (Read answers the client's close).
+func coderEcho(c *websocket.Conn) {
+	for {
+		typ, b, err := c.Read(context.Background())
+		if err != nil {
+			return
+		}
+		if err := c.Write(context.Background(), typ, b); err != nil {
+			return
+		}
+	}
+}
+
+// checkCleanEnd checks that the server read until the client's close 1000.
+func (r coderReading) checkCleanEnd(t *testing.T) {
+	t.Helper()
+	if websocket.CloseStatus(r.err) != websocket.StatusNormalClosure {
+		t.Errorf("server: reading ended with %v, want the client's close 1000", r.err)
+	}
 }

@@ -74,20 +74,7 @@ func startQueueServer(t *testing.T) *queueServer {
 		}
 		defer c.CloseNow()
 		c.SetReadLimit(-1)
-		var rd coderReading
-		for {
-			typ, b, err := c.Read(context.Background())
-			if err != nil {
-				rd.err = err
-				break
-			}
-			if typ != websocket.MessageText {
-				rd.err = fmt.Errorf("a %v message", typ)
-				break
-			}
-			rd.texts = append(rd.texts, string(b))
-		}
-		s.done <- rd
+		s.done <- readCoderTexts(c)
 	}))
 	t.Cleanup(func() {
 		hs.Close()
@@ -106,16 +93,13 @@ func flushQueue(t *testing.T, srv *queueServer, ws *WebSocket, sent sentTexts, l
 	runDone := runInBackground(t, context.Background(), ws, readyHandler(ready, nil))
 	testkit.Recv(t, ready, "Ready")
 	waitSent(t, sent, last)
-	if err := ws.Close(StatusNormal, "done"); err != nil {
-		t.Errorf("Close = %v", err)
-	}
-	if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
-		t.Errorf("Run = %v", err)
-	}
-	rd := testkit.Recv(t, srv.done, "the server's reading")
-	rd.checkCleanEnd(t)
+	return shortLabels(closeAndRead(t, ws, runDone, srv.done).texts)
+}
+
+// shortLabels is shortLabel of each of texts.
+func shortLabels(texts []string) []string {
 	var got []string
-	for _, m := range rd.texts {
+	for _, m := range texts {
 		got = append(got, shortLabel(m))
 	}
 	return got
@@ -288,14 +272,7 @@ func TestQueueByteBound(t *testing.T) {
 		if err := ws.SendText("a message over the bound"); err != nil {
 			t.Errorf("SendText = %v, want nil (sent directly)", err)
 		}
-		if err := ws.Close(StatusNormal, "done"); err != nil {
-			t.Errorf("Close = %v", err)
-		}
-		if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
-			t.Errorf("Run = %v", err)
-		}
-		rd := testkit.Recv(t, srv.done, "the server's reading")
-		rd.checkCleanEnd(t)
+		rd := closeAndRead(t, ws, runDone, srv.done)
 		if want := []string{"a message over the bound"}; !slices.Equal(rd.texts, want) {
 			t.Errorf("server received %q, want %q", rd.texts, want)
 		}
@@ -330,18 +307,7 @@ func TestQueueByteBound(t *testing.T) {
 		t.Helper()
 		gate.release()
 		waitSent(t, sent, want[len(want)-1])
-		if err := ws.Close(StatusNormal, "done"); err != nil {
-			t.Errorf("Close = %v", err)
-		}
-		if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
-			t.Errorf("Run = %v", err)
-		}
-		rd := testkit.Recv(t, srv.done, "the server's reading")
-		rd.checkCleanEnd(t)
-		var got []string
-		for _, m := range rd.texts {
-			got = append(got, shortLabel(m))
-		}
+		got := shortLabels(closeAndRead(t, ws, runDone, srv.done).texts)
 		if !slices.Equal(got, want) {
 			t.Errorf("server received %q, want %q", got, want)
 		}
@@ -428,22 +394,14 @@ func recordingServer(t *testing.T, log *messageLog, got chan<- string) *wstest.S
 		if _, err := c.Handshake(); err != nil {
 			return
 		}
-		for {
-			op, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			switch op {
-			case wstest.OpText:
+		testkit.ServeMessages(c, func(op byte, p []byte) {
+			if op == wstest.OpText {
 				log.add(conn, string(p))
 				if got != nil {
 					got <- string(p)
 				}
-			case wstest.OpClose:
-				_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
-				return
 			}
-		}
+		})
 	})
 }
 
@@ -805,27 +763,21 @@ func TestPersistQueueFlushAfterOnReady(t *testing.T) {
 		if _, err := c.Handshake(); err != nil {
 			return
 		}
-		for {
-			op, p, err := c.ReadMessage()
-			if err != nil {
+		p, closed := testkit.ReadMessages(c, func(op byte, p []byte) {
+			if op != wstest.OpText {
 				return
 			}
-			switch op {
-			case wstest.OpText:
-				got := log.add(conn, string(p))
-				if conn == 2 && got == 4 {
-					// End this session; the client's echo ends the loop.
-					_ = c.WriteFrame(wstest.Close(StatusServiceRestart, "restart"))
-				}
-				if conn == 3 && got == 1 {
-					third <- struct{}{}
-				}
-			case wstest.OpClose:
-				if conn != 2 {
-					_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
-				}
-				return
+			got := log.add(conn, string(p))
+			if conn == 2 && got == 4 {
+				// End this session; the client's echo ends the loop.
+				_ = c.WriteFrame(wstest.Close(StatusServiceRestart, "restart"))
 			}
+			if conn == 3 && got == 1 {
+				third <- struct{}{}
+			}
+		})
+		if closed && conn != 2 {
+			_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
 		}
 	})
 	ws := newQuietWS(t, srv.URL(), WithSendQueue(8, RejectNewest))
@@ -924,21 +876,11 @@ func TestPersistQueueOrderAgainstConcurrentSend(t *testing.T) {
 		if _, err := c.Handshake(); err != nil {
 			return
 		}
-		for {
-			op, p, err := c.ReadMessage()
-			if err != nil {
-				return
+		testkit.ServeMessages(c, func(op byte, p []byte) {
+			if op == wstest.OpText && log.add(2, string(p)) == 2 {
+				two <- struct{}{}
 			}
-			switch op {
-			case wstest.OpText:
-				if log.add(2, string(p)) == 2 {
-					two <- struct{}{}
-				}
-			case wstest.OpClose:
-				_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
-				return
-			}
-		}
+		})
 	})
 	ws := newQuietWS(t, srv.URL(), WithSendQueue(4, RejectNewest))
 	release := make(chan struct{})

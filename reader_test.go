@@ -467,10 +467,7 @@ func TestCutOffMessageIsNeverDelivered(t *testing.T) {
 				}
 				// The script returns: the server closes TCP (FIN).
 			})
-			ws := newTestWS(t, srv.URL())
-			l := new(testkit.EventRecorder)
-			err := ws.Run(context.Background(), recording(l, nil))
-			testkit.WaitScript(t, done)
+			l, err := runAgainstScript(t, srv, done, nil)
 			if !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Errorf("Run = %v, want an error wrapping io.ErrUnexpectedEOF", err)
 			}
@@ -528,16 +525,13 @@ func TestViolationsReportedTruly(t *testing.T) {
 				}
 				_ = c.WriteFrame(wstest.Close(1000, ""))
 			})
-			ws := newTestWS(t, srv.URL(), WithReadLimit(100))
-			l := new(testkit.EventRecorder)
 			lHook := func(ws *WebSocket, ev events.Event) {
 				if _, ok := ev.(*events.Ready); ok && tc.clientSide != nil {
 					tc.clientSide(ws)
 					close(ready)
 				}
 			}
-			err := ws.Run(context.Background(), recording(l, lHook))
-			testkit.WaitScript(t, done)
+			l, err := runAgainstScript(t, srv, done, lHook, WithReadLimit(100))
 			var pe *ProtocolError
 			if !errors.As(err, &pe) || pe.Code != tc.code {
 				t.Fatalf("Run = %v, want a *ProtocolError %d", err, tc.code)
@@ -778,10 +772,7 @@ func TestProtocolUTF8SplitCodePoint(t *testing.T) {
 			testkit.ExpectEOF(t, c)
 		}
 	})
-	ws := newTestWS(t, srv.URL())
-	l := new(testkit.EventRecorder)
-	err := ws.Run(context.Background(), recording(l, nil))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, nil)
 	if CloseStatus(err) != 1000 {
 		t.Fatalf("Run = %v, want *CloseError 1000", err)
 	}
@@ -804,10 +795,7 @@ func TestProtocolReadLimit(t *testing.T) {
 		code, reason, err := c.ExpectClose()
 		seen <- closeSeen{code, reason, err}
 	})
-	ws := newTestWS(t, srv.URL(), WithReadLimit(limit))
-	l := new(testkit.EventRecorder)
-	err := ws.Run(context.Background(), recording(l, nil))
-	testkit.WaitScript(t, done)
+	l, err := runAgainstScript(t, srv, done, nil, WithReadLimit(limit))
 	var pe *ProtocolError
 	if !errors.As(err, &pe) || pe.Code != StatusMessageTooBig {
 		t.Fatalf("Run = %v, want *ProtocolError with code 1009", err)

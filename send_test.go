@@ -23,29 +23,17 @@ func TestSendContextWaitingBehindBlockedSend(t *testing.T) {
 	resume := make(chan struct{})
 	got := make(chan string, 4)
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
-		if _, err := c.Handshake(); err != nil {
+		if !testkit.HandshakeThenAwait(c, resume) {
 			return
 		}
-		select {
-		case <-resume:
-		case <-c.Done():
-			return
-		}
-		for {
-			op, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
+		testkit.ServeMessages(c, func(op byte, p []byte) {
 			switch op {
 			case wstest.OpBinary:
 				got <- "binary"
 			case wstest.OpText:
 				got <- string(p)
-			case wstest.OpClose:
-				_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
-				return
 			}
-		}
+		})
 	})
 	ws := mustNew(t, srv.URL(), WithoutProxy(), WithPollInterval(0), WithPingRate(0))
 	runDone := make(chan error, 1)

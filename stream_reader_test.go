@@ -2,7 +2,6 @@ package lomond
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"strings"
@@ -430,21 +429,7 @@ func TestStreamHandlerPanics(t *testing.T) {
 // RSS stays bounded by the buffers, not by the message.
 func TestStreamReceiveFromCoder(t *testing.T) {
 	size := streamSize()
-	url, result := coderServer(t, nil, func(c *websocket.Conn) error {
-		ctx := c.CloseRead(context.Background()) // answers pings, sees the close
-		w, err := c.Writer(ctx, websocket.MessageBinary)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(w, &pattern{n: size}); err != nil {
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-		<-ctx.Done()
-		return nil
-	})
+	url, result := coderServer(t, nil, coderWriteMessages(websocket.MessageBinary, &pattern{n: size}))
 	ws := newTestWS(t, url, WithReadLimit(1<<20)) // the read limit does not bound a stream
 	h := &streamSink{got: make(chan streamRead, 1)}
 	rss := peakRSS(t)
@@ -464,15 +449,7 @@ func TestStreamReceiveFromCoder(t *testing.T) {
 	if ok && grew > maxGrowth(size) {
 		t.Errorf("peak RSS grew by %d MiB for a %d MiB message: more than %d MiB", grew>>20, size>>20, maxGrowth(size)>>20)
 	}
-	if err := ws.Close(StatusNormal, "done"); err != nil {
-		t.Errorf("Close = %v", err)
-	}
-	if err := testkit.RecvWithin(t, streamTimeout, done, "Run's return"); err != nil {
-		t.Errorf("Run = %v", err)
-	}
-	if err := testkit.RecvWithin(t, streamTimeout, result, "the server's end"); err != nil {
-		t.Errorf("server: %v", err)
-	}
+	closeStreamSession(t, ws, done, result)
 }
 
 // TestStreamCompressedFromCoder: compressed messages (context takeover,
@@ -481,23 +458,12 @@ func TestStreamReceiveFromCoder(t *testing.T) {
 // for the next to decompress right; text is checked as it streams.
 func TestStreamCompressedFromCoder(t *testing.T) {
 	sizes := []int64{4 << 20, 1000, 8 << 20}
-	url, result := coderServer(t, &websocket.AcceptOptions{CompressionMode: websocket.CompressionContextTakeover}, func(c *websocket.Conn) error {
-		ctx := c.CloseRead(context.Background())
-		for _, n := range sizes {
-			w, err := c.Writer(ctx, websocket.MessageText)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(w, &textPattern{n: n}); err != nil {
-				return err
-			}
-			if err := w.Close(); err != nil {
-				return err
-			}
-		}
-		<-ctx.Done()
-		return nil
-	})
+	var texts []io.Reader
+	for _, n := range sizes {
+		texts = append(texts, &textPattern{n: n})
+	}
+	url, result := coderServer(t, &websocket.AcceptOptions{CompressionMode: websocket.CompressionContextTakeover},
+		coderWriteMessages(websocket.MessageText, texts...))
 	got := make(chan streamRead, len(sizes))
 	calls := 0
 	h := &streamRecorder{onStream: func(_ *WebSocket, ev *events.Stream) {
@@ -527,13 +493,5 @@ func TestStreamCompressedFromCoder(t *testing.T) {
 			t.Errorf("message %d: %d bytes (binary %v, compressed %v), %v; want %d text bytes", i, r.n, r.binary, r.compressed, r.err, want)
 		}
 	}
-	if err := ws.Close(StatusNormal, "done"); err != nil {
-		t.Errorf("Close = %v", err)
-	}
-	if err := testkit.RecvWithin(t, streamTimeout, done, "Run's return"); err != nil {
-		t.Errorf("Run = %v", err)
-	}
-	if err := testkit.RecvWithin(t, streamTimeout, result, "the server's end"); err != nil {
-		t.Errorf("server: %v", err)
-	}
+	closeStreamSession(t, ws, done, result)
 }

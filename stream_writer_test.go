@@ -335,15 +335,7 @@ func TestStreamSendToCoder(t *testing.T) {
 	if ok && grew > maxGrowth(size) {
 		t.Errorf("peak RSS grew by %d MiB for a %d MiB message: more than %d MiB", grew>>20, size>>20, maxGrowth(size)>>20)
 	}
-	if err := ws.Close(StatusNormal, "done"); err != nil {
-		t.Errorf("Close = %v", err)
-	}
-	if err := testkit.RecvWithin(t, streamTimeout, done, "Run's return"); err != nil {
-		t.Errorf("Run = %v", err)
-	}
-	if err := testkit.RecvWithin(t, streamTimeout, result, "the server's end"); err != nil {
-		t.Errorf("server: %v", err)
-	}
+	closeStreamSession(t, ws, done, result)
 }
 
 // TestStreamCompressedToCoder: a 16 MiB text stream and a short message
@@ -415,13 +407,5 @@ func TestStreamCompressedToCoder(t *testing.T) {
 	if sizes := wire.sizes(); len(sizes) != 3 || sizes[0] != size {
 		t.Errorf("send observers saw %v, want the three messages with their sizes", sizes)
 	}
-	if err := ws.Close(StatusNormal, "done"); err != nil {
-		t.Errorf("Close = %v", err)
-	}
-	if err := testkit.RecvWithin(t, streamTimeout, done, "Run's return"); err != nil {
-		t.Errorf("Run = %v", err)
-	}
-	if err := testkit.RecvWithin(t, streamTimeout, result, "the server's end"); err != nil {
-		t.Errorf("server: %v", err)
-	}
+	closeStreamSession(t, ws, done, result)
 }

@@ -115,22 +115,14 @@ func TestTimersPingRate(t *testing.T) {
 		if _, err := c.Handshake(); err != nil {
 			return
 		}
-		for {
-			op, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			switch op {
-			case wstest.OpPing:
+		testkit.ServeMessages(c, func(op byte, p []byte) {
+			if op == wstest.OpPing {
 				mu.Lock()
 				pings = append(pings, stamped{time.Now(), p})
 				mu.Unlock()
 				_ = c.WriteFrame(wstest.Pong(p))
-			case wstest.OpClose:
-				_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
-				return
 			}
-		}
+		})
 	})
 	timed(t, func(t *testing.T, tm *timing) {
 		mu.Lock()
@@ -303,11 +295,7 @@ func TestTimersBusyHandlerIsNotUnresponsive(t *testing.T) {
 			return
 		}
 		first := true
-		for {
-			op, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
+		testkit.ServeMessages(c, func(op byte, p []byte) {
 			switch op {
 			case wstest.OpPing:
 				if first {
@@ -319,11 +307,8 @@ func TestTimersBusyHandlerIsNotUnresponsive(t *testing.T) {
 				_ = c.WriteFrame(wstest.Pong(p))
 			case wstest.OpText:
 				_ = c.WriteFrame(wstest.Text(string(p)))
-			case wstest.OpClose:
-				_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
-				return
 			}
-		}
+		})
 	})
 	ws := mustNew(t, srv.URL(), WithPingRate(100*time.Millisecond), WithPingTimeout(300*time.Millisecond))
 	var unblocked time.Time

@@ -186,14 +186,6 @@ type pausedCoderServer struct {
 	resumeOnce sync.Once
 }
 
-// coderReading is what a pausedCoderServer read: the text messages, and
-// the error that ended reading (a close 1000 from the client is the clean
-// end).
-type coderReading struct {
-	texts []string
-	err   error
-}
-
 // smallBufferListener gives accepted connections a small receive buffer.
 type smallBufferListener struct{ net.Listener }
 
@@ -237,20 +229,7 @@ func startPausedCoderServer(t *testing.T) *pausedCoderServer {
 			s.done <- coderReading{err: errors.New("server stopped before it resumed reading")}
 			return
 		}
-		var rd coderReading
-		for {
-			typ, b, err := c.Read(context.Background())
-			if err != nil {
-				rd.err = err
-				break
-			}
-			if typ != websocket.MessageText {
-				rd.err = fmt.Errorf("a %v message", typ)
-				break
-			}
-			rd.texts = append(rd.texts, string(b))
-		}
-		s.done <- rd
+		s.done <- readCoderTexts(c)
 	}))
 	hs.Listener = smallBufferListener{hs.Listener}
 	hs.Start()
@@ -261,14 +240,6 @@ func startPausedCoderServer(t *testing.T) *pausedCoderServer {
 	})
 	s.url = "ws" + strings.TrimPrefix(hs.URL, "http") + "/"
 	return s
-}
-
-// checkCleanEnd checks that the server read until the client's close 1000.
-func (r coderReading) checkCleanEnd(t *testing.T) {
-	t.Helper()
-	if websocket.CloseStatus(r.err) != websocket.StatusNormalClosure {
-		t.Errorf("server: reading ended with %v, want the client's close 1000", r.err)
-	}
 }
 
 // variedText returns n bytes of text that compresses, but not trivially:
@@ -328,15 +299,7 @@ func TestWriterContextSendKeepsCompressionInStep(t *testing.T) {
 			text := fmt.Sprintf("%s again %d", last, i)
 			sent = append(sent, sendOutcome{text, ws.SendText(text)})
 		}
-		if err := ws.Close(StatusNormal, "done"); err != nil {
-			t.Errorf("Close = %v", err)
-		}
-		if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
-			t.Errorf("Run = %v, want nil (the client's close completed)", err)
-		}
-		rd := testkit.Recv(t, srv.done, "the server's reading")
-		rd.checkCleanEnd(t)
-		checkReceivedInOrder(t, sent, rd.texts)
+		checkReceivedInOrder(t, sent, closeAndRead(t, ws, runDone, srv.done).texts)
 	})
 
 	t.Run("ContextEndingWhileCompressing", func(t *testing.T) {
@@ -359,15 +322,7 @@ func TestWriterContextSendKeepsCompressionInStep(t *testing.T) {
 			text = fmt.Sprintf("%s again %d", big[len(big)-20000:], i)
 			sent = append(sent, sendOutcome{text, ws.SendText(text)})
 		}
-		if err := ws.Close(StatusNormal, "done"); err != nil {
-			t.Errorf("Close = %v", err)
-		}
-		if err := testkit.Recv(t, runDone, "Run's return"); err != nil {
-			t.Errorf("Run = %v, want nil (the client's close completed)", err)
-		}
-		rd := testkit.Recv(t, srv.done, "the server's reading")
-		rd.checkCleanEnd(t)
-		checkReceivedInOrder(t, sent, rd.texts)
+		checkReceivedInOrder(t, sent, closeAndRead(t, ws, runDone, srv.done).texts)
 	})
 }
 
@@ -451,19 +406,11 @@ func TestWriterBrokenStreamFailsLaterSends(t *testing.T) {
 			if _, err := c.Handshake(); err != nil {
 				return
 			}
-			for {
-				op, p, err := c.ReadMessage()
-				if err != nil {
-					return
-				}
-				switch op {
-				case wstest.OpText:
+			testkit.ServeMessages(c, func(op byte, p []byte) {
+				if op == wstest.OpText {
 					got <- string(p)
-				case wstest.OpClose:
-					_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
-					return
 				}
-			}
+			})
 		})
 		link := newBlockingLink()
 		obs := &sentLog{}
@@ -688,12 +635,7 @@ func TestWriterContextCutNeverTruncatesAnotherFrame(t *testing.T) {
 	resumeReading := func() { resumeOnce.Do(func() { close(resume) }) }
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
 		shrinkReadBuffer(c.NetConn())
-		if _, err := c.Handshake(); err != nil {
-			return
-		}
-		select {
-		case <-resume:
-		case <-c.Done():
+		if !testkit.HandshakeThenAwait(c, resume) {
 			return
 		}
 		readCheckedFrames(c, log)
@@ -806,12 +748,7 @@ func TestWriterStuckSendDoesNotDelayServerClose(t *testing.T) {
 	closeNow := make(chan struct{})
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
 		shrinkReadBuffer(c.NetConn())
-		if _, err := c.Handshake(); err != nil {
-			return
-		}
-		select {
-		case <-closeNow:
-		case <-c.Done():
+		if !testkit.HandshakeThenAwait(c, closeNow) {
 			return
 		}
 		if c.WriteFrame(wstest.Close(StatusNormal, "bye")) != nil {
@@ -1178,12 +1115,7 @@ func TestWriteLockContention(t *testing.T) {
 func TestStuckWriterCannotHangTheSession(t *testing.T) {
 	pingNow := make(chan struct{})
 	srv := wstest.NewServer(t, func(c *wstest.Conn) {
-		if _, err := c.Handshake(); err != nil {
-			return
-		}
-		select {
-		case <-pingNow:
-		case <-c.Done():
+		if !testkit.HandshakeThenAwait(c, pingNow) {
 			return
 		}
 		if c.WriteFrame(wstest.Ping([]byte("are you there"))) != nil {

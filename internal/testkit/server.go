@@ -136,6 +136,18 @@ func AnswerClose(c *wstest.Conn) {
 	}
 }
 
+// AnswerClientClose is a script that accepts the handshake, expects the
+// client's close frame with code and reason, answers it with a close frame
+// of replyCode and replyReason, and checks that the client then ends the
+// TCP connection cleanly. It reports failures with t.Errorf.
+func AnswerClientClose(t testing.TB, code int, reason string, replyCode int, replyReason string) func(*wstest.Conn) {
+	return func(c *wstest.Conn) {
+		if Handshake(t, c) && ExpectClose(t, c, code, reason) && Write(t, c, wstest.Close(replyCode, replyReason)) {
+			ExpectEOF(t, c)
+		}
+	}
+}
+
 // CloseCodes is AnswerClose that also reports the client's close code on
 // codes.
 func CloseCodes(codes chan<- int) func(*wstest.Conn) {
@@ -295,4 +307,47 @@ func ExpectFrame(t testing.TB, c *wstest.Conn, op byte, fin bool, n int, want []
 		return false
 	}
 	return true
+}
+
+// HandshakeThenAwait accepts the client's opening handshake and then waits
+// until ch is closed or yields. It returns false, for the script to
+// return, when the handshake fails or the connection ends first.
+func HandshakeThenAwait(c *wstest.Conn, ch <-chan struct{}) bool {
+	if _, err := c.Handshake(); err != nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	case <-c.Done():
+		return false
+	}
+}
+
+// ReadMessages is the read loop of a server script after its handshake: it
+// reads the client's messages and passes each one but a close frame to
+// onMessage (nil: discard them), until the client's close frame, whose
+// payload it returns with closed true, or until reading fails (closed
+// false).
+func ReadMessages(c *wstest.Conn, onMessage func(op byte, p []byte)) (closePayload []byte, closed bool) {
+	for {
+		op, p, err := c.ReadMessage()
+		if err != nil {
+			return nil, false
+		}
+		if op == wstest.OpClose {
+			return p, true
+		}
+		if onMessage != nil {
+			onMessage(op, p)
+		}
+	}
+}
+
+// ServeMessages is ReadMessages that answers the client's close frame with
+// a close frame carrying the same payload.
+func ServeMessages(c *wstest.Conn, onMessage func(op byte, p []byte)) {
+	if p, ok := ReadMessages(c, onMessage); ok {
+		_ = c.WriteFrame(wstest.Frame{Fin: true, Opcode: wstest.OpClose, Payload: p})
+	}
 }
