@@ -313,7 +313,7 @@ func (s *session) readOwned(h protocol.Header) error {
 	for left := h.Length; left > 0; {
 		if in.n == len(in.msg.buf) {
 			size := grownSize(len(in.msg.buf), in.n, left, h.Fin)
-			grown := s.pay.newMessage(in.text, size)
+			grown := s.pay.newGrowing(in.text, size)
 			copy(grown.buf, in.msg.buf[:in.n])
 			in.msg = grown
 		}
