@@ -83,12 +83,7 @@ func (c *carver) newMessage(text bool, n int) message {
 		}
 		return c.medium.carve(text, n, mediumBlock(n))
 	case n <= maxBoxed:
-		if text {
-			ev, buf := allocBox(textBoxes, n)
-			return message{text: ev, buf: buf}
-		}
-		ev, buf := allocBox(binaryBoxes, n)
-		return message{binary: ev, buf: buf}
+		return boxedMessage(text, n)
 	case text:
 		return message{text: new(events.Text), buf: makeNoZero(n)}
 	default:
@@ -102,14 +97,19 @@ func (c *carver) newMessage(text bool, n int) message {
 // messages in 64 KiB fragments than a box of its own).
 func (c *carver) newGrowing(text bool, n int) message {
 	if n > carveMax && n <= mediumMax {
-		if text {
-			ev, buf := allocBox(textBoxes, n)
-			return message{text: ev, buf: buf}
-		}
-		ev, buf := allocBox(binaryBoxes, n)
-		return message{binary: ev, buf: buf}
+		return boxedMessage(text, n)
 	}
 	return c.newMessage(text, n)
+}
+
+// boxedMessage is a message of n bytes (n <= maxBoxed) boxed with its event.
+func boxedMessage(text bool, n int) message {
+	if text {
+		ev, buf := allocBox(textBoxes, n)
+		return message{text: ev, buf: buf}
+	}
+	ev, buf := allocBox(binaryBoxes, n)
+	return message{binary: ev, buf: buf}
 }
 
 // mediumBlock is the size of a new medium block for a payload of n bytes:
